@@ -1,0 +1,45 @@
+import PluginAPI
+
+/// Gateway-wide limits and timeouts with their defaults, resolved from `gateway:`.
+public struct GatewaySettings: Sendable, Equatable {
+    /// Largest accepted request body (413 above it). Default 10 MiB.
+    public var maxRequestBody: Int = 10 << 20
+    /// Most request header fields accepted (431 above it). Default 100.
+    public var maxHeaderCount: Int = 100
+    /// Largest total size of request header names and values (431 above it). Default 32 KiB.
+    public var maxHeaderBytes: Int = 32 << 10
+    /// Pooled connections per upstream host. Default 64.
+    public var maxConnectionsPerUpstream: Int = 64
+    /// Upstream TCP connect timeout. Default 5 s.
+    public var connectTimeout: Duration = .seconds(5)
+    /// Time allowed for the upstream's response head (504 after it). Default 30 s.
+    public var responseTimeout: Duration = .seconds(30)
+    /// Longest silence allowed inside a response body (SSE streams included). Default 300 s.
+    public var idleTimeout: Duration = .seconds(300)
+    /// Watch connections.yaml for edits. Default true.
+    public var watch: Bool = true
+    /// Polling interval of the watch. Default 500 ms.
+    public var watchInterval: Duration = .milliseconds(500)
+
+    public init() {}
+
+    init(_ config: GatewaySettingsConfig?) {
+        self.init()
+        guard let config else { return }
+        if let l = config.limits {
+            if let v = l.maxRequestBody { maxRequestBody = v.bytes }
+            if let v = l.maxHeaderCount { maxHeaderCount = v }
+            if let v = l.maxHeaderBytes { maxHeaderBytes = v.bytes }
+            if let v = l.maxConnectionsPerUpstream { maxConnectionsPerUpstream = v }
+        }
+        if let t = config.timeouts {
+            if let v = t.connect { connectTimeout = v.duration }
+            if let v = t.response { responseTimeout = v.duration }
+            if let v = t.idle { idleTimeout = v.duration }
+        }
+        if let r = config.reload {
+            if let v = r.watch { watch = v }
+            if let v = r.interval { watchInterval = v.duration }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+public import PluginAPI
+
+/// `connections.yaml` as written: the YAML-facing types, decoded strictly. The runtime
+/// counterparts (``Registry``, ``Connection``) are built from these after validation.
+public struct RegistryFileConfig: Decodable, Sendable {
+    /// Schema version; only `1` exists.
+    public var version: Int
+    /// Gateway-wide limits and timeouts.
+    public var gateway: GatewaySettingsConfig?
+    /// The identity the gateway acts as toward authorization servers.
+    public var agent: AgentConfig?
+    /// Who may call the gateway.
+    public var users: UsersConfig
+    /// The managed connections.
+    public var connections: [ConnectionConfig]
+}
+
+/// `agent:` — the OAuth client the gateway acts as (used by the `idjag` and `oauth-sts` plugins).
+public struct AgentConfig: Decodable, Sendable, Equatable {
+    public var id: String
+    public var privateKey: Secret?
+    public var keyID: String
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case privateKey = "private_key"
+        case keyID = "key_id"
+    }
+}
+
+/// `users:` — the issuer and audience of the ID tokens the agent presents.
+public struct UsersConfig: Decodable, Sendable, Equatable {
+    /// The OIDC issuer (discovery at `{issuer}/.well-known/openid-configuration`).
+    public var issuer: String
+    /// The client id the ID tokens are issued to (`aud`).
+    public var audience: String
+    /// Fetch keys from here instead of discovering `jwks_uri`.
+    public var jwksURI: String?
+    /// Accepted signature algorithms (default RS256, ES256).
+    public var algorithms: [String]?
+    /// Allowed clock skew (default 60s).
+    public var clockSkew: ConfigDuration?
+
+    enum CodingKeys: String, CodingKey {
+        case issuer, audience, algorithms
+        case jwksURI = "jwks_uri"
+        case clockSkew = "clock_skew"
+    }
+}
+
+/// One entry of `connections:`.
+public struct ConnectionConfig: Decodable, Sendable {
+    public var name: String
+    public var kind: String
+    public var title: String?
+    public var enabled: Bool?
+    public var upstream: String?
+    public var issuer: String?
+    public var resource: String?
+    public var route: String?
+    public var registrationID: String?
+    public var auth: ConfigNode?
+    public var timeouts: TimeoutsConfig?
+    public var maxRequestBody: ConfigByteSize?
+
+    enum CodingKeys: String, CodingKey {
+        case name, kind, title, enabled, upstream, issuer, resource, route, auth, timeouts
+        case registrationID = "registration_id"
+        case maxRequestBody = "max_request_body"
+    }
+}
+
+/// `gateway:` — limits, timeouts and reload settings.
+public struct GatewaySettingsConfig: Decodable, Sendable, Equatable {
+    public var limits: LimitsConfig?
+    public var timeouts: TimeoutsConfig?
+    public var reload: ReloadConfig?
+}
+
+/// `gateway.limits:`.
+public struct LimitsConfig: Decodable, Sendable, Equatable {
+    public var maxRequestBody: ConfigByteSize?
+    public var maxHeaderCount: Int?
+    public var maxHeaderBytes: ConfigByteSize?
+    public var maxConnectionsPerUpstream: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case maxRequestBody = "max_request_body"
+        case maxHeaderCount = "max_header_count"
+        case maxHeaderBytes = "max_header_bytes"
+        case maxConnectionsPerUpstream = "max_connections_per_upstream"
+    }
+}
+
+/// `timeouts:` (gateway-wide, or per connection for `response`).
+public struct TimeoutsConfig: Decodable, Sendable, Equatable {
+    public var connect: ConfigDuration?
+    public var response: ConfigDuration?
+    public var idle: ConfigDuration?
+}
+
+/// `gateway.reload:`.
+public struct ReloadConfig: Decodable, Sendable, Equatable {
+    /// Watch the file for edits (default true).
+    public var watch: Bool?
+    /// How often to look (default 500ms).
+    public var interval: ConfigDuration?
+}

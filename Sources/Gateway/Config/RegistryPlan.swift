@@ -1,0 +1,37 @@
+import Foundation
+public import PluginAPI
+
+/// A registry that parsed and validated, not yet provisioned (no plugin instances, no I/O).
+/// `switchboard validate` stops here; the gateway provisions it into a ``Registry``.
+public struct RegistryPlan: Sendable {
+    /// One validated connection.
+    public struct PlannedConnection: Sendable {
+        public var descriptor: ConnectionDescriptor
+        public var enabled: Bool
+        /// Why it is disabled (`enabled: false`, `DISABLED_CONNECTIONS`).
+        public var disabledReason: String?
+        public var strategy: PreparedStrategyConfig?
+        var factory: AnyAuthStrategyFactory?
+        public var responseTimeout: Duration?
+        public var maxRequestBody: Int?
+
+        /// Same settings as `other` (source positions aside): its runtime can be reused.
+        func sameContent(as other: PlannedConnection) -> Bool {
+            guard descriptor == other.descriptor, enabled == other.enabled, responseTimeout == other.responseTimeout,
+                maxRequestBody == other.maxRequestBody
+            else { return false }
+            switch (strategy, other.strategy) {
+            case (nil, nil): return true
+            case (let a?, let b?): return a.sameContent(as: b)
+            default: return false
+            }
+        }
+    }
+
+    /// The file it came from.
+    public var file: String
+    public var settings: GatewaySettings
+    public var agent: AgentIdentity?
+    public var users: UsersConfig
+    public var connections: [PlannedConnection]
+}

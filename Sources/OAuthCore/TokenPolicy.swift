@@ -1,0 +1,43 @@
+/// What makes a JWT acceptable to one verifier: the RFC 8725 checks, pinned per issuer.
+public struct TokenPolicy: Sendable, Hashable {
+    /// The only accepted `iss`.
+    public var issuer: String
+    /// Accepted audiences: the token's `aud` must contain one of them.
+    public var audiences: Set<String>
+    /// Signature algorithms accepted (never `none`, never HS* with public keys).
+    public var algorithms: Set<String>
+    /// Accepted `typ` header values, compared case-insensitively; `nil` in the set accepts
+    /// a token without `typ`.
+    public var types: Set<String?>
+    /// Allowed clock difference for `exp`, `nbf`, `iat`.
+    public var clockSkew: Duration
+    /// Longest accepted `exp - iat`.
+    public var maxLifetime: Duration
+    /// Whether `sub` must be present.
+    public var requireSubject: Bool
+
+    public init(
+        issuer: String, audiences: Set<String>, algorithms: Set<String> = ["RS256", "ES256"],
+        types: Set<String?>, clockSkew: Duration = .seconds(60), maxLifetime: Duration = .seconds(86_400),
+        requireSubject: Bool = true
+    ) {
+        self.issuer = issuer
+        self.audiences = audiences
+        self.algorithms = algorithms
+        self.types = types
+        self.clockSkew = clockSkew
+        self.maxLifetime = maxLifetime
+        self.requireSubject = requireSubject
+    }
+
+    /// An OIDC ID token for `clientID`: `typ` absent or `JWT` (so an `at+jwt` access token or
+    /// an `oauth-id-jag+jwt` can never pass as an ID token).
+    public static func idToken(issuer: String, clientID: String) -> TokenPolicy {
+        TokenPolicy(issuer: issuer, audiences: [clientID], types: [nil, "JWT"])
+    }
+
+    /// An RFC 9068 access token for `resource`.
+    public static func accessToken(issuer: String, resource: String) -> TokenPolicy {
+        TokenPolicy(issuer: issuer, audiences: [resource], types: ["at+jwt", "application/at+jwt"], maxLifetime: .seconds(86_400))
+    }
+}
