@@ -1,0 +1,96 @@
+import AsyncHTTPClient
+import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+public import PluginAPI
+import ServiceLifecycle
+
+/// Everything `switchboard gateway` needs to start. The CLI and the tests build the same one.
+public struct GatewayOptions: Sendable {
+    /// Path of connections.yaml.
+    public var configPath: String
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port (tests); see `onServerRunning`.
+    public var port: Int = 8080
+    /// The auth-strategy plugins to offer (usually `StandardPlugins.registry()`).
+    public var plugins: PluginRegistry
+    /// Environment for `${VAR}` interpolation and `DISABLED_CONNECTIONS`.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    public var logger: Logger = Logger(label: "switchboard.gateway")
+    public var clock: any GatewayClock = SystemClock()
+    /// Reload on SIGHUP (off in tests that run several gateways in one process).
+    public var handleSIGHUP: Bool = true
+    /// Called with the bound port once the server listens.
+    public var onServerRunning: (@Sendable (Int) async -> Void)?
+
+    public init(configPath: String, plugins: PluginRegistry) {
+        self.configPath = configPath
+        self.plugins = plugins
+    }
+}
+
+/// Builds the gateway: loads and validates connections.yaml (throws ``ConfigErrors`` if it is
+/// invalid: the gateway refuses to start), provisions every plugin, and returns an
+/// application that serves the proxy routes and the status API until shut down.
+public func buildGatewayApplication(_ options: GatewayOptions) async throws -> some ApplicationProtocol {
+    let logger = options.logger
+    let loader = RegistryLoader(plugins: options.plugins, environment: options.environment)
+    // Settings that shape the HTTP client are read once, at start.
+    let fingerprint = FileFingerprint.of(options.configPath)
+    let initialPlan = try loader.load(path: options.configPath)
+    let settings = initialPlan.settings
+
+    var clientConfig = HTTPClient.Configuration()
+    clientConfig.redirectConfiguration = .disallow
+    clientConfig.decompression = .disabled
+    clientConfig.timeout = .init(
+        connect: .nanoseconds(settings.connectTimeout.nanoseconds), read: .nanoseconds(settings.idleTimeout.nanoseconds))
+    var pool = HTTPClient.Configuration.ConnectionPool(
+        idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: settings.maxConnectionsPerUpstream)
+    pool.retryConnectionEstablishment = false
+    clientConfig.connectionPool = pool
+    let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfig)
+
+    let holder: RegistryHolder
+    do {
+        holder = try await RegistryHolder.start(
+            configPath: options.configPath, plan: initialPlan, fingerprint: fingerprint, loader: loader, httpClient: httpClient, logger: logger, clock: options.clock)
+    } catch {
+        try? await httpClient.shutdown()
+        throw error
+    }
+
+    let router = Router(context: BasicRequestContext.self)
+    StatusController(holder: holder, clock: options.clock).register(on: router)
+    let responder = GatewayResponder(
+        proxy: ProxyHandler(holder: holder, httpClient: httpClient, logger: logger, clock: options.clock),
+        api: router.buildResponder())
+
+    let onRunning = options.onServerRunning
+    var app = Application(
+        responder: responder,
+        configuration: .init(address: .hostname(options.host, port: options.port), serverName: "switchboard"),
+        onServerRunning: { channel in
+            logger.info("gateway listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+            await onRunning?(channel.localAddress?.port ?? options.port)
+        },
+        logger: logger)
+    app.addServices(
+        ClientShutdownService(client: httpClient, holder: holder),
+        ConfigWatcher(holder: holder, logger: logger, handleSIGHUP: options.handleSIGHUP))
+    logger.info("registry loaded", metadata: ["file": "\(options.configPath)", "connections": "\(holder.registry.connections.count)"])
+    return app
+}
+
+/// Shuts the HTTP client and the plugins down after the server stopped.
+struct ClientShutdownService: Service {
+    let client: HTTPClient
+    let holder: RegistryHolder
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await holder.shutdown()
+        try await client.shutdown()
+    }
+}

@@ -1,0 +1,31 @@
+import HTTPTypes
+import Hummingbird
+
+/// The gateway's front door: proxy routes go to the pipeline with an O(1) table look-up;
+/// everything else to the small API router. Every error leaves as JSON.
+struct GatewayResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let proxy: ProxyHandler
+    let api: RouterResponder<BasicRequestContext>
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        do {
+            if let target = try ProxyTarget.parse(request.head.path ?? "/") {
+                return await proxy.handle(request, target: target)
+            }
+        } catch {
+            return error.response()
+        }
+        do {
+            return try await api.respond(to: request, context: context)
+        } catch let error as any HTTPResponseError {
+            if error.status == .notFound { return GatewayError.notFound().response() }
+            if error.status == .methodNotAllowed {
+                return GatewayError(code: "method_not_allowed", status: .methodNotAllowed, message: "method not allowed here").response()
+            }
+            return GatewayError(code: "bad_request", status: error.status, message: "the request could not be handled").response()
+        } catch {
+            return GatewayError.internalError(nil).response()
+        }
+    }
+}

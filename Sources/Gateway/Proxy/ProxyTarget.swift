@@ -1,0 +1,95 @@
+/// A request target on a proxy route, split and checked so it cannot escape the upstream.
+///
+/// Accepted: `/mcp/{segment}` and `/rest/{segment}/{path…}`, origin-form only. Rejected with
+/// 400: absolute or authority form (`http://…`, `//host`), dot segments (`.`/`..`, also
+/// percent-encoded as `%2e`), encoded slashes or backslashes (`%2f`, `%5c`), empty segments,
+/// malformed or control-character escapes, and fragments.
+struct ProxyTarget: Equatable {
+    enum Prefix: Equatable { case mcp, rest }
+    var prefix: Prefix
+    /// The route segment (connection route key).
+    var segment: Substring
+    /// The rest of the path, still percent-encoded as received; empty or starting with `/`.
+    var remainder: Substring
+    /// The raw query (without `?`), if any.
+    var query: Substring?
+
+    /// Nil when `target` is not a proxy route (the API router handles it).
+    static func parse(_ target: String) throws(GatewayError) -> ProxyTarget? {
+        guard target.hasPrefix("/") else { throw GatewayError.invalidPath("only origin-form request targets are accepted") }
+        if target.hasPrefix("//") { throw GatewayError.invalidPath("a request target may not start with '//'") }
+        let path: Substring
+        let query: Substring?
+        if let q = target.firstIndex(of: "?") {
+            path = target[..<q]
+            query = target[target.index(after: q)...]
+        } else {
+            path = target[...]
+            query = nil
+        }
+        let prefix: Prefix
+        let afterPrefix: Substring
+        if path.hasPrefix("/mcp/") {
+            prefix = .mcp
+            afterPrefix = path.dropFirst(5)
+        } else if path.hasPrefix("/rest/") {
+            prefix = .rest
+            afterPrefix = path.dropFirst(6)
+        } else {
+            return nil
+        }
+        if target.contains("#") { throw GatewayError.invalidPath("a request target may not contain a fragment") }
+        let slash = afterPrefix.firstIndex(of: "/")
+        let segment = afterPrefix[..<(slash ?? afterPrefix.endIndex)]
+        let remainder = afterPrefix[(slash ?? afterPrefix.endIndex)...]
+        guard !segment.isEmpty else { throw GatewayError.invalidPath("the route has no connection name") }
+        try check(remainder)
+        return ProxyTarget(prefix: prefix, segment: segment, remainder: remainder, query: query)
+    }
+
+    /// Every segment of `remainder` must decode to a plain name.
+    private static func check(_ remainder: Substring) throws(GatewayError) {
+        guard !remainder.isEmpty else { return }
+        let segments = remainder.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        for (i, raw) in segments.enumerated() {
+            if raw.isEmpty {
+                if i == segments.count - 1 { continue }  // trailing slash
+                throw GatewayError.invalidPath("empty path segments ('//') are not allowed")
+            }
+            guard let decoded = percentDecode(raw) else {
+                throw GatewayError.invalidPath("malformed percent-encoding in the path")
+            }
+            if decoded == [UInt8(ascii: ".")] || decoded == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                throw GatewayError.invalidPath("dot segments ('.', '..') are not allowed in the path")
+            }
+            for byte in decoded where byte == UInt8(ascii: "/") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte == 0x7F {
+                throw GatewayError.invalidPath("encoded slashes, backslashes and control characters are not allowed in the path")
+            }
+        }
+    }
+
+    /// Percent-decodes bytes; nil on a malformed escape.
+    static func percentDecode(_ s: Substring) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let b = it.next() {
+            if b == UInt8(ascii: "%") {
+                guard let h = it.next(), let l = it.next(), let hv = hex(h), let lv = hex(l) else { return nil }
+                out.append(hv << 4 | lv)
+            } else {
+                out.append(b)
+            }
+        }
+        return out
+    }
+
+    private static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import PluginAPI
+
+/// A connection as the proxy uses it: validated, with its upstream parsed and its plugin
+/// provisioned. Immutable; a reload builds new ones (reusing unchanged ones whole).
+final class Connection: Sendable {
+    let plan: RegistryPlan.PlannedConnection
+    /// Upstream base URL without a trailing slash.
+    let upstreamBase: String?
+    let strategy: (any AuthStrategy)?
+    let strategyContext: StrategyContext?
+    let activity: ConnectionActivity
+    let responseTimeout: Duration
+    let maxRequestBody: Int
+    /// Credentials this connection's plugin issued, per user and scope set.
+    let credentials: SingleFlightCache<CredentialKey, CredentialOutcome>
+
+    var descriptor: ConnectionDescriptor { plan.descriptor }
+    var name: String { plan.descriptor.name }
+    var enabled: Bool { plan.enabled }
+
+    init(
+        plan: RegistryPlan.PlannedConnection, settings: GatewaySettings, strategy: (any AuthStrategy)?,
+        strategyContext: StrategyContext?, activity: ConnectionActivity
+    ) {
+        self.plan = plan
+        if let upstream = plan.descriptor.upstream {
+            upstreamBase = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
+        } else {
+            upstreamBase = nil
+        }
+        self.strategy = strategy
+        self.strategyContext = strategyContext
+        self.activity = activity
+        self.responseTimeout = plan.responseTimeout ?? settings.responseTimeout
+        self.maxRequestBody = plan.maxRequestBody ?? settings.maxRequestBody
+        self.credentials = SingleFlightCache(capacity: 100_000, clock: strategyContext?.clock ?? SystemClock())
+    }
+}

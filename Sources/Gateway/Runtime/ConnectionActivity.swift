@@ -1,0 +1,53 @@
+import Foundation
+import Synchronization
+
+/// What happened on one connection lately: the facts behind LIVE / IDLE in the status.
+///
+/// One per connection name, carried over across reloads while the name stays. Updated on
+/// every proxied request under a short lock; read by the status endpoint.
+final class ConnectionActivity: Sendable {
+    struct Failure: Sendable, Equatable {
+        var at: Date
+        var code: String
+        var message: String
+    }
+
+    struct Snapshot: Sendable {
+        var requests: Int = 0
+        var failures: Int = 0
+        var upstreamErrors: Int = 0
+        var stepUps: Int = 0
+        var lastSuccessAt: Date?
+        var lastFailure: Failure?
+        /// When the credential used by the last successful call expires (nil: never).
+        var credentialExpiresAt: Date?
+        /// Whether the last attempt succeeded.
+        var lastAttemptSucceeded: Bool?
+    }
+
+    private let state = Mutex(Snapshot())
+
+    var snapshot: Snapshot { state.withLock { $0 } }
+
+    func recordSuccess(at: Date, credentialExpiresAt: Date?) {
+        state.withLock {
+            $0.requests += 1
+            $0.lastSuccessAt = at
+            $0.credentialExpiresAt = credentialExpiresAt
+            $0.lastAttemptSucceeded = true
+        }
+    }
+
+    /// A request that the gateway or the upstream failed (5xx, auth errors).
+    func recordFailure(at: Date, code: String, message: String, upstream: Bool) {
+        state.withLock {
+            $0.requests += 1
+            $0.failures += 1
+            if upstream { $0.upstreamErrors += 1 }
+            $0.lastFailure = Failure(at: at, code: code, message: message)
+            $0.lastAttemptSucceeded = false
+        }
+    }
+
+    func recordStepUp() { state.withLock { $0.stepUps += 1 } }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import OAuthCore
+import PluginAPI
+import Synchronization
+
+/// Verifies the user's ID token on every `/mcp` and `/rest` call.
+///
+/// A verified token is remembered (keyed by the token itself, until its `exp`) so the hot
+/// path is one dictionary look-up, not a signature check and a JSON parse per request.
+final class InboundAuthenticator: Sendable {
+    let users: UsersConfig
+    private let verifier: JWTVerifier
+    private let clock: any GatewayClock
+    private let verified = Mutex<[String: CallerIdentity]>([:])
+    private let capacity: Int
+
+    init(users: UsersConfig, keySet: JWKSKeySet, clock: any GatewayClock, capacity: Int = 50_000) {
+        self.users = users
+        var policy = TokenPolicy.idToken(issuer: users.issuer, clientID: users.audience)
+        if let algs = users.algorithms { policy.algorithms = Set(algs) }
+        if let skew = users.clockSkew { policy.clockSkew = skew.duration }
+        self.verifier = JWTVerifier(policy: policy, keySet: keySet, now: { clock.now() })
+        self.clock = clock
+        self.capacity = capacity
+    }
+
+    /// The caller behind an `Authorization` header value, or a 401 ``GatewayError``.
+    func authenticate(_ authorization: String?) async throws(GatewayError) -> CallerIdentity {
+        guard let authorization, !authorization.isEmpty else {
+            throw GatewayError.invalidUserToken("this route needs 'Authorization: Bearer <ID token>'", errorParam: "invalid_request")
+        }
+        guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
+            throw GatewayError.invalidUserToken("the Authorization header must use the Bearer scheme")
+        }
+        let token = String(authorization.dropFirst(7).drop(while: { $0 == " " }))
+        let now = clock.now()
+        if let hit = verified.withLock({ $0[token] }) {
+            if hit.expiresAt.addingTimeInterval(Double(verifier.policy.clockSkew.components.seconds)) > now { return hit }
+            _ = verified.withLock { $0.removeValue(forKey: token) }
+        }
+        let claims: JWTClaims
+        do {
+            claims = try await verifier.verify(token)
+        } catch {
+            throw GatewayError.invalidUserToken("the ID token was rejected: \(error.message)")
+        }
+        let caller = CallerIdentity(
+            subject: claims.subject ?? "", issuer: claims.issuer, audience: users.audience, userID: claims.uid, email: claims.email,
+            name: claims.name, expiresAt: claims.expiresAt, subjectToken: SubjectToken(token))
+        verified.withLock { cache in
+            if cache.count >= capacity {
+                cache = cache.filter { $0.value.expiresAt > now }
+                if cache.count >= capacity { cache.removeAll(keepingCapacity: true) }
+            }
+            cache[token] = caller
+        }
+        return caller
+    }
+
+    /// Same issuer, audience and settings: the new registry can keep this authenticator.
+    func serves(_ other: UsersConfig) -> Bool { users == other }
+}

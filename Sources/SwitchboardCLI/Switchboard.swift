@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `switchboard`: one binary, a subcommand per service. No logic lives here.
+@main
+struct Switchboard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "A connection gateway for AI agents.",
+        subcommands: [GatewayCommand.self, ValidateCommand.self]
+    )
+}
