@@ -20,13 +20,14 @@ public struct JWTVerifier: Sendable {
     /// Verifies `token` and returns its claims, or throws ``TokenValidationError``.
     public func verify(_ token: String) async throws(TokenValidationError) -> JWTClaims {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty, token.utf8.count <= 16 * 1024 else {
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty, token.utf8.count <= 16 * 1024 else {
             throw TokenValidationError(.malformed, "not a compact JWS")
         }
         let header = try JWTHeaderFields.parse(parts[0])
         guard let alg = header.alg, policy.algorithms.contains(alg) else {
             throw TokenValidationError(.unsupportedAlgorithm, "algorithm '\(header.alg ?? "none")' is not accepted")
         }
+        guard !parts[2].isEmpty else { throw TokenValidationError(.malformed, "token has no signature") }
         let typ = header.typ?.lowercased()
         guard policy.types.contains(where: { $0?.lowercased() == typ }) else {
             throw TokenValidationError(.wrongType, "token type '\(header.typ ?? "(none)")' is not accepted here")

@@ -1,0 +1,101 @@
+import AsyncHTTPClient
+import Foundation
+import OAuthCore
+import SwitchboardTesting
+import Testing
+
+@Suite("JWT verification against a live JWKS")
+struct JWTVerifierTests {
+    static func withIssuer(_ body: (TestIssuer, JWKSKeySet) async throws -> Void) async throws {
+        let issuer = try await TestIssuer.start()
+        let keySet = JWKSKeySet(issuer: issuer.issuer, httpClient: .shared, cooldown: .seconds(30))
+        do {
+            try await body(issuer, keySet)
+        } catch {
+            await issuer.stop()
+            throw error
+        }
+        await issuer.stop()
+    }
+
+    func verifier(_ issuer: TestIssuer, _ keys: JWKSKeySet) -> JWTVerifier {
+        JWTVerifier(policy: .idToken(issuer: issuer.issuer, clientID: "agent0"), keySet: keys)
+    }
+
+    func rejection(_ v: JWTVerifier, _ token: String) async -> TokenValidationError.Code? {
+        do {
+            _ = try await v.verify(token)
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
+    @Test func acceptsValidRS256AndES256Tokens() async throws {
+        try await Self.withIssuer { issuer, keys in
+            let v = verifier(issuer, keys)
+            let claims = try await v.verify(issuer.idToken(subject: "alice"))
+            #expect(claims.subject == "alice")
+            #expect(claims.uid == "uid-alice")
+            let ec = try await v.verify(issuer.idToken(subject: "bob", key: .ec))
+            #expect(ec.subject == "bob")
+        }
+    }
+
+    @Test func rejectsForgedAndDowngradedTokens() async throws {
+        try await Self.withIssuer { issuer, keys in
+            let v = verifier(issuer, keys)
+            #expect(await rejection(v, issuer.idToken(key: .none)) == .unsupportedAlgorithm)
+            #expect(await rejection(v, issuer.idToken(key: .hs256("secret"))) == .unsupportedAlgorithm)
+            #expect(await rejection(v, issuer.idToken(key: .foreignRSA)) == .badSignature)
+            #expect(await rejection(v, "abc.def") == .malformed)
+            #expect(await rejection(v, "not a token") == .malformed)
+            // An RSA-signed token claiming ES256 under the EC kid must not verify.
+            #expect(await rejection(v, issuer.idToken(header: ["alg": "ES256"], key: .rsa)) != nil)
+        }
+    }
+
+    @Test func checksIssuerAudienceLifetimeAndType() async throws {
+        try await Self.withIssuer { issuer, keys in
+            let v = verifier(issuer, keys)
+            #expect(await rejection(v, issuer.idToken(audience: "someone-else")) == .wrongAudience)
+            #expect(await rejection(v, issuer.idToken(extra: ["iss": "http://evil.example"])) == .wrongIssuer)
+            #expect(await rejection(v, issuer.idToken(lifetime: 600, issuedAt: Date().addingTimeInterval(-3600))) == .expired)
+            #expect(await rejection(v, issuer.idToken(issuedAt: Date().addingTimeInterval(600))) == .issuedInFuture)
+            #expect(await rejection(v, issuer.idToken(extra: ["nbf": Int(Date().timeIntervalSince1970) + 600])) == .notYetValid)
+            #expect(await rejection(v, issuer.idToken(lifetime: 7 * 86_400)) == .lifetimeTooLong)
+            #expect(await rejection(v, issuer.idToken(header: ["typ": "at+jwt"])) == .wrongType)
+            #expect(await rejection(v, issuer.idToken(header: ["typ": "oauth-id-jag+jwt"])) == .wrongType)
+            // Within the 60 s skew: accepted.
+            _ = try await v.verify(issuer.idToken(lifetime: 600, issuedAt: Date().addingTimeInterval(-630)))
+            // A token without typ is a plain OIDC ID token: accepted.
+            _ = try await v.verify(issuer.idToken(header: ["typ": NSNull()]))
+        }
+    }
+
+    @Test func unknownKidRefetchesAtMostOncePerCooldown() async throws {
+        try await Self.withIssuer { issuer, keys in
+            let v = verifier(issuer, keys)
+            _ = try await v.verify(issuer.idToken())
+            #expect(issuer.jwksFetches == 1)
+            for i in 0..<20 {
+                #expect(await rejection(v, issuer.idToken(header: ["kid": "random-\(i)"])) == .unknownKey)
+            }
+            // The first miss may not refetch (just fetched); none of the 20 may cause more than one fetch.
+            #expect(issuer.jwksFetches <= 2)
+        }
+    }
+
+    @Test func rotatedKeyIsPickedUpAfterCooldown() async throws {
+        let issuer = try await TestIssuer.start()
+        defer { Task { await issuer.stop() } }
+        let keys = JWKSKeySet(issuer: issuer.issuer, httpClient: .shared, cooldown: .milliseconds(200))
+        let v = JWTVerifier(policy: .idToken(issuer: issuer.issuer, clientID: "agent0"), keySet: keys)
+        _ = try await v.verify(issuer.idToken())
+        issuer.publish(kid: "rotated-2")
+        try await Task.sleep(for: .milliseconds(250))
+        let claims = try await v.verify(issuer.idToken(subject: "rotated", header: ["kid": "rotated-2"]))
+        #expect(claims.subject == "rotated")
+        #expect(issuer.jwksFetches == 2)
+    }
+}
