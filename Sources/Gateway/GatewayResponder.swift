@@ -17,7 +17,10 @@ struct GatewayResponder: HTTPResponder {
             return error.response()
         }
         do {
-            return try await api.respond(to: request, context: context)
+            let response = try await api.respond(to: request, context: context)
+            // The router answers misses with an empty 404: give them the JSON shape too.
+            if response.status == .notFound, response.body.contentLength == 0 { return GatewayError.notFound().response() }
+            return response
         } catch let error as any HTTPResponseError {
             if error.status == .notFound { return GatewayError.notFound().response() }
             if error.status == .methodNotAllowed {
