@@ -55,12 +55,37 @@ enum YAMLSource {
         }
     }
 
+    /// The next line after `first` with `key:` at the same indentation.
+    static func repetition(of key: String, after first: Mark, in text: String) -> SourceLocation? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard first.line >= 1, first.line <= lines.count else { return nil }
+        let indent = first.column - 1
+        for index in first.line..<lines.count {
+            let line = lines[index]
+            guard line.count > indent else { continue }
+            let start = line.index(line.startIndex, offsetBy: indent)
+            let rest = line[start...]
+            if rest.hasPrefix(key + ":") || rest.hasPrefix("\"\(key)\":") || rest.hasPrefix("'\(key)':") {
+                if line[..<start].allSatisfy({ $0 == " " || $0 == "-" }) {
+                    return SourceLocation(line: index + 1, column: first.column)
+                }
+            }
+        }
+        return nil
+    }
+
     private static func convert(_ error: YamlError, file: String) -> ConfigError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return ConfigError(file: file, location: SourceLocation(line: mark.line, column: mark.column), message: "not valid YAML: \(problem)")
-        case .duplicatedKeysInMapping(let duplicates, _):
-            return ConfigError(file: file, location: nil, message: "duplicate keys: \(duplicates.joined(separator: ", "))", hint: "keep one of each")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams reports the first occurrence; point at the repetition, which is the edit to undo.
+            let key = duplicates.first ?? "?"
+            let first = context.mark
+            let again = repetition(of: key, after: first, in: context.text)
+            return ConfigError(
+                file: file, location: again ?? SourceLocation(line: first.line, column: first.column),
+                message: "duplicate key '\(key)' (first at line \(first.line))", hint: "keep one of them")
         default:
             return ConfigError(file: file, location: nil, message: "not valid YAML: \(error)")
         }

@@ -43,6 +43,7 @@ struct ProxyTarget: Equatable {
         let segment = afterPrefix[..<(slash ?? afterPrefix.endIndex)]
         let remainder = afterPrefix[(slash ?? afterPrefix.endIndex)...]
         guard !segment.isEmpty else { throw GatewayError.invalidPath("the route has no connection name") }
+        try check(path[path.index(before: segment.startIndex)..<segment.endIndex])
         try check(remainder)
         return ProxyTarget(prefix: prefix, segment: segment, remainder: remainder, query: query)
     }

@@ -1,0 +1,706 @@
+import Foundation
+@testable import Gateway
+import PluginAPI
+import StandardPlugins
+import Testing
+
+// MARK: - Helpers
+
+/// Loads YAML text with the built-in plugins and a fixed environment.
+private func unitLoad(
+    _ yaml: String, environment: [String: String] = [:], baseDirectory: String = "/nonexistent-base"
+) throws(ConfigErrors) -> RegistryPlan {
+    try RegistryLoader(plugins: StandardPlugins.registry(), environment: environment)
+        .load(text: yaml, file: "connections.yaml", baseDirectory: baseDirectory)
+}
+
+/// The errors loading `yaml` produces; records an issue when it loads.
+private func unitErrors(
+    _ yaml: String, environment: [String: String] = [:], baseDirectory: String = "/nonexistent-base",
+    sourceLocation: Testing.SourceLocation = #_sourceLocation
+) -> [ConfigError] {
+    do {
+        let plan = try unitLoad(yaml, environment: environment, baseDirectory: baseDirectory)
+        Issue.record("expected the config to be rejected, it loaded \(plan.connections.count) connection(s)", sourceLocation: sourceLocation)
+        return []
+    } catch {
+        return error.errors
+    }
+}
+
+/// Asserts exactly one error, at `line:column`, whose message contains every string in `message`
+/// and whose hint contains every string in `hint`.
+private func expectOneError(
+    _ errors: [ConfigError], line: Int, column: Int, message: [String], hint: [String] = [],
+    sourceLocation: Testing.SourceLocation = #_sourceLocation
+) {
+    #expect(errors.count == 1, "errors: \(errors)", sourceLocation: sourceLocation)
+    guard let e = errors.first else { return }
+    expectError(e, line: line, column: column, message: message, hint: hint, sourceLocation: sourceLocation)
+}
+
+private func expectError(
+    _ e: ConfigError, line: Int, column: Int, message: [String], hint: [String] = [],
+    sourceLocation: Testing.SourceLocation = #_sourceLocation
+) {
+    #expect(e.file == "connections.yaml", sourceLocation: sourceLocation)
+    #expect(e.location == PluginAPI.SourceLocation(line: line, column: column), "\(e)", sourceLocation: sourceLocation)
+    for m in message {
+        #expect(e.message.contains(m), "message '\(e.message)' lacks '\(m)'", sourceLocation: sourceLocation)
+    }
+    for h in hint {
+        #expect(e.hint?.contains(h) == true, "hint '\(e.hint ?? "nil")' lacks '\(h)'", sourceLocation: sourceLocation)
+    }
+}
+
+/// A temporary directory removed at the end of `body`.
+private func withUnitTempDirectory<R>(_ body: (String) throws -> R) throws -> R {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unit-config-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    return try body(dir)
+}
+
+// MARK: - Tests
+
+@Suite("Unit: RegistryLoader")
+struct UnitConfigLoaderTests {
+    // Line numbers below refer to these documents; keep them in sync.
+
+    @Test func minimalValidConfigLoads() throws {
+        let plan = try unitLoad("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                upstream: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: none
+              - name: github
+                kind: application
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+            """)
+        #expect(plan.connections.count == 2)
+        let todo = plan.connections[0]
+        #expect(todo.descriptor.name == "todo0")
+        #expect(todo.descriptor.kind == .mcpServer)
+        #expect(todo.descriptor.route == "/mcp/todo0")
+        #expect(todo.descriptor.title == "todo0")
+        #expect(todo.descriptor.upstream == "http://127.0.0.1:5002/mcp")
+        #expect(todo.descriptor.resourceIndicator == "http://127.0.0.1:5002/mcp")
+        #expect(todo.enabled)
+        #expect(todo.disabledReason == nil)
+        #expect(todo.strategy?.pluginID == "none")
+        #expect(plan.connections[1].descriptor.route == "/rest/github")
+        #expect(plan.users.audience == "agent0")
+    }
+
+    @Test func unknownTopLevelKey() {
+        let errors = unitErrors("""
+            version: 1
+            colour: blue
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections: []
+            """)
+        expectOneError(
+            errors, line: 2, column: 1, message: ["unknown key 'colour'"],
+            hint: ["known keys here: agent, connections, gateway, users, version"])
+    }
+
+    @Test func unknownKeyInsideConnectionListsKnownKeys() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                upstrem: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: none
+            """)
+        expectOneError(
+            errors, line: 8, column: 5, message: ["unknown key 'upstrem'", "connections[0]"],
+            hint: ["known keys here:", "auth", "enabled", "kind", "name", "route", "upstream"])
+    }
+
+    @Test func unknownKeyInsideAuthForNoneStrategy() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                upstream: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: none
+                  token: abc
+            """)
+        expectOneError(
+            errors, line: 11, column: 7,
+            message: ["connection 'todo0'", "strategy 'none'", "unknown key 'token'"], hint: ["remove it"])
+    }
+
+    @Test func duplicateConnectionNames() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                upstream: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: none
+              - name: todo0
+                kind: mcp_server
+                route: /mcp/other
+                upstream: http://127.0.0.1:5003/mcp
+                auth:
+                  strategy: none
+            """)
+        expectOneError(
+            errors, line: 11, column: 11, message: ["duplicate connection name 'todo0'", "first at line 6"],
+            hint: ["unique"])
+    }
+
+    @Test func duplicateExplicitRoutes() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: a
+                kind: application
+                route: /rest/shared
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+              - name: b
+                kind: application
+                route: /rest/shared
+                upstream: http://127.0.0.1:7001
+                auth:
+                  strategy: none
+            """)
+        expectOneError(errors, line: 14, column: 12, message: ["route '/rest/shared' is already used by connection 'a'"])
+    }
+
+    @Test func explicitRouteCollidingWithDefaultRoute() {
+        // `b` claims /mcp/a explicitly; `a`, declared first, owns it by default.
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: a
+                kind: mcp_server
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+              - name: b
+                kind: mcp_server
+                route: /mcp/a
+                upstream: http://127.0.0.1:7001
+                auth:
+                  strategy: none
+            """)
+        expectOneError(errors, line: 13, column: 12, message: ["route '/mcp/a' is already used by connection 'a'"])
+    }
+
+    @Test func unknownKind() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp
+                upstream: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: none
+            """)
+        expectOneError(
+            errors, line: 7, column: 11, message: ["unknown kind 'mcp'", "todo0"],
+            hint: ["authorization_server", "application", "mcp_server"])
+    }
+
+    @Test func unknownStrategyNamesAvailablePlugins() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                upstream: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: idjag
+            """)
+        expectOneError(
+            errors, line: 10, column: 17, message: ["connection 'todo0'", "no auth-strategy plugin named 'idjag'"],
+            hint: ["available: none"])
+    }
+
+    @Test(arguments: [
+        ("not a url", "is not a URL"),
+        ("ftp://127.0.0.1/files", "must use http or https"),
+        ("http://user:pass@127.0.0.1:7000", "must not carry credentials"),
+        ("http://127.0.0.1:7000/api?key=1", "must not have a query string"),
+    ])
+    func badUpstreamURL(upstream: String, problem: String) {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                upstream: \(upstream)
+                auth:
+                  strategy: none
+            """)
+        expectOneError(errors, line: 8, column: 15, message: ["connection 'github'", "upstream", "'\(upstream)'", problem])
+    }
+
+    @Test func missingEnvironmentVariable() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                upstream: ${GITHUB_API_URL}
+                auth:
+                  strategy: none
+            """, environment: ["OTHER": "x"])
+        expectOneError(
+            errors, line: 8, column: 15, message: ["environment variable GITHUB_API_URL is not set"],
+            hint: ["${GITHUB_API_URL:-default}"])
+    }
+
+    private static let interpolated = """
+        version: 1
+        users:
+          issuer: ${ISSUER:-http://127.0.0.1:9000}
+          audience: agent0
+        connections:
+          - name: github
+            kind: application
+            title: "Costs $$5 and $${NOT_A_VAR}"
+            upstream: ${GITHUB_API_URL:-http://127.0.0.1:7000}/v3
+            auth:
+              strategy: none
+        """
+
+    @Test func defaultUsedWhenVariableUnset() throws {
+        let plan = try unitLoad(Self.interpolated, environment: [:])
+        #expect(plan.users.issuer == "http://127.0.0.1:9000")
+        #expect(plan.connections[0].descriptor.upstream == "http://127.0.0.1:7000/v3")
+    }
+
+    @Test func defaultUsedWhenVariableEmpty() throws {
+        let plan = try unitLoad(Self.interpolated, environment: ["GITHUB_API_URL": ""])
+        #expect(plan.connections[0].descriptor.upstream == "http://127.0.0.1:7000/v3")
+    }
+
+    @Test func variableValueUsedWhenSet() throws {
+        let plan = try unitLoad(
+            Self.interpolated, environment: ["GITHUB_API_URL": "https://api.example.com", "ISSUER": "https://idp.example.com"])
+        #expect(plan.connections[0].descriptor.upstream == "https://api.example.com/v3")
+        #expect(plan.users.issuer == "https://idp.example.com")
+    }
+
+    @Test func doubleDollarIsALiteralDollar() throws {
+        let plan = try unitLoad(Self.interpolated, environment: ["NOT_A_VAR": "oops"])
+        #expect(plan.connections[0].descriptor.title == "Costs $5 and ${NOT_A_VAR}")
+    }
+
+    @Test func interpolatedValueCannotChangeStructure() throws {
+        // A value with YAML syntax stays one scalar: interpolation runs after parsing.
+        let plan = try unitLoad("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                title: ${TITLE}
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+            """, environment: ["TITLE": "x\nenabled: false\nroute: /rest/evil"])
+        #expect(plan.connections.count == 1)
+        #expect(plan.connections[0].descriptor.title == "x\nenabled: false\nroute: /rest/evil")
+        #expect(plan.connections[0].enabled)
+        #expect(plan.connections[0].descriptor.route == "/rest/github")
+    }
+
+    @Test func unterminatedInterpolation() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                title: ${TITLE
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+            """, environment: ["TITLE": "GitHub"])
+        expectOneError(errors, line: 8, column: 12, message: ["unterminated '${'", "${TITLE"], hint: ["${NAME}"])
+    }
+
+    @Test func missingRequiredUsersAudience() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+            connections: []
+            """)
+        // Reported at the `users` mapping (its first key).
+        expectOneError(errors, line: 3, column: 3, message: ["missing required key 'audience'", "users"], hint: ["audience"])
+    }
+
+    @Test func unsupportedVersion() {
+        let errors = unitErrors("""
+            version: 2
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections: []
+            """)
+        expectOneError(errors, line: 1, column: 10, message: ["unsupported version 2"], hint: ["version: 1"])
+    }
+
+    @Test func wrongTypeForBoolean() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                enabled: maybe
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+            """)
+        expectOneError(errors, line: 8, column: 14, message: ["connections[0].enabled", "expected true or false", "'maybe'"])
+    }
+
+    @Test func wrongTypeForVersion() {
+        let errors = unitErrors("""
+            version: one
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections: []
+            """)
+        expectOneError(errors, line: 1, column: 10, message: ["version", "expected a whole number", "'one'"])
+    }
+
+    @Test func yamlSyntaxErrorCarriesParserPosition() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: @bad
+              audience: agent0
+            connections: []
+            """)
+        expectOneError(errors, line: 3, column: 11, message: ["not valid YAML", "cannot start any token"])
+    }
+
+    @Test func duplicateKeyInMapping() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+              issuer: http://127.0.0.1:9001
+            connections: []
+            """)
+        #expect(errors.count == 1)
+        #expect(errors.first?.message.contains("issuer") == true, "\(errors)")
+        // The error points at the second `issuer` (line 5, column 3) and names the first.
+        expectOneError(errors, line: 5, column: 3, message: ["duplicate key 'issuer'", "first at line 3"])
+    }
+
+    @Test func authorizationServerWithUpstream() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo-as
+                kind: authorization_server
+                issuer: http://127.0.0.1:9000/oauth2/todo
+                upstream: http://127.0.0.1:5002
+            """)
+        expectOneError(errors, line: 9, column: 15, message: ["'upstream' does not apply to an authorization_server"], hint: ["remove it"])
+    }
+
+    @Test func authorizationServerWithoutIssuer() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo-as
+                kind: authorization_server
+            """)
+        expectOneError(errors, line: 6, column: 11, message: ["connection 'todo-as'", "needs 'issuer'"])
+    }
+
+    @Test func mcpServerWithoutAuth() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                upstream: http://127.0.0.1:5002/mcp
+            """)
+        expectOneError(errors, line: 6, column: 11, message: ["connection 'todo0' needs an 'auth' block"], hint: ["available: none"])
+    }
+
+    @Test func routePrefixWrongForKind() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: todo0
+                kind: mcp_server
+                route: /rest/x
+                upstream: http://127.0.0.1:5002/mcp
+                auth:
+                  strategy: none
+            """)
+        expectOneError(errors, line: 8, column: 12, message: ["route '/rest/x'", "'/mcp/<segment>'", "mcp_server"])
+    }
+
+    private static let threeKinds = """
+        version: 1
+        users:
+          issuer: http://127.0.0.1:9000
+          audience: agent0
+        connections:
+          - name: todo-as
+            kind: authorization_server
+            issuer: http://127.0.0.1:9000/oauth2/todo
+          - name: todo0
+            kind: mcp_server
+            upstream: http://127.0.0.1:5002/mcp
+            auth:
+              strategy: none
+          - name: github
+            kind: application
+            upstream: http://127.0.0.1:7000
+            auth:
+              strategy: none
+        """
+
+    @Test func disabledConnectionsByName() throws {
+        let plan = try unitLoad(Self.threeKinds, environment: ["DISABLED_CONNECTIONS": "github"])
+        #expect(plan.connections.map(\.descriptor.name) == ["todo-as", "todo0", "github"])
+        #expect(plan.connections.map(\.enabled) == [true, true, false])
+        #expect(plan.connections[2].disabledReason == "disabled by DISABLED_CONNECTIONS (name)")
+        #expect(plan.connections[1].disabledReason == nil)
+    }
+
+    @Test func disabledConnectionsByKind() throws {
+        let plan = try unitLoad(Self.threeKinds, environment: ["DISABLED_CONNECTIONS": " mcp_server , authorization_server"])
+        #expect(plan.connections.map(\.enabled) == [false, false, true])
+        #expect(plan.connections[0].disabledReason == "disabled by DISABLED_CONNECTIONS (kind authorization_server)")
+        #expect(plan.connections[1].disabledReason == "disabled by DISABLED_CONNECTIONS (kind mcp_server)")
+        #expect(plan.connections[2].disabledReason == nil)
+    }
+
+    @Test func disabledConnectionsIsEmptyByDefault() throws {
+        let plan = try unitLoad(Self.threeKinds, environment: [:])
+        #expect(plan.connections.allSatisfy { $0.enabled })
+    }
+
+    @Test func enabledFalseDisablesTheConnection() throws {
+        let plan = try unitLoad("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                enabled: false
+                upstream: http://127.0.0.1:7000
+                auth:
+                  strategy: none
+              - name: other
+                kind: application
+                enabled: true
+                upstream: http://127.0.0.1:7001
+                auth:
+                  strategy: none
+            """)
+        #expect(plan.connections[0].enabled == false)
+        #expect(plan.connections[0].disabledReason == "disabled in config")
+        #expect(plan.connections[1].enabled == true)
+        #expect(plan.connections[1].disabledReason == nil)
+    }
+
+    @Test func severalErrorsReportedTogether() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                upstream: ftp://127.0.0.1/x
+                auth:
+                  strategy: none
+              - name: github
+                kind: application
+                route: /rest/github2
+                upstream: http://127.0.0.1:7001
+                auth:
+                  strategy: nope
+            """)
+        #expect(errors.count == 3, "\(errors)")
+        guard errors.count == 3 else { return }
+        let byLine = errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }
+        expectError(byLine[0], line: 8, column: 15, message: ["must use http or https"])
+        expectError(byLine[1], line: 11, column: 11, message: ["duplicate connection name 'github'"])
+        expectError(byLine[2], line: 16, column: 17, message: ["no auth-strategy plugin named 'nope'"])
+        // The aggregate description lists each one as file:line:column.
+        let text = ConfigErrors(errors).description
+        #expect(text.contains("connections.yaml:8:15: error:"))
+        #expect(text.contains("connections.yaml:11:11: error:"))
+        #expect(text.contains("connections.yaml:16:17: error:"))
+    }
+
+    @Test func fileSecretReadRelativeToBaseDirectoryAndRedacted() throws {
+        try withUnitTempDirectory { dir in
+            try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
+            let pem = "-----BEGIN PRIVATE KEY-----\nMIIEsecretmaterial\n-----END PRIVATE KEY-----"
+            try (pem + "\n\n").write(toFile: dir + "/keys/agent.pem", atomically: true, encoding: .utf8)
+            let plan = try unitLoad("""
+                version: 1
+                agent:
+                  id: agent0
+                  key_id: k1
+                  private_key: file:keys/agent.pem
+                users:
+                  issuer: http://127.0.0.1:9000
+                  audience: agent0
+                connections: []
+                """, baseDirectory: dir)
+            let agent = try #require(plan.agent)
+            #expect(agent.id == "agent0")
+            #expect(agent.keyID == "k1")
+            let key = try #require(agent.privateKey)
+            #expect(key.reveal() == pem)  // trailing newlines stripped
+            #expect(key.source == "file:\(dir)/keys/agent.pem")
+            #expect(key.description == "<redacted>")
+            #expect("\(key)" == "<redacted>")
+            #expect(String(reflecting: key) == "<redacted>")
+            #expect(!String(describing: agent).contains("secretmaterial"))
+            #expect(!String(reflecting: plan.agent as Any).contains("secretmaterial"))
+        }
+    }
+
+    @Test func inlineSecretIsKeptAndRedacted() throws {
+        let plan = try unitLoad("""
+            version: 1
+            agent:
+              id: agent0
+              key_id: k1
+              private_key: inline-secret-value
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections: []
+            """)
+        #expect(plan.agent?.privateKey?.reveal() == "inline-secret-value")
+        #expect(plan.agent?.privateKey?.source == "inline")
+        #expect(plan.agent?.privateKey?.description == "<redacted>")
+    }
+
+    @Test func missingFileSecretIsAnErrorAtItsLine() throws {
+        try withUnitTempDirectory { dir in
+            let errors = unitErrors("""
+                version: 1
+                agent:
+                  id: agent0
+                  key_id: k1
+                  private_key: file:missing.pem
+                users:
+                  issuer: http://127.0.0.1:9000
+                  audience: agent0
+                connections: []
+                """, baseDirectory: dir)
+            expectOneError(
+                errors, line: 5, column: 16, message: ["agent.private_key", "cannot read secret file '\(dir)/missing.pem'"])
+        }
+    }
+
+    @Test func shippedConnectionsYAMLValidates() throws {
+        // Tests/GatewayTests/UnitConfigLoaderTests.swift → repository root.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("connections.yaml").path
+        let plan: RegistryPlan
+        do {
+            plan = try RegistryLoader(plugins: StandardPlugins.registry(), environment: [:]).load(path: path)
+        } catch {
+            Issue.record("shipped connections.yaml does not validate:\n\(error)")
+            return
+        }
+        #expect(plan.file == path)
+        #expect(plan.connections.map(\.descriptor.name) == ["todo-mcp-as", "todo0", "github"])
+        #expect(plan.connections.map(\.descriptor.kind) == [.authorizationServer, .mcpServer, .application])
+        #expect(plan.connections[1].descriptor.route == "/mcp/todo0")
+        #expect(plan.connections[2].descriptor.route == "/rest/github")
+        #expect(plan.connections.allSatisfy { $0.enabled })
+        #expect(plan.users.issuer == "http://127.0.0.1:9000")
+        #expect(plan.users.audience == "agent0")
+    }
+
+    @Test func loadPathOfMissingFile() {
+        do {
+            _ = try RegistryLoader(plugins: StandardPlugins.registry(), environment: [:]).load(path: "/nonexistent/connections.yaml")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.count == 1)
+            #expect(error.errors.first?.message == "no such file")
+            #expect(error.errors.first?.location == nil)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+@testable import Gateway
+import HTTPTypes
+import NIOHTTP1
+import Testing
+
+private func unitField(_ name: String, _ value: String) -> HTTPField {
+    HTTPField(name: HTTPField.Name(name)!, value: value)
+}
+
+@Suite("Unit: HeaderFilter")
+struct UnitHeaderFilterTests {
+    /// A caller request with every kind of header the filter has to sort.
+    static func callerFields() -> HTTPFields {
+        HTTPFields([
+            unitField("Authorization", "Bearer user-id-token"),
+            unitField("Cookie", "session=abc"),
+            unitField("Host", "gateway.local:8080"),
+            unitField("Content-Length", "42"),
+            unitField("Connection", "keep-alive, X-Custom"),
+            unitField("Keep-Alive", "timeout=5"),
+            unitField("Transfer-Encoding", "chunked"),
+            unitField("TE", "trailers"),
+            unitField("Upgrade", "websocket"),
+            unitField("Proxy-Authorization", "Basic cHJveHk6cGFzcw=="),
+            unitField("Proxy-Connection", "keep-alive"),
+            unitField("X-Forwarded-For", "10.0.0.1"),
+            unitField("X-Forwarded-Host", "evil.example"),
+            unitField("Forwarded", "for=10.0.0.1"),
+            unitField("Expect", "100-continue"),
+            unitField("X-Custom", "hop-by-hop because Connection names it"),
+            unitField("Mcp-Session-Id", "sess-1"),
+            unitField("MCP-Protocol-Version", "2025-06-18"),
+            unitField("Last-Event-ID", "evt-7"),
+            unitField("Accept", "application/json, text/event-stream"),
+            unitField("Content-Type", "application/json"),
+            unitField("X-Request-Trace", "end-to-end"),
+        ])
+    }
+
+    @Test func upstreamDropsCredentialsHopByHopAndForwardingHeaders() {
+        let out = HeaderFilter.upstreamHeaders(from: Self.callerFields(), inject: [:])
+        for name in [
+            "Authorization", "Cookie", "Host", "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "TE",
+            "Upgrade", "Proxy-Authorization", "Proxy-Connection", "X-Forwarded-For", "X-Forwarded-Host", "Forwarded",
+            "Expect", "X-Custom",
+        ] {
+            #expect(!out.contains(name: name), "\(name) must not go upstream")
+        }
+    }
+
+    @Test func upstreamKeepsEndToEndHeaders() {
+        let out = HeaderFilter.upstreamHeaders(from: Self.callerFields(), inject: [:])
+        #expect(out["Mcp-Session-Id"] == ["sess-1"])
+        #expect(out["MCP-Protocol-Version"] == ["2025-06-18"])
+        #expect(out["Last-Event-ID"] == ["evt-7"])
+        #expect(out["Accept"] == ["application/json, text/event-stream"])
+        #expect(out["Content-Type"] == ["application/json"])
+        #expect(out["X-Request-Trace"] == ["end-to-end"])
+        #expect(out.count == 6, "\(out)")
+    }
+
+    @Test func injectedAuthorizationReplacesCallerAuthorization() {
+        var inject = HTTPFields()
+        inject[.authorization] = "Bearer upstream-token"
+        let out = HeaderFilter.upstreamHeaders(from: Self.callerFields(), inject: inject)
+        #expect(out["Authorization"] == ["Bearer upstream-token"])
+        #expect(!out.contains { $0.value.contains("user-id-token") })
+    }
+
+    @Test func injectedHeaderReplacesSameNamedCallerHeader() {
+        var fields = HTTPFields()
+        fields.append(unitField("X-Api-Key", "from-caller"))
+        fields.append(unitField("X-Api-Key", "from-caller-2"))
+        fields.append(unitField("Accept", "application/json"))
+        var inject = HTTPFields()
+        inject.append(unitField("x-api-key", "from-plugin"))
+        let out = HeaderFilter.upstreamHeaders(from: fields, inject: inject)
+        #expect(out["X-Api-Key"] == ["from-plugin"])
+        #expect(out["Accept"] == ["application/json"])
+    }
+
+    @Test func connectionListedHeadersAreCaseInsensitiveAndMayRepeat() {
+        var fields = HTTPFields()
+        fields.append(unitField("Connection", "X-One"))
+        fields.append(unitField("Connection", " x-two ,X-THREE"))
+        fields.append(unitField("X-One", "1"))
+        fields.append(unitField("X-Two", "2"))
+        fields.append(unitField("x-three", "3"))
+        fields.append(unitField("X-Four", "4"))
+        let out = HeaderFilter.upstreamHeaders(from: fields, inject: [:])
+        #expect(!out.contains(name: "X-One"))
+        #expect(!out.contains(name: "X-Two"))
+        #expect(!out.contains(name: "X-Three"))
+        #expect(out["X-Four"] == ["4"])
+        #expect(HeaderFilter.connectionListed(fields) == ["x-one", "x-two", "x-three"])
+    }
+
+    @Test func downstreamDropsHopByHopContentLengthAndSetCookie() {
+        let upstream = HTTPHeaders([
+            ("Content-Type", "text/event-stream"),
+            ("Mcp-Session-Id", "sess-1"),
+            ("Content-Length", "123"),
+            ("Set-Cookie", "tracking=1"),
+            ("Connection", "keep-alive, X-Upstream-Hop"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "h2c"),
+            ("Trailer", "X-Checksum"),
+            ("Proxy-Authenticate", "Basic"),
+            ("X-Upstream-Hop", "secret-hop"),
+            ("Cache-Control", "no-cache"),
+        ])
+        let out = HeaderFilter.downstreamHeaders(from: upstream)
+        #expect(out[.contentType] == "text/event-stream")
+        #expect(out[HTTPField.Name("Mcp-Session-Id")!] == "sess-1")
+        #expect(out[.cacheControl] == "no-cache")
+        for name in [
+            "Content-Length", "Set-Cookie", "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Trailer",
+            "Proxy-Authenticate", "X-Upstream-Hop",
+        ] {
+            #expect(out[HTTPField.Name(name)!] == nil, "\(name) must not go downstream")
+        }
+        #expect(out.count == 3, "\(out)")
+    }
+}

@@ -1,0 +1,116 @@
+@testable import Gateway
+import Testing
+
+@Suite("Unit: ProxyTarget")
+struct UnitProxyTargetTests {
+    @Test func mcpRoute() throws {
+        let t = try #require(try ProxyTarget.parse("/mcp/todo0"))
+        #expect(t.prefix == .mcp)
+        #expect(t.segment == "todo0")
+        #expect(t.remainder == "")
+        #expect(t.query == nil)
+    }
+
+    @Test func mcpRouteWithQuery() throws {
+        let t = try #require(try ProxyTarget.parse("/mcp/todo0?x=1"))
+        #expect(t.prefix == .mcp)
+        #expect(t.segment == "todo0")
+        #expect(t.remainder == "")
+        #expect(t.query == "x=1")
+    }
+
+    @Test func restRouteWithPathAndQuery() throws {
+        let t = try #require(try ProxyTarget.parse("/rest/github/repos/a/b?q=1&r=2"))
+        #expect(t.prefix == .rest)
+        #expect(t.segment == "github")
+        #expect(t.remainder == "/repos/a/b")
+        #expect(t.query == "q=1&r=2")
+    }
+
+    @Test func emptyQueryIsKeptAsEmpty() throws {
+        let t = try #require(try ProxyTarget.parse("/rest/github/x?"))
+        #expect(t.remainder == "/x")
+        #expect(t.query == "")
+    }
+
+    @Test func percentEncodingIsKeptAsReceived() throws {
+        let t = try #require(try ProxyTarget.parse("/rest/github/search/a%20b%2Bc"))
+        #expect(t.remainder == "/search/a%20b%2Bc")
+    }
+
+    @Test func dotsInsideNamesAreFine() throws {
+        let t = try #require(try ProxyTarget.parse("/rest/github/v1.2/file..txt/.well-known"))
+        #expect(t.remainder == "/v1.2/file..txt/.well-known")
+    }
+
+    @Test(arguments: ["/rest/github/", "/rest/github/repos/", "/mcp/todo0/"])
+    func trailingSlashAllowed(target: String) throws {
+        let t = try #require(try ProxyTarget.parse(target))
+        #expect(t.remainder.hasSuffix("/"))
+        #expect(t.query == nil)
+    }
+
+    @Test(arguments: ["/api/connections/status", "/", "/healthz", "/mcp", "/rest", "/mcpx/todo0", "/restful/x"])
+    func nonProxyPathsReturnNil(target: String) throws {
+        #expect(try ProxyTarget.parse(target) == nil)
+    }
+
+    @Test(arguments: [
+        "/rest/github/../x",
+        "/rest/github/%2e%2e/x",
+        "/rest/github/%2E%2e/x",
+        "/rest/github/.%2e/x",
+        "/rest/github/./x",
+        "/rest/github/%2e/x",
+        "/rest/github/x/..",
+        "/rest/github/a%2fb",
+        "/rest/github/a%2Fb",
+        "/rest/github/a%5cb",
+        "/rest/github/a%5Cb",
+        "/rest/github//evil.com/x",
+        "/rest/github/a//b",
+        "//evil.com/rest/x",
+        "http://evil.com/rest/github/x",
+        "evil.com/rest/github/x",
+        "*",
+        "/rest/github/%zz",
+        "/rest/github/%2",
+        "/rest/github/a%",
+        "/rest/github/a%00b",
+        "/rest/github/a%0d%0ab",
+        "/rest/github/a%7fb",
+        "/rest/github/x#frag",
+        "/mcp/todo0#frag",
+        "/rest/",
+        "/mcp/",
+        "/rest//x",
+    ])
+    func rejected(target: String) {
+        do {
+            let parsed = try ProxyTarget.parse(target)
+            Issue.record("'\(target)' was accepted: \(String(describing: parsed))")
+        } catch {
+            #expect(error.code == "invalid_path", "'\(target)': \(error.code)")
+            #expect(error.status == .badRequest)
+            #expect(!error.message.isEmpty)
+        }
+    }
+
+    /// Dot segments, encoded slashes and control characters are refused in the route segment too.
+    @Test(arguments: ["/rest/../x", "/rest/%2e%2e/x", "/mcp/.", "/mcp/..", "/rest/a%2fb/x", "/mcp/a%00b", "/mcp/%zz"])
+    func invalidRouteSegmentRejected(target: String) {
+        do {
+            let parsed = try ProxyTarget.parse(target)
+            Issue.record("'\(target)' was accepted with segment '\(parsed?.segment ?? "")'")
+        } catch {
+            #expect(error.code == "invalid_path")
+        }
+    }
+
+    @Test func percentDecode() {
+        #expect(ProxyTarget.percentDecode("a%2Fb%2e") == Array("a/b.".utf8))
+        #expect(ProxyTarget.percentDecode("plain") == Array("plain".utf8))
+        #expect(ProxyTarget.percentDecode("%g0") == nil)
+        #expect(ProxyTarget.percentDecode("%4") == nil)
+    }
+}
