@@ -99,7 +99,8 @@ struct ProxyHandler: Sendable {
 
         let response: HTTPClientResponse
         do {
-            response = try await httpClient.execute(upstream, timeout: .nanoseconds(Int64(connection.responseTimeout.nanoseconds)), logger: logger)
+            // No logger handed to the client: at trace level it would print the injected credential.
+            response = try await httpClient.execute(upstream, timeout: .nanoseconds(Int64(connection.responseTimeout.nanoseconds)))
         } catch {
             throw UpstreamErrorMapping.map(error, connection: connection)
         }
