@@ -10,7 +10,7 @@ import NIOCore
 /// `jwks_uri` is given). An unknown `kid` triggers at most one refetch per `cooldown`, so a
 /// flood of tokens with random `kid`s cannot turn into a flood of fetches; concurrent
 /// fetches are collapsed into one.
-public actor JWKSKeySet {
+public actor JWKSKeySet: JWTKeyProvider {
     /// The issuer whose keys these are.
     public let issuer: String
     private let configuredJWKSURI: String?
@@ -42,25 +42,25 @@ public actor JWKSKeySet {
         self.logger = logger
     }
 
-    /// The key collection holding `kid`, fetching or refetching as the rules allow.
-    func collection(for kid: String) async throws(TokenValidationError) -> (JWTKeyCollection, JWK) {
+    /// The key for `kid`, fetching or refetching as the rules allow.
+    public func key(for kid: String) async throws(TokenValidationError) -> JWTKeyMaterial {
         let now = ContinuousClock.now
         let stale = fetchedAt.map { now - $0 > maxAge } ?? true
-        if let jwk = jwks[kid], !stale { return (keys, jwk) }
+        if let jwk = jwks[kid], !stale { return JWTKeyMaterial(collection: keys, jwk: jwk) }
         let mayFetch = fetchedAt.map { now - $0 >= cooldown } ?? true
         if mayFetch || stale {
             do {
                 try await refresh()
             } catch {
                 logger.warning("jwks fetch failed", metadata: ["issuer": "\(issuer)", "error": "\(error)"])
-                if let jwk = jwks[kid] { return (keys, jwk) }  // serve stale keys rather than nothing
+                if let jwk = jwks[kid] { return JWTKeyMaterial(collection: keys, jwk: jwk) }  // serve stale keys rather than nothing
                 throw TokenValidationError(.keysUnavailable, "the issuer's signing keys could not be fetched")
             }
         }
         guard let jwk = jwks[kid] else {
             throw TokenValidationError(.unknownKey, "no key with this kid at the issuer")
         }
-        return (keys, jwk)
+        return JWTKeyMaterial(collection: keys, jwk: jwk)
     }
 
     /// Fetches the JWKS now (single flight).

@@ -8,10 +8,10 @@ import JWTKit
 /// `aud`, `exp`, `nbf`, `iat`, lifetime, `sub`.
 public struct JWTVerifier: Sendable {
     public let policy: TokenPolicy
-    private let keySet: JWKSKeySet
+    private let keySet: any JWTKeyProvider
     private let now: @Sendable () -> Date
 
-    public init(policy: TokenPolicy, keySet: JWKSKeySet, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(policy: TokenPolicy, keySet: any JWTKeyProvider, now: @escaping @Sendable () -> Date = { Date() }) {
         self.policy = policy
         self.keySet = keySet
         self.now = now
@@ -35,7 +35,9 @@ public struct JWTVerifier: Sendable {
         guard header.crit == nil else { throw TokenValidationError(.malformed, "critical header extensions are not supported") }
         guard let kid = header.kid, !kid.isEmpty else { throw TokenValidationError(.malformed, "token header has no kid") }
 
-        let (collection, jwk) = try await keySet.collection(for: kid)
+        let material = try await keySet.key(for: kid)
+        let jwk = material.jwk
+        let collection = material.collection
         let expectedKeyType: JWK.KeyType = alg.hasPrefix("ES") ? .ecdsa : .rsa
         guard jwk.keyType == expectedKeyType, jwk.algorithm.map({ $0.rawValue == alg }) ?? true else {
             throw TokenValidationError(.unsupportedAlgorithm, "algorithm '\(alg)' does not match the key '\(kid)'")

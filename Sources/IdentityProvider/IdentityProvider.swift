@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import OAuthCore
+import Synchronization
+
+/// The identity provider's state and flows, independent of HTTP: the routes call into it.
+final class IdentityProvider: Sendable {
+    let config: IdPConfig
+    private let issuerURL: Mutex<String>
+    /// The issuer URL (fixed once the server is bound when it listens on port 0).
+    var issuer: String { issuerURL.withLock { $0 } }
+    let store: IdPStore
+    let org: KeyRing
+    let asRings: [String: KeyRing]
+    let appRings: [String: KeyRing]
+    let logger: Logger
+
+    static let idTokenLifetime: TimeInterval = 3600
+    static let idJAGLifetime: TimeInterval = 300
+    static let codeLifetime: TimeInterval = 60
+    static let sessionLifetime: TimeInterval = 8 * 3600
+    static let interactionLifetime: TimeInterval = 600
+    static let skew: TimeInterval = 60
+
+    var tokenEndpoint: String { issuer + "/oauth2/v1/token" }
+    func asIssuer(_ id: String) -> String { issuer + "/oauth2/" + id }
+    func asTokenEndpoint(_ id: String) -> String { asIssuer(id) + "/v1/token" }
+    func appIssuer(_ id: String) -> String { issuer + "/apps/" + id }
+
+    private init(config: IdPConfig, issuer: String, store: IdPStore, org: KeyRing, asRings: [String: KeyRing], appRings: [String: KeyRing], logger: Logger) {
+        self.config = config
+        self.issuerURL = Mutex(issuer)
+        self.store = store
+        self.org = org
+        self.asRings = asRings
+        self.appRings = appRings
+        self.logger = logger
+    }
+
+    /// Opens (or creates) the data directory's database and keys.
+    static func open(config: IdPConfig, issuer: String, dataDirectory: String, logger: Logger) async throws -> IdentityProvider {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store = try IdPStore(path: dataDirectory + "/idp.sqlite")
+        let org = try await KeyRing.load(owner: "org", store: store)
+        var asRings: [String: KeyRing] = [:]
+        for s in config.authorizationServers { asRings[s.id] = try await KeyRing.load(owner: "as:\(s.id)", store: store) }
+        var appRings: [String: KeyRing] = [:]
+        for a in config.thirdPartyApps { appRings[a.id] = try await KeyRing.load(owner: "app:\(a.id)", store: store) }
+        let trimmed = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
+        return IdentityProvider(config: config, issuer: trimmed, store: store, org: org, asRings: asRings, appRings: appRings, logger: logger)
+    }
+
+    /// The public keys an agent authenticates with: those registered by `--init-agent`
+    /// plus any in the config file.
+    func agentKeySet(_ agent: IdPConfig.Agent) async throws -> StaticKeySet {
+        var keys: [[String: String]] = agent.jwks ?? []
+        for json in try store.agentJWKs(clientID: agent.clientID) {
+            if let jwk = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: String] { keys.append(jwk) }
+        }
+        return try await StaticKeySet(jwksJSON: jwksJSON(keys))
+    }
+
+    /// Creates a key pair for `agentID`, registers its public key and writes the private key
+    /// (PEM, mode 600) to `privateKeyPath`. Returns the key id.
+    @discardableResult
+    func initAgent(agentID: String, keyID: String, privateKeyPath: String) throws -> String {
+        guard config.agent(agentID) != nil else { throw IdPSetupError("no agent '\(agentID)' in the IdP configuration") }
+        let key = try SigningKey.generateRSA(kid: keyID)
+        let dir = URL(fileURLWithPath: privateKeyPath).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let tmp = privateKeyPath + ".tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: Data(key.pemRepresentation.utf8), attributes: [.posixPermissions: 0o600]) else { throw IdPSetupError("cannot write \(tmp)") }
+        guard rename(tmp, privateKeyPath) == 0 else { throw IdPSetupError("cannot move the key into \(privateKeyPath)") }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: privateKeyPath)
+        let jwk = String(decoding: try JSONSerialization.data(withJSONObject: key.publicJWK, options: [.sortedKeys]), as: UTF8.self)
+        try store.registerAgentKey(clientID: agentID, kid: keyID, jwk: jwk)
+        return keyID
+    }
+
+    /// Verifies an ID token this IdP issued to one of `audiences`.
+    func verifyIDToken(_ token: String, audiences: Set<String>) async throws(OAuthError) -> JWTClaims {
+        let verifier = JWTVerifier(policy: TokenPolicy(issuer: issuer, audiences: audiences, types: [nil, "JWT"], maxLifetime: .seconds(86_400)), keySet: org.keySet)
+        do {
+            return try await verifier.verify(token)
+        } catch {
+            throw OAuthError.invalidGrant("the subject token was rejected: \(error.message)")
+        }
+    }
+
+    func now() -> Date { Date() }
+
+    /// Sets the issuer once the bound port is known (port 0).
+    func bind(issuer: String) { issuerURL.withLock { $0 = issuer } }
+}

@@ -1,0 +1,61 @@
+import Foundation
+public import Hummingbird
+public import Logging
+
+/// Everything `switchboard idp` needs. The CLI and the tests build the same one.
+public struct IdentityProviderOptions: Sendable {
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port (tests); the issuer then follows the bound port unless `issuer` is set.
+    public var port: Int = 9000
+    /// The issuer URL; default `http://{host}:{port}`.
+    public var issuer: String?
+    /// Keys, grants and consents live here (`idp.sqlite`).
+    public var dataDirectory: String = ".switchboard"
+    /// idp.yaml; nil uses the embedded development defaults.
+    public var configPath: String?
+    public var logger: Logger = Logger(label: "switchboard.idp")
+    public var onServerRunning: (@Sendable (Int) async -> Void)?
+
+    public init() {}
+}
+
+/// Reads the IdP configuration: the file if given, else the embedded development defaults.
+public func loadIdentityProviderConfig(_ path: String?) throws -> IdPConfig {
+    guard let path else { return .developmentDefaults }
+    return try IdPConfig.parse(try String(contentsOfFile: path, encoding: .utf8))
+}
+
+/// Builds the identity provider. With port 0 and no explicit issuer, the issuer becomes
+/// `http://{host}:{bound port}` once the server listens.
+public func buildIdentityProviderApplication(_ options: IdentityProviderOptions) async throws -> some ApplicationProtocol {
+    let config = try loadIdentityProviderConfig(options.configPath)
+    let issuer = options.issuer ?? "http://\(options.host):\(options.port)"
+    let idp = try await IdentityProvider.open(config: config, issuer: issuer, dataDirectory: options.dataDirectory, logger: options.logger)
+    let router = Router(context: BasicRequestContext.self)
+    IdPRoutes(idp: idp).register(on: router)
+    let logger = options.logger
+    let onRunning = options.onServerRunning
+    if options.configPath == nil {
+        logger.notice("development users (embedded defaults): \(config.users.map { "\($0.username) / \($0.password)" }.joined(separator: ", "))")
+    }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(options.host, port: options.port), serverName: "switchboard-idp"),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? options.port
+            if options.issuer == nil, options.port == 0 { idp.bind(issuer: "http://\(options.host):\(port)") }
+            logger.info("identity provider listening", metadata: ["issuer": "\(idp.issuer)"])
+            await onRunning?(port)
+        },
+        logger: logger)
+}
+
+/// `switchboard idp --init-agent`: creates the agent's key pair, registers the public key in
+/// the IdP's database and writes the private key (mode 600). Returns a one-line summary.
+public func initializeAgent(options: IdentityProviderOptions, agentID: String, keyID: String, privateKeyPath: String) async throws -> String {
+    let config = try loadIdentityProviderConfig(options.configPath)
+    let idp = try await IdentityProvider.open(
+        config: config, issuer: options.issuer ?? "http://\(options.host):\(options.port)", dataDirectory: options.dataDirectory, logger: options.logger)
+    try idp.initAgent(agentID: agentID, keyID: keyID, privateKeyPath: privateKeyPath)
+    return "registered key '\(keyID)' for agent '\(agentID)'; private key written to \(privateKeyPath) (mode 600)"
+}
