@@ -59,7 +59,7 @@ extension IdPRoutes {
                 guard let claims = try? await JWTVerifier(policy: policy, keySet: ring.keySet).verify(token) else { continue }
                 guard claims.clientID == client.id else { throw OAuthError(error: "unauthorized_client", description: "the token was issued to another client") }
                 if let jti = claims.jwtID { try? idp.store.revoke(jti: jti, expiresAt: claims.expiresAt) }
-                if let sub = claims.subject { try? idp.store.revokeConsent(userID: sub, resource: app.resource) }
+                if let sub = claims.subject { try? idp.store.revokeConsent(userID: sub, resource: app.resource, agentID: client.id) }
                 idp.logger.info("STS grant revoked", metadata: ["app": "\(app.id)", "agent": "\(client.id)"])
                 return Response(status: .ok, headers: [.cacheControl: "no-store"])
             }

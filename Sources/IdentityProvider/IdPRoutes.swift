@@ -24,6 +24,8 @@ struct IdPRoutes: Sendable {
         router.post("/oauth2/v1/interaction/:id") { request, context in await interactionDecision(request, id: context.parameters.get("id") ?? "") }
         router.get("/oauth2/:as/.well-known/oauth-authorization-server") { _, context in asMetadata(context.parameters.get("as") ?? "") }
         router.get("/oauth2/:as/.well-known/openid-configuration") { _, context in asMetadata(context.parameters.get("as") ?? "") }
+        // RFC 8414 §3.1: the well-known segment inserted before the issuer's path.
+        router.get("/.well-known/oauth-authorization-server/oauth2/:as") { _, context in asMetadata(context.parameters.get("as") ?? "") }
         router.get("/oauth2/:as/v1/keys") { _, context in
             guard let ring = idp.asRings[context.parameters.get("as") ?? ""] else { return notFound() }
             return jwksResponse(ring.jwks)
@@ -64,6 +66,7 @@ struct IdPRoutes: Sendable {
             "issuer": i, "token_endpoint": i + "/v1/token", "jwks_uri": i + "/v1/keys", "grant_types_supported": [IdentityProvider.jwtBearerGrant],
             "token_endpoint_auth_methods_supported": ["private_key_jwt"], "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
             "scopes_supported": idp.config.authorizationServer(id)?.scopes ?? [],
+            "response_types_supported": [String](),  // RFC 8414 requires the member; this AS has no authorization endpoint
         ])
     }
 

@@ -8,6 +8,12 @@ final class IdPStore: Sendable {
     let db: DatabasePool
 
     init(path: String) throws {
+        // Private keys live here: create the file owner-only before SQLite opens it (its
+        // -wal and -shm files take the same mode).
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         var config = Configuration()
         config.busyMode = .timeout(5)
         db = try DatabasePool(path: path, configuration: config)
@@ -21,7 +27,7 @@ final class IdPStore: Sendable {
                 CREATE TABLE signing_key (kid TEXT PRIMARY KEY, owner TEXT NOT NULL, pem TEXT NOT NULL, created_at REAL NOT NULL, retired_at REAL);
                 CREATE INDEX signing_key_owner ON signing_key(owner);
                 CREATE TABLE agent_key (client_id TEXT NOT NULL, kid TEXT NOT NULL, jwk TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (client_id, kid));
-                CREATE TABLE consent (user_id TEXT NOT NULL, resource TEXT NOT NULL, agent_id TEXT NOT NULL, granted_at REAL NOT NULL, PRIMARY KEY (user_id, resource));
+                CREATE TABLE consent (user_id TEXT NOT NULL, resource TEXT NOT NULL, agent_id TEXT NOT NULL, granted_at REAL NOT NULL, PRIMARY KEY (user_id, resource, agent_id));
                 CREATE TABLE used_jti (scope TEXT NOT NULL, jti TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (scope, jti));
                 CREATE TABLE auth_code (code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL, user_id TEXT NOT NULL,
                     code_challenge TEXT NOT NULL, nonce TEXT, scope TEXT NOT NULL, auth_time REAL NOT NULL, expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
@@ -75,8 +81,11 @@ final class IdPStore: Sendable {
 
     // MARK: consents
 
-    func hasConsent(userID: String, resource: String) throws -> Bool {
-        try db.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM consent WHERE user_id = ? AND resource = ?", arguments: [userID, resource]) ?? false }
+    /// Consent is per user, app and agent: approving one agent does not let another act.
+    func hasConsent(userID: String, resource: String, agentID: String) throws -> Bool {
+        try db.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM consent WHERE user_id = ? AND resource = ? AND agent_id = ?", arguments: [userID, resource, agentID]) ?? false
+        }
     }
 
     func grantConsent(userID: String, resource: String, agentID: String) throws {
@@ -86,8 +95,10 @@ final class IdPStore: Sendable {
         }
     }
 
-    func revokeConsent(userID: String, resource: String) throws {
-        try db.write { db in try db.execute(sql: "DELETE FROM consent WHERE user_id = ? AND resource = ?", arguments: [userID, resource]) }
+    func revokeConsent(userID: String, resource: String, agentID: String) throws {
+        try db.write { db in
+            try db.execute(sql: "DELETE FROM consent WHERE user_id = ? AND resource = ? AND agent_id = ?", arguments: [userID, resource, agentID])
+        }
     }
 
     // MARK: replay caches

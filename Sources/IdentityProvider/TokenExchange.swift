@@ -63,7 +63,7 @@ extension IdentityProvider {
         }
         let userID = subject.subject ?? ""
         let consented: Bool
-        do { consented = try store.hasConsent(userID: userID, resource: resource) } catch { throw Self.serverError() }
+        do { consented = try store.hasConsent(userID: userID, resource: resource, agentID: agent.clientID) } catch { throw Self.serverError() }
         guard consented else {
             let id = RandomToken.make(bytes: 24)
             do {
