@@ -39,7 +39,7 @@ public func buildIdentityProviderApplication(_ options: IdentityProviderOptions)
         logger.notice("development users (embedded defaults): \(config.users.map { "\($0.username) / \($0.password)" }.joined(separator: ", "))")
     }
     return Application(
-        router: router,
+        responder: JSONNotFoundResponder(router: router.buildResponder()),
         configuration: .init(address: .hostname(options.host, port: options.port), serverName: "switchboard-idp"),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? options.port
@@ -58,4 +58,18 @@ public func initializeAgent(options: IdentityProviderOptions, agentID: String, k
         config: config, issuer: options.issuer ?? "http://\(options.host):\(options.port)", dataDirectory: options.dataDirectory, logger: options.logger)
     try idp.initAgent(agentID: agentID, keyID: keyID, privateKeyPath: privateKeyPath)
     return "registered key '\(keyID)' for agent '\(agentID)'; private key written to \(privateKeyPath) (mode 600)"
+}
+
+/// Turns the router's empty 404 (unknown path, or a known path with another method) into
+/// an RFC 6749-style JSON error, like every other error the IdP sends.
+struct JSONNotFoundResponder: HTTPResponder {
+    let router: RouterResponder<BasicRequestContext>
+
+    func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+        let response = try await router.respond(to: request, context: context)
+        if response.status == .notFound, response.body.contentLength == 0 {
+            return OAuthError(error: "not_found", description: "no such endpoint, or not with method \(request.method.rawValue)", status: .notFound).response()
+        }
+        return response
+    }
 }

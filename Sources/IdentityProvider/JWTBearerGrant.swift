@@ -35,6 +35,10 @@ extension IdentityProvider {
         if let unknown = asked.first(where: { !server.scopes.contains($0) }) {
             throw OAuthError.invalidScope("scope '\(unknown)' is not offered by this authorization server")
         }
+        // The ID-JAG carries what the IdP authorized: a token request cannot widen it.
+        if !jag.scopes.isEmpty, let beyond = asked.subtracting(server.defaultScopes).first(where: { !jag.scopes.contains($0) }) {
+            throw OAuthError.invalidScope("scope '\(beyond)' was not authorized in the ID-JAG; request it in the token exchange")
+        }
         var granted = Set(server.defaultScopes)
         granted.formUnion(asked.intersection(server.onRequestScopes))
         granted.formUnion(asked.intersection(server.scopes).subtracting(server.onRequestScopes))
