@@ -86,10 +86,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // todo0: an MCP server (Streamable HTTP) and REST API for per-user todos on SQLite.
+        .target(
+            name: "Todo0",
+            dependencies: [
+                "OAuthCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider",
+                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,6 +127,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], swiftSettings: strict),
+        .testTarget(
+            name: "Todo0Tests",
+            dependencies: [
+                "Todo0", "OAuthCore", "SwitchboardTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IdentityProviderTests",
             dependencies: [

@@ -7,13 +7,14 @@ import Logging
 import PluginAPI
 import ServiceLifecycle
 import StandardPlugins
+import Todo0
 
 /// `switchboard dev`: the whole system in one process on its embedded defaults (loopback
 /// only, no internet, no Okta tenant). Creates the agent key on first run.
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run the identity provider (:9000) and the gateway (:8080) together on their development defaults."
+        abstract: "Run the identity provider (:9000), todo0 (:5002 MCP, :5001 REST) and the gateway (:8080) together on their development defaults."
     )
 
     @Option(help: "Data directory for keys, grants and consents (env SWITCHBOARD_DATA_DIR).") var dataDir: String?
@@ -40,8 +41,11 @@ struct DevCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\nthe gateway did not start: fix the file and try again\n").utf8))
             throw ExitCode(1)
         }
+        var todoOptions = Todo0Command.options(dataDir: dataDir)
+        todoOptions.logger = CLILogging.logger("switchboard.todo0")
+        let todo0 = try await buildTodo0(todoOptions)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: idp), .init(service: gateway)], gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [.init(service: idp), .init(service: todo0), .init(service: gateway)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: CLILogging.logger("switchboard.dev")))
         try await group.run()
     }
