@@ -75,7 +75,7 @@ struct TodoTools: Sendable {
     }
 
     static func json(_ t: Todo) -> JSONValue {
-        ["id": .number(Double(t.id)), "title": .string(t.title), "done": .bool(t.done), "created_at": .string(ISO8601DateFormatter().string(from: t.createdAt))]
+        ["id": .number(Double(t.id)), "title": .string(t.title), "done": .bool(t.done), "created_at": .string(t.createdAt.formatted(.iso8601))]
     }
 
     static func result(_ text: String, structured: JSONValue) -> JSONValue {
