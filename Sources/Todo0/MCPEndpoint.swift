@@ -35,8 +35,13 @@ struct MCPEndpoint: Sendable {
     func originAllowed(_ request: Request) -> Bool {
         guard let origin = request.headers[.origin] else { return true }
         return allowedOrigins.contains { pattern in
-            if pattern.hasSuffix(":*") { return origin == String(pattern.dropLast(2)) || origin.hasPrefix(String(pattern.dropLast(1))) }
-            return origin == pattern
+            guard pattern.hasSuffix(":*") else { return origin == pattern }
+            let base = String(pattern.dropLast(2))
+            if origin == base { return true }
+            // `:*` means "any port": only digits may follow the colon.
+            guard origin.hasPrefix(base + ":") else { return false }
+            let port = origin.dropFirst(base.count + 1)
+            return !port.isEmpty && port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber)
         }
     }
 

@@ -31,6 +31,16 @@ struct RESTEndpoint: Sendable {
             await with(request, scope: TodoTools.manageScope) { owner in
                 guard let id = context.parameters.get("id").flatMap({ Int64($0) }) else { return Self.error(.notFound, "not_found", "no such todo") }
                 let body = try await Self.body(request)
+                // Validate the whole body before writing anything.
+                if body["title"] == nil, body["done"] == nil { return Self.error(.badRequest, "invalid_request", "send 'title' and/or 'done'") }
+                if let done = body["done"], case .bool = done {} else if body["done"] != nil {
+                    return Self.error(.badRequest, "invalid_request", "'done' must be true or false")
+                }
+                if let raw = body["title"] {
+                    guard let t = raw.string?.trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty, t.count <= TodoStore.maxTitleLength else {
+                        return Self.error(.badRequest, "invalid_request", "the title must be a string of 1-\(TodoStore.maxTitleLength) characters")
+                    }
+                }
                 var todo: Todo?
                 if let title = body["title"]?.string {
                     let t = title.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -40,10 +50,7 @@ struct RESTEndpoint: Sendable {
                 }
                 if case .bool(let done)? = body["done"] {
                     todo = try await store.toggle(owner: owner, id: id, done: done)
-                } else if body["done"] != nil {
-                    return Self.error(.badRequest, "invalid_request", "'done' must be true or false")
                 }
-                if body["title"] == nil, body["done"] == nil { return Self.error(.badRequest, "invalid_request", "send 'title' and/or 'done'") }
                 guard let todo else { return Self.error(.notFound, "not_found", "no such todo") }
                 return json(TodoTools.json(todo))
             }
