@@ -75,7 +75,19 @@ struct TodoTools: Sendable {
     }
 
     static func json(_ t: Todo) -> JSONValue {
-        ["id": .number(Double(t.id)), "title": .string(t.title), "done": .bool(t.done), "created_at": .string(t.createdAt.formatted(.iso8601))]
+        ["id": .number(Double(t.id)), "title": .string(t.title), "done": .bool(t.done), "created_at": .string(Self.iso8601(t.createdAt))]
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC) without a formatter object: this runs for every todo listed.
+    static func iso8601(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
     }
 
     static func result(_ text: String, structured: JSONValue) -> JSONValue {
