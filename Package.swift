@@ -53,8 +53,12 @@ let package = Package(
         ),
         // Built-in auth-strategy plugins: one target each, PluginAPI (+ OAuthCore) only.
         .target(name: "NoneStrategy", dependencies: ["PluginAPI"], path: "Plugins/NoneStrategy", swiftSettings: strict),
+        // Shared by the OAuth plugins: agent key loading, token endpoint discovery, error mapping.
+        .target(name: "OAuthPluginSupport", dependencies: ["PluginAPI", "OAuthCore"], path: "Plugins/OAuthPluginSupport", swiftSettings: strict),
+        .target(name: "IDJAGStrategy", dependencies: ["PluginAPI", "OAuthCore", "OAuthPluginSupport"], path: "Plugins/IDJAGStrategy", swiftSettings: strict),
+        .target(name: "OAuthSTSStrategy", dependencies: ["PluginAPI", "OAuthCore", "OAuthPluginSupport"], path: "Plugins/OAuthSTSStrategy", swiftSettings: strict),
         // The list of built-in plugins; the only place that names them all.
-        .target(name: "StandardPlugins", dependencies: ["PluginAPI", "NoneStrategy"], swiftSettings: strict),
+        .target(name: "StandardPlugins", dependencies: ["PluginAPI", "NoneStrategy", "IDJAGStrategy", "OAuthSTSStrategy"], swiftSettings: strict),
         .target(
             name: "Gateway",
             dependencies: [

@@ -13,6 +13,9 @@ struct GatewayError: Error, Sendable {
     /// Extra JSON string fields (`interaction_uri`, `detail`).
     var extra: [String: String] = [:]
     var headers: HTTPFields = [:]
+    /// For an MCP POST: the request's JSON-RPC id; the body then is a JSON-RPC error object
+    /// (so an MCP client can surface it) that also carries the gateway fields.
+    var jsonRPCID: String?
 
     static func unknownConnection(_ route: String) -> GatewayError {
         GatewayError(code: "unknown_connection", status: .notFound, message: "no connection is routed at '\(route)'")
@@ -56,11 +59,20 @@ struct GatewayError: Error, Sendable {
 
     /// The JSON response: `{"error", "message", "connection"?, …extra}`.
     func response() -> Response {
-        var object: [String: String] = extra
+        var object: [String: Any] = extra
         object["error"] = code
         object["message"] = message
         if let connection { object["connection"] = connection }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{\"error\":\"internal_error\"}".utf8)
+        if let jsonRPCID {
+            var detail = extra as [String: Any]
+            detail["error"] = code
+            if let connection { detail["connection"] = connection }
+            let id: Any = (try? JSONSerialization.jsonObject(with: Data(jsonRPCID.utf8), options: [.fragmentsAllowed])) ?? NSNull()
+            object["jsonrpc"] = "2.0"
+            object["id"] = id
+            object["error"] = ["code": -32001, "message": message, "data": detail] as [String: Any]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{\"error\":\"internal_error\"}".utf8)
         var fields = headers
         fields[.contentType] = "application/json"
         fields[.cacheControl] = "no-store"

@@ -62,12 +62,15 @@ public struct StrategyFailure: Error, Sendable, Equatable {
     public var detail: String?
     /// The HTTP status the gateway should answer with (default 502).
     public var httpStatus: Int
+    /// Seconds after which a retry may succeed (sent as `Retry-After`, e.g. IdP unavailable).
+    public var retryAfter: Int?
 
-    public init(code: String, message: String, detail: String? = nil, httpStatus: Int = 502) {
+    public init(code: String, message: String, detail: String? = nil, httpStatus: Int = 502, retryAfter: Int? = nil) {
         self.code = code
         self.message = message
         self.detail = detail
         self.httpStatus = httpStatus
+        self.retryAfter = retryAfter
     }
 }
 

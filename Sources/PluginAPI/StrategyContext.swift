@@ -1,5 +1,6 @@
 public import AsyncHTTPClient
 public import Logging
+public import Foundation
 
 /// What a strategy gets besides the request: its connection, the agent identity, and the
 /// gateway's shared services. Built once per connection at provision time.
@@ -18,11 +19,16 @@ public struct StrategyContext: Sendable {
     public var cache: PluginCache
     /// Looks up another connection of the registry by name (e.g. the referenced AS).
     public var lookup: @Sendable (String) -> ConnectionDescriptor?
+    /// Tells the gateway that another connection (e.g. the authorization server a token was
+    /// minted through) was used successfully, with what it issued valid until. Feeds its status card.
+    public var reportUse: @Sendable (_ connection: String, _ validUntil: Date?) -> Void
 
     public init(
         connection: ConnectionDescriptor, agent: AgentIdentity?, httpClient: HTTPClient, logger: Logger,
-        clock: any GatewayClock, cache: PluginCache, lookup: @escaping @Sendable (String) -> ConnectionDescriptor?
+        clock: any GatewayClock, cache: PluginCache, lookup: @escaping @Sendable (String) -> ConnectionDescriptor?,
+        reportUse: @escaping @Sendable (String, Date?) -> Void = { _, _ in }
     ) {
+        self.reportUse = reportUse
         self.connection = connection
         self.agent = agent
         self.httpClient = httpClient

@@ -8,6 +8,9 @@ public struct GatewaySettings: Sendable, Equatable {
     public var maxHeaderCount: Int = 100
     /// Largest total size of request header names and values (431 above it). Default 32 KiB.
     public var maxHeaderBytes: Int = 32 << 10
+    /// Request bodies up to this size are kept so a request can be replayed after a token
+    /// refresh or a scope step-up (larger ones stream without replay). Default 1 MiB.
+    public var maxReplayBody: Int = 1 << 20
     /// Pooled connections per upstream host. Default 64.
     public var maxConnectionsPerUpstream: Int = 64
     /// Upstream TCP connect timeout. Default 5 s.
@@ -31,6 +34,7 @@ public struct GatewaySettings: Sendable, Equatable {
             if let v = l.maxHeaderCount { maxHeaderCount = v }
             if let v = l.maxHeaderBytes { maxHeaderBytes = v.bytes }
             if let v = l.maxConnectionsPerUpstream { maxConnectionsPerUpstream = v }
+            if let v = l.maxReplayBody { maxReplayBody = v.bytes }
         }
         if let t = config.timeouts {
             if let v = t.connect { connectTimeout = v.duration }

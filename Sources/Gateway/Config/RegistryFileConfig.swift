@@ -83,8 +83,10 @@ public struct LimitsConfig: Decodable, Sendable, Equatable {
     public var maxHeaderCount: Int?
     public var maxHeaderBytes: ConfigByteSize?
     public var maxConnectionsPerUpstream: Int?
+    public var maxReplayBody: ConfigByteSize?
 
     enum CodingKeys: String, CodingKey {
+        case maxReplayBody = "max_replay_body"
         case maxRequestBody = "max_request_body"
         case maxHeaderCount = "max_header_count"
         case maxHeaderBytes = "max_header_bytes"

@@ -30,7 +30,7 @@ struct ProxyHandler: Sendable {
             // Only failures of the connection itself (upstream, credential) count against it;
             // a caller's bad token or oversized body says nothing about the connection.
             let isUpstream = error.code.hasPrefix("upstream_")
-            if error.status.code >= 500 {
+            if error.status.code >= 500, isUpstream {
                 connection.activity.recordFailure(at: clock.now(), code: error.code, message: error.message, upstream: isUpstream)
             }
             logLine(connection: connection.name, method: request.method, status: Int(error.status.code), started: started, error: error.code)
@@ -68,73 +68,168 @@ struct ProxyHandler: Sendable {
 
         let caller = try await registry.authenticator.authenticate(fields[.authorization])
 
-        let credential: Credential
-        switch await CredentialResolver.credential(for: connection, caller: caller) {
-        case .inject(let c): credential = c
-        case .interactionRequired(let interaction):
-            var e = GatewayError(code: "interaction_required", status: .unauthorized, message: interaction.message, connection: connection.name)
-            e.extra["interaction_uri"] = interaction.uri
-            e.headers[.wwwAuthenticate] = "Bearer error=\"interaction_required\""
-            throw e
-        case .failed(let failure):
-            var e = GatewayError(
-                code: failure.code, status: HTTPResponse.Status(code: failure.httpStatus), message: failure.message, connection: connection.name)
-            if let detail = failure.detail { e.extra["detail"] = detail }
-            throw e
+        // A request can be replayed (token refresh, scope step-up) when its plugin caches
+        // credentials and its body is small enough to keep; everything else streams once.
+        let retryable = connection.strategy.map { $0.credentialScope != .uncached } ?? false
+        var kept: ByteBuffer?
+        if retryable, let contentLength, contentLength > 0, contentLength <= settings.maxReplayBody {
+            do { kept = try await request.body.collect(upTo: contentLength) } catch {
+                throw GatewayError.invalidPath("the request body could not be read", connection: connection.name)
+            }
         }
+        let hasBody = (contentLength ?? 0) > 0 || fields[.transferEncoding] != nil
+        let canReplay = retryable && (kept != nil || !hasBody)
+        let rpc = target.prefix == .mcp ? kept.flatMap(JSONRPCPeek.init) : nil
 
+        var scopes = connection.scopes(for: caller.userKey)
+        var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, rpc: rpc)
+        var refreshed = false
+        var stepUps = 0
+        while true {
+            let upstream = try buildUpstream(request, target: target, connection: connection, credential: credential, kept: kept, contentLength: contentLength)
+            let response: HTTPClientResponse
+            do {
+                // No logger handed to the client: at trace level it would print the injected credential.
+                response = try await httpClient.execute(upstream, timeout: .nanoseconds(Int64(connection.responseTimeout.nanoseconds)))
+            } catch {
+                throw UpstreamErrorMapping.map(error, connection: connection)
+            }
+            let status = Int(response.status.code)
+            if canReplay, let strategy = connection.strategy {
+                // 1. The credential was refused (expired, revoked): get a fresh one, replay once.
+                if status == 401, !refreshed {
+                    refreshed = true
+                    await discard(response)
+                    logger.info("upstream refused the credential; refreshing", metadata: ["connection": "\(connection.name)"])
+                    credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .refresh, rpc: rpc)
+                    continue
+                }
+                // 2. Scope step-up: a 403 challenge, or an MCP tool result saying insufficient_scope.
+                var challenge: ScopeChallenge?
+                var buffered: ByteBuffer?
+                if status == 403 {
+                    challenge = ScopeChallengeParser.fromHeader(response.headers.first(name: "www-authenticate"))
+                } else if status == 200, rpc?.method == "tools/call",
+                          response.headers.first(name: "content-type")?.lowercased().hasPrefix("application/json") == true {
+                    buffered = try? await response.body.collect(upTo: settings.maxReplayBody)
+                    if let buffered { challenge = ScopeChallengeParser.fromToolResult(Data(buffered.readableBytesView)) }
+                }
+                if let challenge, stepUps < 2, case .possible(let wanted) = strategy.stepUp(for: challenge, held: credential) {
+                    stepUps += 1
+                    if buffered == nil { await discard(response) }
+                    connection.activity.recordStepUp()
+                    logger.info("scope step-up", metadata: [
+                        "connection": "\(connection.name)", "scopes": "\(wanted.sorted().joined(separator: " "))", "step": "\(stepUps)",
+                    ])
+                    scopes = wanted
+                    credential = try await obtain(connection, caller: caller, scopes: wanted, reason: .stepUp, rpc: rpc)
+                    connection.remember(scopes: credential.scopes.isEmpty ? wanted : credential.scopes, for: caller.userKey)
+                    continue
+                }
+                if let buffered {
+                    return answer(response, status: status, body: .buffered(buffered), connection: connection, caller: caller, credential: credential, method: request.method, started: started)
+                }
+            }
+            return answer(response, status: status, body: .stream, connection: connection, caller: caller, credential: credential, method: request.method, started: started)
+        }
+    }
+
+    enum AnswerBody {
+        case stream
+        case buffered(ByteBuffer)
+    }
+
+    /// Records the outcome and streams (or returns the already-read) upstream answer.
+    private func answer(
+        _ response: HTTPClientResponse, status: Int, body: AnswerBody, connection: Connection, caller: CallerIdentity, credential: Credential,
+        method: HTTPRequest.Method, started: ContinuousClock.Instant
+    ) -> Response {
+        let now = clock.now()
+        if status >= 500 {
+            connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
+        } else if status == 401 || status == 403 {
+            connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
+            connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
+        } else {
+            connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
+            connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
+        }
+        let headers = HeaderFilter.downstreamHeaders(from: response.headers)
+        let name = connection.name
+        switch body {
+        case .buffered(let buffer):
+            logLine(connection: name, method: method, status: status, started: started, bytes: buffer.readableBytes)
+            return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers, body: ResponseBody(byteBuffer: buffer))
+        case .stream:
+            let length = response.headers.first(name: "content-length").flatMap { Int($0) }
+            let upstreamBody = response.body
+            let streamed = ResponseBody(contentLength: method == .head ? nil : length) { writer in
+                var bytes = 0
+                do {
+                    for try await chunk in upstreamBody {
+                        bytes += chunk.readableBytes
+                        try await writer.write(chunk)
+                    }
+                    try await writer.finish(nil)
+                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes)
+                } catch {
+                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes, error: "stream_interrupted")
+                    throw error
+                }
+            }
+            return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers, body: streamed)
+        }
+    }
+
+    private func buildUpstream(
+        _ request: Request, target: ProxyTarget, connection: Connection, credential: Credential, kept: ByteBuffer?, contentLength: Int?
+    ) throws(GatewayError) -> HTTPClientRequest {
         guard let base = connection.upstreamBase else { throw GatewayError.internalError(connection.name) }
         var url = base
         url += target.remainder
         if let query = target.query { url += "?"; url += query }
         var upstream = HTTPClientRequest(url: url)
         upstream.method = HTTPMethod(rawValue: request.method.rawValue)
-        upstream.headers = HeaderFilter.upstreamHeaders(from: fields, inject: credential.headers)
-        let limited = LimitedBody(base: request.body, limit: connection.maxRequestBody)
-        if let contentLength {
-            if contentLength > 0 { upstream.body = .stream(limited, length: .known(Int64(contentLength))) }
-        } else if fields[.transferEncoding] != nil {
-            upstream.body = .stream(limited, length: .unknown)
+        upstream.headers = HeaderFilter.upstreamHeaders(from: request.headers, inject: credential.headers)
+        if let kept {
+            upstream.body = .bytes(kept)
+        } else if let contentLength {
+            if contentLength > 0 { upstream.body = .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: .known(Int64(contentLength))) }
+        } else if request.headers[.transferEncoding] != nil {
+            upstream.body = .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: .unknown)
         }
+        return upstream
+    }
 
-        let response: HTTPClientResponse
-        do {
-            // No logger handed to the client: at trace level it would print the injected credential.
-            response = try await httpClient.execute(upstream, timeout: .nanoseconds(Int64(connection.responseTimeout.nanoseconds)))
-        } catch {
-            throw UpstreamErrorMapping.map(error, connection: connection)
-        }
+    /// Reads and drops an answer that is about to be replaced by a replay.
+    private func discard(_ response: HTTPClientResponse) async {
+        _ = try? await response.body.collect(upTo: 1 << 20)
+    }
 
-        let status = Int(response.status.code)
+    /// The plugin's credential (through the cache), or the gateway error the agent sees.
+    private func obtain(
+        _ connection: Connection, caller: CallerIdentity, scopes: Set<String>?, reason: CredentialReason, rpc: JSONRPCPeek?
+    ) async throws(GatewayError) -> Credential {
         let now = clock.now()
-        if status >= 500 {
-            connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
-        } else if status == 401 || status == 403 {
-            connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
-        } else {
-            connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
+        switch await CredentialResolver.credential(for: connection, caller: caller, scopes: scopes, reason: reason) {
+        case .inject(let c):
+            return c
+        case .interactionRequired(let interaction):
+            connection.activity.recordFailure(at: now, code: "interaction_required", message: "the user must consent first", upstream: false)
+            connection.activity.recordUser(caller.userKey, .init(state: "consent_required", at: now, interactionURI: interaction.uri))
+            var e = GatewayError(code: "interaction_required", status: .unauthorized, message: interaction.message, connection: connection.name)
+            e.extra["interaction_uri"] = interaction.uri
+            e.headers[.wwwAuthenticate] = "Bearer error=\"interaction_required\""
+            if let rpc { e.jsonRPCID = rpc.idJSON }
+            throw e
+        case .failed(let failure):
+            connection.activity.recordFailure(at: now, code: failure.code, message: failure.message, upstream: false)
+            connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: failure.code))
+            var e = GatewayError(code: failure.code, status: HTTPResponse.Status(code: failure.httpStatus), message: failure.message, connection: connection.name)
+            if let detail = failure.detail { e.extra["detail"] = detail }
+            if let retry = failure.retryAfter { e.headers[.retryAfter] = String(retry) }
+            throw e
         }
-
-        let headers = HeaderFilter.downstreamHeaders(from: response.headers)
-        let length = response.headers.first(name: "content-length").flatMap { Int($0) }
-        let upstreamBody = response.body
-        let name = connection.name
-        let method = request.method
-        let body = ResponseBody(contentLength: request.method == .head ? nil : length) { writer in
-            var bytes = 0
-            do {
-                for try await chunk in upstreamBody {
-                    bytes += chunk.readableBytes
-                    try await writer.write(chunk)
-                }
-                try await writer.finish(nil)
-                self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes)
-            } catch {
-                self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes, error: "stream_interrupted")
-                throw error
-            }
-        }
-        return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers, body: body)
     }
 
     private func checkHeaderLimits(_ fields: HTTPFields, settings: GatewaySettings) throws(GatewayError) {

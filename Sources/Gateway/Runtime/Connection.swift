@@ -1,5 +1,6 @@
 import Foundation
 import PluginAPI
+import Synchronization
 
 /// A connection as the proxy uses it: validated, with its upstream parsed and its plugin
 /// provisioned. Immutable; a reload builds new ones (reusing unchanged ones whole).
@@ -14,6 +15,17 @@ final class Connection: Sendable {
     let maxRequestBody: Int
     /// Credentials this connection's plugin issued, per user and scope set.
     let credentials: SingleFlightCache<CredentialKey, CredentialOutcome>
+    /// Scopes a user's calls needed after a step-up: their next calls ask for these at once.
+    private let widenedScopes = Mutex<[String: Set<String>]>([:])
+
+    func scopes(for user: String) -> Set<String>? { widenedScopes.withLock { $0[user] } }
+
+    func remember(scopes: Set<String>, for user: String) {
+        widenedScopes.withLock { m in
+            if m.count >= 100_000 { m.removeAll(keepingCapacity: true) }
+            m[user] = scopes
+        }
+    }
 
     var descriptor: ConnectionDescriptor { plan.descriptor }
     var name: String { plan.descriptor.name }

@@ -25,7 +25,27 @@ final class ConnectionActivity: Sendable {
         var lastAttemptSucceeded: Bool?
     }
 
+    /// One user's view of this connection (for the status endpoint with a user token).
+    struct UserView: Sendable {
+        var state: String  // "live", "consent_required", "error"
+        var at: Date
+        var interactionURI: String?
+        var credentialExpiresAt: Date?
+        var error: String?
+    }
+
     private let state = Mutex(Snapshot())
+    private let users = Mutex<[String: UserView]>([:])
+    static let maxUsers = 10_000
+
+    func user(_ key: String) -> UserView? { users.withLock { $0[key] } }
+
+    func recordUser(_ key: String, _ view: UserView) {
+        users.withLock { u in
+            if u.count >= Self.maxUsers, u[key] == nil, let oldest = u.min(by: { $0.value.at < $1.value.at })?.key { u[oldest] = nil }
+            u[key] = view
+        }
+    }
 
     var snapshot: Snapshot { state.withLock { $0 } }
 
@@ -50,4 +70,13 @@ final class ConnectionActivity: Sendable {
     }
 
     func recordStepUp() { state.withLock { $0.stepUps += 1 } }
+
+    /// The connection was used through another one (e.g. an ID-JAG minted through this AS).
+    func recordUse(at: Date, validUntil: Date?) {
+        state.withLock {
+            $0.lastSuccessAt = at
+            $0.credentialExpiresAt = validUntil
+            $0.lastAttemptSucceeded = true
+        }
+    }
 }

@@ -109,20 +109,30 @@ final class RegistryHolder: Sendable {
         _ plan: RegistryPlan, previous: Registry?, generation: Int, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock
     ) async throws(ConfigErrors) -> Registry {
         let sameAgent = previous?.plan.agent == plan.agent
+        // Strategies capture facts about the connections they reference (an AS issuer): keep
+        // them only while no existing connection changed (additions and removals are fine).
+        let unchangedOthers = plan.connections.allSatisfy { p in
+            previous?.byName[p.descriptor.name].map { $0.descriptor == p.descriptor } ?? true
+        }
+        // Activities survive reloads by name; plugins report use of other connections through them.
+        var activities: [String: ConnectionActivity] = [:]
+        for p in plan.connections { activities[p.descriptor.name] = previous?.byName[p.descriptor.name]?.activity ?? ConnectionActivity() }
+        let directory = activities
+        let reportUse: @Sendable (String, Date?) -> Void = { name, until in directory[name]?.recordUse(at: clock.now(), validUntil: until) }
         let descriptors = Dictionary(plan.connections.map { ($0.descriptor.name, $0.descriptor) }, uniquingKeysWith: { a, _ in a })
         let lookup: @Sendable (String) -> ConnectionDescriptor? = { descriptors[$0] }
         var built: [Connection] = []
         var created: [any AuthStrategy] = []
         for planned in plan.connections {
             let name = planned.descriptor.name
-            if sameAgent, let old = previous?.byName[name], old.plan.sameContent(as: planned),
+            if sameAgent, unchangedOthers, let old = previous?.byName[name], old.plan.sameContent(as: planned),
                 old.maxRequestBody == (planned.maxRequestBody ?? plan.settings.maxRequestBody),
                 old.responseTimeout == (planned.responseTimeout ?? plan.settings.responseTimeout)
             {
                 built.append(old)
                 continue
             }
-            let activity = previous?.byName[name]?.activity ?? ConnectionActivity()
+            let activity = activities[name] ?? ConnectionActivity()
             var strategy: (any AuthStrategy)?
             var context: StrategyContext?
             if planned.enabled, let prepared = planned.strategy, let factory = planned.factory {
@@ -131,7 +141,7 @@ final class RegistryHolder: Sendable {
                 pluginLogger[metadataKey: "plugin"] = "\(prepared.pluginID)"
                 let ctx = StrategyContext(
                     connection: planned.descriptor, agent: plan.agent, httpClient: httpClient, logger: pluginLogger, clock: clock,
-                    cache: PluginCache(capacity: 10_000, clock: clock), lookup: lookup)
+                    cache: PluginCache(capacity: 10_000, clock: clock), lookup: lookup, reportUse: reportUse)
                 do {
                     let s = try await factory.makeStrategy(prepared, context: ctx)
                     created.append(s)

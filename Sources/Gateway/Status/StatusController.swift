@@ -14,9 +14,20 @@ struct StatusController: Sendable {
         router.get("/readyz") { _, _ in
             json(["status": "ready", "generation": "\(holder.registry.generation)"])
         }
-        router.get("/api/connections/status") { _, _ in
-            json(status())
+        router.get("/api/connections/status") { request, _ in
+            var doc = status()
+            if let authorization = request.headers[.authorization] {
+                // With the user's ID token, the answer adds that user's view of each connection.
+                do throws(GatewayError) {
+                    let caller = try await holder.registry.authenticator.authenticate(authorization)
+                    doc.user = userView(caller)
+                } catch {
+                    return error.response()
+                }
+            }
+            return json(doc)
         }
+        router.get("/metrics") { _, _ in metrics() }
         router.get("/api/connections") { request, _ in
             let kind = request.uri.queryParameters["kind"].map(String.init)
             if let kind, ConnectionKind(rawValue: kind) == nil {
@@ -53,10 +64,13 @@ struct StatusController: Sendable {
         } else if snap.lastAttemptSucceeded == true {
             if let exp = snap.credentialExpiresAt, exp <= now {
                 status = "IDLE"
-                reason = "credential_expired"
+                reason = d.kind == .authorizationServer ? "no_recent_activity" : "credential_expired"
             } else {
                 status = "LIVE"
             }
+        } else if snap.lastAttemptSucceeded == false, snap.lastFailure?.code == "interaction_required" {
+            status = "IDLE"
+            reason = "consent_required"
         } else if snap.lastAttemptSucceeded == false {
             status = "ERROR"
             reason = snap.lastFailure?.code
@@ -75,6 +89,41 @@ struct StatusController: Sendable {
             status: status, reason: reason, details: details, lastSuccessAt: snap.lastSuccessAt,
             lastError: snap.lastFailure.map { .init(at: $0.at, code: $0.code, message: $0.message) },
             counts: .init(requests: snap.requests, failures: snap.failures, upstreamErrors: snap.upstreamErrors, stepUps: snap.stepUps))
+    }
+
+    func userView(_ caller: CallerIdentity) -> StatusDocument.UserView {
+        let registry = holder.registry
+        let now = clock.now()
+        return StatusDocument.UserView(subject: caller.subject, connections: registry.connections.compactMap { c in
+            guard c.strategy != nil, let v = c.activity.user(caller.userKey) else { return nil }
+            var state = v.state
+            if state == "live", let exp = v.credentialExpiresAt, exp <= now { state = "expired" }
+            return .init(name: c.name, state: state, at: v.at, interactionURI: v.interactionURI, credentialExpiresAt: v.credentialExpiresAt, error: v.error)
+        })
+    }
+
+    /// Prometheus text exposition of the per-connection counters.
+    func metrics() -> Response {
+        let registry = holder.registry
+        let now = clock.now()
+        var out = "# HELP switchboard_registry_generation Registry generation serving now.\n# TYPE switchboard_registry_generation gauge\n"
+        out += "switchboard_registry_generation \(registry.generation)\n"
+        let series: [(String, String, (ConnectionActivity.Snapshot) -> Int)] = [
+            ("switchboard_requests_total", "Proxied requests per connection.", { $0.requests }),
+            ("switchboard_failures_total", "Requests that failed at the upstream or in the plugin.", { $0.failures }),
+            ("switchboard_upstream_errors_total", "Failures caused by the upstream.", { $0.upstreamErrors }),
+            ("switchboard_step_ups_total", "Scope step-ups performed.", { $0.stepUps }),
+        ]
+        let snaps = registry.connections.map { ($0.name, $0.activity.snapshot) }
+        for (name, help, value) in series {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for (c, snap) in snaps { out += "\(name){connection=\"\(c)\"} \(value(snap))\n" }
+        }
+        out += "# HELP switchboard_connection_live 1 when the connection is LIVE.\n# TYPE switchboard_connection_live gauge\n"
+        for c in registry.connections {
+            out += "switchboard_connection_live{connection=\"\(c.name)\"} \(Self.status(of: c, registry: registry, now: now).status == "LIVE" ? 1 : 0)\n"
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: out)))
     }
 
     struct Listing: Encodable {

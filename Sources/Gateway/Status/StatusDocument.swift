@@ -102,6 +102,28 @@ struct StatusDocument: Encodable {
         }
     }
 
+    /// One user's view (present when the request carried their ID token).
+    struct UserView: Encodable {
+        struct Item: Encodable {
+            var name: String
+            /// live, expired, consent_required, error
+            var state: String
+            var at: Date
+            var interactionURI: String?
+            var credentialExpiresAt: Date?
+            var error: String?
+
+            enum CodingKeys: String, CodingKey {
+                case name, state, at, error
+                case interactionURI = "interaction_uri"
+                case credentialExpiresAt = "credential_expires_at"
+            }
+        }
+        var subject: String
+        var connections: [Item]
+    }
+
     var config: ConfigInfo
     var connections: [ConnectionStatus]
+    var user: UserView?
 }
