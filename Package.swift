@@ -90,11 +90,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The MCP Streamable HTTP server side shared by todo0 and the ISV stand-in.
+        .target(
+            name: "MCPServerKit",
+            dependencies: [
+                "OAuthCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // todo0: an MCP server (Streamable HTTP) and REST API for per-user todos on SQLite.
         .target(
             name: "Todo0",
             dependencies: [
-                "OAuthCore",
+                "OAuthCore", "MCPServerKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -105,10 +118,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The offline third-party app for OAuth STS (GitHub REST subset + MCP).
+        .target(
+            name: "ISVStandIn",
+            dependencies: [
+                "OAuthCore", "MCPServerKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0",
+                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

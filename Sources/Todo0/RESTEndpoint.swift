@@ -1,4 +1,5 @@
 import Foundation
+import MCPServerKit
 import HTTPTypes
 import Hummingbird
 import NIOCore

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import MCPServerKit
 import Hummingbird
 public import Logging
 public import ServiceLifecycle
@@ -44,7 +45,7 @@ public func buildTodo0(_ options: Todo0Options) async throws -> any Service {
 
     let mcpRouter = Router(context: BasicRequestContext.self)
     MCPEndpoint(tools: TodoTools(store: store), guardian: guardian, sessions: MCPSessions(), allowedOrigins: options.allowedOrigins,
-                alwaysSSE: options.alwaysSSE, logger: logger).register(on: mcpRouter)
+                alwaysSSE: options.alwaysSSE, logger: logger, connectScope: TodoTools.connectScope).register(on: mcpRouter)
     let metadata: JSONValue = [
         "resource": .string(resource), "authorization_servers": [.string(options.authorizationServer)],
         "scopes_supported": [.string(TodoTools.connectScope), .string(TodoTools.readScope), .string(TodoTools.manageScope)],

@@ -1,4 +1,5 @@
 import Foundation
+import MCPServerKit
 import GRDB
 
 /// A todo as stored and returned.

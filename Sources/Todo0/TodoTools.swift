@@ -1,7 +1,8 @@
 import Foundation
+import MCPServerKit
 
 /// The four tools todo0 offers, their schemas, the scope each needs, and their behaviour.
-struct TodoTools: Sendable {
+struct TodoTools: MCPToolbox {
     let store: TodoStore
 
     struct Definition: Sendable {
@@ -36,6 +37,11 @@ struct TodoTools: Sendable {
     ]
 
     static func definition(_ name: String) -> Definition? { definitions.first { $0.name == name } }
+
+    var serverInfo: JSONValue { ["name": "todo0", "title": "Todo0", "version": "1.0.0"] }
+    var instructions: String { "Per-user todos: list, add, toggle and delete by id." }
+    var listing: JSONValue { Self.listing }
+    func requiredScopes(for tool: String) -> Set<String>? { Self.definition(tool).map { [$0.scope] } }
 
     /// The `tools/list` entries.
     static var listing: JSONValue {

@@ -1,7 +1,7 @@
-import Foundation
+package import Foundation
 
 /// Any JSON value, Codable and Sendable, with booleans and numbers kept apart.
-enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+package enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
     case null
@@ -11,7 +11,7 @@ enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral, Expres
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
@@ -21,7 +21,7 @@ enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral, Expres
         else { self = .object(try c.decode([String: JSONValue].self)) }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .null: try c.encodeNil()
@@ -34,23 +34,23 @@ enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral, Expres
         }
     }
 
-    init(stringLiteral value: String) { self = .string(value) }
-    init(integerLiteral value: Int) { self = .number(Double(value)) }
-    init(booleanLiteral value: Bool) { self = .bool(value) }
-    init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-    init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { a, _ in a })) }
-    init(nilLiteral: ()) { self = .null }
+    package init(stringLiteral value: String) { self = .string(value) }
+    package init(integerLiteral value: Int) { self = .number(Double(value)) }
+    package init(booleanLiteral value: Bool) { self = .bool(value) }
+    package init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    package init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { a, _ in a })) }
+    package init(nilLiteral: ()) { self = .null }
 
-    subscript(_ key: String) -> JSONValue? {
+    package subscript(_ key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
-    var string: String? { if case .string(let s) = self { return s } else { return nil } }
-    var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    package var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    package var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
 
     /// A whole number ≥ 1 (ids), from a JSON number or a numeric string.
-    var positiveInteger: Int64? {
+    package var positiveInteger: Int64? {
         switch self {
         case .number(let d) where d.rounded() == d && d >= 1 && d < 9e15: return Int64(d)
         case .string(let s): if let v = Int64(s.trimmingCharacters(in: .whitespaces)), v >= 1 { return v } else { return nil }
@@ -60,7 +60,7 @@ enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral, Expres
 
     /// Compact JSON with sorted keys, written directly (every answer is encoded: JSONEncoder's
     /// generic path was the largest cost of a `get-todos` call).
-    func encoded() -> Data {
+    package func encoded() -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         write(to: &out)

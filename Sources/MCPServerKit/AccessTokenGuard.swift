@@ -1,18 +1,18 @@
-import AsyncHTTPClient
-import Foundation
+package import AsyncHTTPClient
+package import Foundation
 import OAuthCore
 import Synchronization
 
 /// The caller of a todo0 request, from a verified access token.
-struct Principal: Sendable {
+package struct Principal: Sendable {
     /// Owner key of the user's todos: `uid`, else `sub`.
-    var owner: String
-    var scopes: Set<String>
-    var expiresAt: Date
+    package var owner: String
+    package var scopes: Set<String>
+    package var expiresAt: Date
 }
 
 /// Why a request was refused (drives the `WWW-Authenticate` challenge).
-enum AuthFailure: Error, Sendable {
+package enum AuthFailure: Error, Sendable {
     case missing
     case invalid(String)
 }
@@ -20,18 +20,18 @@ enum AuthFailure: Error, Sendable {
 /// Validates access tokens issued by the configured authorization server for this
 /// resource (RFC 9068 `at+jwt`, `aud` = this resource, issuer-pinned keys). Verified tokens
 /// are remembered until `exp`, so the hot path is a look-up.
-final class AccessTokenGuard: Sendable {
+package final class AccessTokenGuard: Sendable {
     private let verifier: JWTVerifier
     private let verified = Mutex<[String: Principal]>([:])
-    let resourceMetadataURL: String
+    package let resourceMetadataURL: String
 
-    init(issuer: String, resource: String, resourceMetadataURL: String, httpClient: HTTPClient) {
+    package init(issuer: String, resource: String, resourceMetadataURL: String, httpClient: HTTPClient) {
         let keys = JWKSKeySet(issuer: issuer, httpClient: httpClient)
         verifier = JWTVerifier(policy: .accessToken(issuer: issuer, resource: resource), keySet: keys)
         self.resourceMetadataURL = resourceMetadataURL
     }
 
-    func authenticate(_ authorization: String?) async -> Result<Principal, AuthFailure> {
+    package func authenticate(_ authorization: String?) async -> Result<Principal, AuthFailure> {
         guard let authorization, !authorization.isEmpty else { return .failure(.missing) }
         guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
             return .failure(.invalid("use the Bearer scheme"))
@@ -54,7 +54,7 @@ final class AccessTokenGuard: Sendable {
     }
 
     /// `WWW-Authenticate` for a 401.
-    func challenge(_ failure: AuthFailure) -> String {
+    package func challenge(_ failure: AuthFailure) -> String {
         switch failure {
         case .missing: return "Bearer resource_metadata=\"\(resourceMetadataURL)\""
         case .invalid(let why):
@@ -63,7 +63,7 @@ final class AccessTokenGuard: Sendable {
     }
 
     /// `WWW-Authenticate` for a 403: every scope needed, including those already held.
-    func insufficientScope(needed: Set<String>, held: Set<String>) -> String {
+    package func insufficientScope(needed: Set<String>, held: Set<String>) -> String {
         let all = needed.union(held).sorted().joined(separator: " ")
         let missing = needed.subtracting(held).sorted().joined(separator: " ")
         return "Bearer error=\"insufficient_scope\", scope=\"\(all)\", resource_metadata=\"\(resourceMetadataURL)\", error_description=\"this call needs \(missing)\""

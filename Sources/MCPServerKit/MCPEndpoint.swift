@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
-import Hummingbird
-import Logging
+package import Hummingbird
+package import Logging
 import NIOCore
 
 /// MCP Streamable HTTP at `/mcp`: revisions 2025-06-18 and 2025-11-25 (initialize handshake,
@@ -9,21 +9,32 @@ import NIOCore
 ///
 /// Order of checks for every request: Origin → access token (401) → `mcp:connect` (403) →
 /// protocol version and session → JSON-RPC → per-tool scope (403 `insufficient_scope`).
-struct MCPEndpoint: Sendable {
-    let tools: TodoTools
+package struct MCPEndpoint: Sendable {
+    let tools: any MCPToolbox
     let guardian: AccessTokenGuard
     let sessions: MCPSessions
     let allowedOrigins: [String]
     let alwaysSSE: Bool
     let logger: Logger
+    /// Scope every request needs (todo0: `mcp:connect`); nil when the server has none.
+    let connectScope: String?
+
+    package init(tools: any MCPToolbox, guardian: AccessTokenGuard, sessions: MCPSessions, allowedOrigins: [String], alwaysSSE: Bool, logger: Logger, connectScope: String?) {
+        self.tools = tools
+        self.guardian = guardian
+        self.sessions = sessions
+        self.allowedOrigins = allowedOrigins
+        self.alwaysSSE = alwaysSSE
+        self.logger = logger
+        self.connectScope = connectScope
+    }
 
     static let handshakeVersions = ["2025-11-25", "2025-06-18"]
     static let statelessVersion = "2026-07-28"
-    static let serverInfo: JSONValue = ["name": "todo0", "title": "Todo0", "version": "1.0.0"]
     static let metaVersion = "io.modelcontextprotocol/protocolVersion"
     static let metaCapabilities = "io.modelcontextprotocol/clientCapabilities"
 
-    func register(on router: Router<BasicRequestContext>) {
+    package func register(on router: Router<BasicRequestContext>) {
         router.post("/mcp") { request, _ in await post(request) }
         router.get("/mcp") { request, _ in await get(request) }
         router.delete("/mcp") { request, _ in await delete(request) }
@@ -53,7 +64,7 @@ struct MCPEndpoint: Sendable {
             r.headers[.wwwAuthenticate] = guardian.challenge(failure)
             return .refused(r)
         case .success(let principal):
-            guard principal.scopes.contains(TodoTools.connectScope) else { return .refused(insufficient([TodoTools.connectScope], principal)) }
+            if let connectScope, !principal.scopes.contains(connectScope) { return .refused(insufficient([connectScope], principal)) }
             return .ok(principal)
         }
     }
@@ -131,8 +142,8 @@ struct MCPEndpoint: Sendable {
             let asked = params["protocolVersion"]?.string ?? ""
             let version = Self.handshakeVersions.contains(asked) ? asked : Self.handshakeVersions[0]
             let session = sessions.create(owner: principal.owner, protocolVersion: version)
-            let result: JSONValue = ["protocolVersion": .string(version), "capabilities": ["tools": ["listChanged": false]], "serverInfo": Self.serverInfo,
-                                     "instructions": "Per-user todos: list, add, toggle and delete by id."]
+            let result: JSONValue = ["protocolVersion": .string(version), "capabilities": ["tools": ["listChanged": false]], "serverInfo": tools.serverInfo,
+                                     "instructions": .string(tools.instructions)]
             var response = reply(id: id, result: result, request: request, forceSSE: false)
             response.headers[.mcpSessionID] = session
             logger.info("mcp session started", metadata: ["version": "\(version)"])
@@ -166,14 +177,15 @@ struct MCPEndpoint: Sendable {
         case "server/discover" where stateless:
             // 2026-07-28 cacheable results say how long and for whom (per user: private).
             return finish(["supportedVersions": [.string(Self.statelessVersion)], "capabilities": ["tools": ["listChanged": false]],
-                           "cacheScope": "private", "ttlMs": 0, "_meta": ["io.modelcontextprotocol/serverInfo": Self.serverInfo]])
+                           "cacheScope": "private", "ttlMs": 0, "_meta": ["io.modelcontextprotocol/serverInfo": tools.serverInfo]])
         case "tools/list":
-            return finish(stateless ? ["tools": TodoTools.listing, "cacheScope": "private", "ttlMs": 0] : ["tools": TodoTools.listing])
+            return finish(stateless ? ["tools": tools.listing, "cacheScope": "private", "ttlMs": 0] : ["tools": tools.listing])
         case "tools/call":
-            guard let name = params["name"]?.string, let tool = TodoTools.definition(name) else {
+            guard let name = params["name"]?.string, let toolScopes = tools.requiredScopes(for: name) else {
                 return Self.rpcError(.ok, id: id, code: -32602, "unknown tool '\(params["name"]?.string ?? "")'; see tools/list")
             }
-            let needed: Set<String> = [TodoTools.connectScope, tool.scope]
+            var needed = toolScopes
+            if let connectScope { needed.insert(connectScope) }
             guard needed.isSubset(of: principal.scopes) else { return insufficient(needed, principal) }
             if let header = request.headers[.mcpName], stateless, header != name {
                 return Self.rpcError(.badRequest, id: id, code: -32600, "Mcp-Name header '\(header)' does not match the tool '\(name)'")
@@ -273,6 +285,19 @@ extension HTTPField.Name {
     static let mcpProtocolVersion = HTTPField.Name("MCP-Protocol-Version")!
     static let mcpMethod = HTTPField.Name("Mcp-Method")!
     static let mcpName = HTTPField.Name("Mcp-Name")!
+}
+
+/// The tools an MCP server built on ``MCPEndpoint`` offers.
+package protocol MCPToolbox: Sendable {
+    /// `serverInfo` of `initialize` / `server/discover`.
+    var serverInfo: JSONValue { get }
+    var instructions: String { get }
+    /// The `tools/list` array.
+    var listing: JSONValue { get }
+    /// Scopes a tool needs (besides the connect scope); nil for an unknown tool.
+    func requiredScopes(for tool: String) -> Set<String>?
+    /// Runs a tool for `owner`; bad input is a tool error result, not a throw.
+    func call(_ name: String, arguments: [String: JSONValue], owner: String) async throws -> JSONValue
 }
 
 /// The outcome of the common checks: a caller, or the response that refuses them.

@@ -1,9 +1,9 @@
-import Foundation
+package import Foundation
 import Synchronization
 
 /// Streamable-HTTP sessions (2025-06-18 / 2025-11-25): each bound to the user who
 /// initialised it and to the negotiated protocol version. Idle sessions expire.
-final class MCPSessions: Sendable {
+package final class MCPSessions: Sendable {
     struct Session: Sendable {
         var owner: String
         var protocolVersion: String
@@ -14,7 +14,7 @@ final class MCPSessions: Sendable {
     let idleTimeout: TimeInterval
     let capacity: Int
 
-    init(idleTimeout: TimeInterval = 3600, capacity: Int = 10_000) {
+    package init(idleTimeout: TimeInterval = 3600, capacity: Int = 10_000) {
         self.idleTimeout = idleTimeout
         self.capacity = capacity
     }
