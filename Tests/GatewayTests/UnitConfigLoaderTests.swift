@@ -1,6 +1,7 @@
 import Foundation
 @testable import Gateway
 import PluginAPI
+import OAuthCore
 import StandardPlugins
 import Testing
 
@@ -250,11 +251,11 @@ struct UnitConfigLoaderTests {
                 kind: mcp_server
                 upstream: http://127.0.0.1:5002/mcp
                 auth:
-                  strategy: idjag
+                  strategy: jwt-magic
             """)
         expectOneError(
-            errors, line: 10, column: 17, message: ["connection 'todo0'", "no auth-strategy plugin named 'idjag'"],
-            hint: ["available: none"])
+            errors, line: 10, column: 17, message: ["connection 'todo0'", "no auth-strategy plugin named 'jwt-magic'"],
+            hint: ["available: idjag, none, oauth-sts"])
     }
 
     @Test(arguments: [
@@ -487,7 +488,7 @@ struct UnitConfigLoaderTests {
                 kind: mcp_server
                 upstream: http://127.0.0.1:5002/mcp
             """)
-        expectOneError(errors, line: 6, column: 11, message: ["connection 'todo0' needs an 'auth' block"], hint: ["available: none"])
+        expectOneError(errors, line: 6, column: 11, message: ["connection 'todo0' needs an 'auth' block"], hint: ["available: idjag, none, oauth-sts"])
     }
 
     @Test func routePrefixWrongForKind() {
@@ -676,16 +677,25 @@ struct UnitConfigLoaderTests {
         // Tests/GatewayTests/UnitConfigLoaderTests.swift → repository root.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.appendingPathComponent("connections.yaml").path
+        // The shipped file reads the agent key from AGENT_KEY_FILE (default .switchboard/…,
+        // created by `switchboard dev`): give it a real key file.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("shipped-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keyFile = dir + "/agent.pem"
+        try SigningKey.generateRSA(kid: "k").pemRepresentation.write(toFile: keyFile, atomically: true, encoding: .utf8)
         let plan: RegistryPlan
         do {
-            plan = try RegistryLoader(plugins: StandardPlugins.registry(), environment: [:]).load(path: path)
+            plan = try RegistryLoader(plugins: StandardPlugins.registry(), environment: ["AGENT_KEY_FILE": keyFile]).load(path: path)
         } catch {
             Issue.record("shipped connections.yaml does not validate:\n\(error)")
             return
         }
         #expect(plan.file == path)
-        #expect(plan.connections.map(\.descriptor.name) == ["todo-mcp-as", "todo0", "github"])
-        #expect(plan.connections.map(\.descriptor.kind) == [.authorizationServer, .mcpServer, .application])
+        #expect(plan.connections.map(\.descriptor.name) == ["todo-mcp-as", "todo0", "github", "github-mcp"])
+        #expect(plan.connections.map(\.descriptor.kind) == [.authorizationServer, .mcpServer, .application, .mcpServer])
+        #expect(plan.connections.map { $0.strategy?.pluginID } == [nil, "idjag", "oauth-sts", "oauth-sts"])
+        #expect(plan.agent?.privateKey?.source == "file:" + keyFile)
         #expect(plan.connections[1].descriptor.route == "/mcp/todo0")
         #expect(plan.connections[2].descriptor.route == "/rest/github")
         #expect(plan.connections.allSatisfy { $0.enabled })

@@ -3,6 +3,7 @@ that refuses a broken file, and reload on SIGHUP with file watching switched off
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import textwrap
@@ -42,8 +43,13 @@ def config(issuer: str, upstream: str, names: list[str], watch: bool = True) -> 
     ) + entries + "\n"
 
 
-def test_validate_accepts_the_shipped_registry():
-    r = run("validate", str(REPO_ROOT / "connections.yaml"))
+def test_validate_accepts_the_shipped_registry(tmp_path: Path):
+    # The shipped file reads the agent key from AGENT_KEY_FILE: create one the documented way.
+    key = tmp_path / "agent.pem"
+    init = run("idp", "--init-agent", "--data-dir", str(tmp_path / "idp"), "--agent-key-file", str(key))
+    assert init.returncode == 0, init.stderr
+    r = subprocess.run([str(switchboard_binary(REPO_ROOT)), "validate", str(REPO_ROOT / "connections.yaml")],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "AGENT_KEY_FILE": str(key)})
     assert r.returncode == 0, r.stderr
     assert "OK" in r.stdout and "todo0" in r.stdout
 
