@@ -159,6 +159,16 @@ let package = Package(
         ),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], swiftSettings: strict),
         .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn", "OAuthCore", "SwitchboardTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "Todo0Tests",
             dependencies: [
                 "Todo0", "OAuthCore", "SwitchboardTesting",

@@ -36,9 +36,15 @@ public final class TestIssuer: Sendable {
     /// How many times the JWKS was fetched.
     public var jwksFetches: Int { fetches.withLock { $0 } }
 
+    static let sharedKeys: (_RSA.Signing.PrivateKey, _RSA.Signing.PrivateKey) = (
+        try! _RSA.Signing.PrivateKey(keySize: .bits2048), try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+    )
+
     private init() throws {
-        rsaKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        foreignRSAKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        // RSA-2048 generation costs tens of milliseconds of CPU: every issuer of a test run
+        // shares one pair (each still serves its own JWKS on its own port).
+        rsaKey = Self.sharedKeys.0
+        foreignRSAKey = Self.sharedKeys.1
         published = Mutex(["test-rsa-1", "test-ec-1"])
     }
 

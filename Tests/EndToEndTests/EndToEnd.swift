@@ -1,0 +1,1 @@
+// End-to-end tests: idp, todo0, isv and the gateway on loopback ports.
