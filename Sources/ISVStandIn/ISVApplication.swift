@@ -29,7 +29,8 @@ public struct ISVOptions: Sendable {
 public func buildISVApplication(_ options: ISVOptions) async throws -> some ApplicationProtocol {
     try FileManager.default.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
     let store = try CommentStore(path: options.dataDirectory + "/isv.sqlite")
-    let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+    // The process-wide client: it needs no shutdown when the app stops.
+    let httpClient = HTTPClient.shared
     let base = options.audience ?? "http://\(options.host):\(options.port)"
     let idp = options.identityProvider.hasSuffix("/") ? String(options.identityProvider.dropLast()) : options.identityProvider
     let restGuard = AccessTokenGuard(issuer: idp + "/apps/" + options.restApp, resource: base, resourceMetadataURL: base + "/.well-known/oauth-protected-resource", httpClient: httpClient)

@@ -42,6 +42,12 @@ final class InboundAuthenticator: Sendable {
         do {
             claims = try await verifier.verify(token)
         } catch {
+            if error.code == .keysUnavailable {
+                // The issuer is unreachable: the token may well be good. Say so, and when to retry.
+                var e = GatewayError(code: "idp_unavailable", status: .serviceUnavailable, message: "the identity provider's signing keys could not be fetched; try again shortly")
+                e.headers[.retryAfter] = "5"
+                throw e
+            }
             throw GatewayError.invalidUserToken("the ID token was rejected: \(error.message)")
         }
         let caller = CallerIdentity(
