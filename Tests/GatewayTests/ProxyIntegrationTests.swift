@@ -102,6 +102,26 @@ struct ProxyIntegrationTests {
         }
     }
 
+    /// Regression: an upstream that answers before reading the body made the HTTP client ask
+    /// for the inbound body a second time on a fresh connection, and the server trapped.
+    @Test func upstreamsThatAnswerBeforeReadingTheBodyDoNotCrashTheGateway() async throws {
+        try await Self.withGateway(extra: """
+              - name: early
+                kind: mcp_server
+                upstream: UPSTREAM/early
+                auth: { strategy: none }
+            """) { gw, _ in
+            let token = gw.token()
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<200 {
+                    group.addTask { try await gw.send(.POST, "/mcp/early", headers: [("Content-Type", "application/json")], body: #"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, token: token).status }
+                }
+                for try await status in group { #expect(status == 200) }
+            }
+            #expect(try await gw.send(.GET, "/healthz").status == 200, "the gateway is still up")
+        }
+    }
+
     @Test func getStreamAndDeleteArePassedThrough() async throws {
         try await Self.withGateway { gw, upstream in
             upstream.gate.withLock { $0 = true }

@@ -49,6 +49,10 @@ final class TestUpstream: Sendable {
             headers[.setCookie] = "upstream=1"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: result))))
         }
+        // Answers at once without reading the request body (as nginx's `return` does).
+        router.on("/early", method: .post) { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"early\":true}")))
+        }
         router.on("/mcp", method: .get) { request, _ in
             upstream.record(request, body: "")
             return upstream.sseResponse(id: NSNull())

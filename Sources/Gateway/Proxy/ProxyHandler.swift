@@ -70,9 +70,11 @@ struct ProxyHandler: Sendable {
 
         // A request can be replayed (token refresh, scope step-up) when its plugin caches
         // credentials and its body is small enough to keep; everything else streams once.
+        // Small bodies with a known length are read first (one buffer upstream, resendable by
+        // the HTTP client on a fresh connection, replayable); larger ones stream.
         let retryable = connection.strategy.map { $0.credentialScope != .uncached } ?? false
         var kept: ByteBuffer?
-        if retryable, let contentLength, contentLength > 0, contentLength <= settings.maxReplayBody {
+        if let contentLength, contentLength > 0, contentLength <= settings.maxReplayBody {
             do { kept = try await request.body.collect(upTo: contentLength) } catch {
                 throw GatewayError.invalidPath("the request body could not be read", connection: connection.name)
             }
