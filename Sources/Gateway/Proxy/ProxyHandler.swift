@@ -247,6 +247,7 @@ struct ProxyHandler: Sendable {
 
     /// One line per proxied request; never a token, never the query string.
     func logLine(connection: String, method: HTTPRequest.Method, status: Int, started: ContinuousClock.Instant, bytes: Int? = nil, error: String? = nil) {
+        guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
         let elapsed = ContinuousClock.now - started
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         var metadata: Logger.Metadata = [
