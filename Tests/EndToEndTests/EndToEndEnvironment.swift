@@ -226,6 +226,16 @@ final class EndToEnd: Sendable {
               authorization_server: todo-mcp-as
               scopes: [mcp:connect, mcp:tools:read]
 
+          - name: scoped
+            kind: mcp_server
+            title: Tool-result scope challenges
+            upstream: \(recorder)/scoped
+            resource: \(todoResource)
+            auth:
+              strategy: idjag
+              authorization_server: todo-mcp-as
+              scopes: [mcp:connect, mcp:tools:read]
+
           - name: garbage
             kind: mcp_server
             title: Broken token endpoint

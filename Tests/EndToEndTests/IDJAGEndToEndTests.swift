@@ -125,3 +125,22 @@ struct IDJAGEndToEndTests {
         }
     }
 }
+
+
+@Suite("End to end: step-up from an MCP tool result")
+struct ToolResultStepUpTests {
+    @Test("a tool result carrying the insufficient_scope JSON makes the gateway step up and replay; the agent sees the success")
+    func toolResultChallenge() async throws {
+        try await withEndToEnd { env in
+            let alice = try await env.signIn("alice")
+            let answer = try await env.gateway(
+                .POST, "/mcp/scoped", token: alice.idToken, headers: MCPMessage.headers(method: "tools/call", name: "manage-thing"),
+                body: MCPMessage.toolCall("manage-thing", [:], id: 9))
+            #expect(answer.status == 200, "\(answer)")
+            #expect(answer.body.contains("done with manage"), "the agent must see the replayed, successful result: \(answer.body)")
+            #expect(!answer.body.contains("insufficient_scope"), "\(answer.body)")
+            let card = try await env.card("scoped")
+            #expect((EndToEnd.count(card, "step_ups") ?? 0) >= 1, "\(card)")
+        }
+    }
+}

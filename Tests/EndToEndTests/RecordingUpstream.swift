@@ -31,6 +31,25 @@ final class RecordingUpstream: Sendable {
             let data = try JSONSerialization.data(withJSONObject: answer)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
+        // Reports a missing scope the way some MCP servers do: not as HTTP 403 but as a tool
+        // result whose text is the insufficient_scope JSON (PROTOCOLS.md E), unless the token
+        // carries mcp:tools:manage.
+        router.post("/scoped") { request, _ in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            let message = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any]
+            let id = message?["id"] ?? NSNull()
+            let token = request.headers[.authorization].map { String($0.dropFirst("Bearer ".count)) } ?? ""
+            let scopes = (try? DecodedJWT(token))?.scopes ?? []
+            let result: [String: Any]
+            if scopes.contains("mcp:tools:manage") {
+                result = ["content": [["type": "text", "text": "done with manage"]], "isError": false]
+            } else {
+                let inner = #"{"error":"insufficient_scope","required_scopes":["mcp:connect","mcp:tools:read","mcp:tools:manage"],"www_authenticate":"Bearer error=\"insufficient_scope\", scope=\"mcp:connect mcp:tools:read mcp:tools:manage\""}"#
+                result = ["content": [["type": "text", "text": inner]], "isError": true]
+            }
+            let data = try JSONSerialization.data(withJSONObject: ["jsonrpc": "2.0", "id": id, "result": result] as [String: Any])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
         return RecordingUpstream(server: try await TestHTTPServer.start(router), seen: log)
     }
 }

@@ -81,10 +81,14 @@ struct ProxyHandler: Sendable {
         }
         let hasBody = (contentLength ?? 0) > 0 || fields[.transferEncoding] != nil
         let canReplay = retryable && (kept != nil || !hasBody)
-        let rpc = target.prefix == .mcp ? kept.flatMap(JSONRPCPeek.init) : nil
+        // Whether this is an MCP tool call (its JSON answer may carry an insufficient_scope tool
+        // result): a byte scan, not a JSON parse, on the hot path. The JSON-RPC id is read only
+        // when an error must be answered in JSON-RPC form.
+        let mcpBody = target.prefix == .mcp ? kept : nil
+        let isToolCall = retryable && mcpBody.map { JSONRPCPeek.mentions("tools/call", in: $0) || JSONRPCPeek.mentions("tools\\/call", in: $0) } == true
 
         var scopes = connection.scopes(for: caller.userKey)
-        var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, rpc: rpc)
+        var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
         var refreshed = false
         var stepUps = 0
         while true {
@@ -103,7 +107,7 @@ struct ProxyHandler: Sendable {
                     refreshed = true
                     await discard(response)
                     logger.info("upstream refused the credential; refreshing", metadata: ["connection": "\(connection.name)"])
-                    credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .refresh, rpc: rpc)
+                    credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .refresh, mcpBody: mcpBody)
                     continue
                 }
                 // 2. Scope step-up: a 403 challenge, or an MCP tool result saying insufficient_scope.
@@ -111,10 +115,12 @@ struct ProxyHandler: Sendable {
                 var buffered: ByteBuffer?
                 if status == 403 {
                     challenge = ScopeChallengeParser.fromHeader(response.headers.first(name: "www-authenticate"))
-                } else if status == 200, rpc?.method == "tools/call",
+                } else if status == 200, isToolCall,
                           response.headers.first(name: "content-type")?.lowercased().hasPrefix("application/json") == true {
                     buffered = try? await response.body.collect(upTo: settings.maxReplayBody)
-                    if let buffered { challenge = ScopeChallengeParser.fromToolResult(Data(buffered.readableBytesView)) }
+                    if let buffered, JSONRPCPeek.mentions("insufficient_scope", in: buffered) {
+                        challenge = ScopeChallengeParser.fromToolResult(Data(buffered.readableBytesView))
+                    }
                 }
                 if let challenge, stepUps < 2, case .possible(let wanted) = strategy.stepUp(for: challenge, held: credential) {
                     stepUps += 1
@@ -124,7 +130,7 @@ struct ProxyHandler: Sendable {
                         "connection": "\(connection.name)", "scopes": "\(wanted.sorted().joined(separator: " "))", "step": "\(stepUps)",
                     ])
                     scopes = wanted
-                    credential = try await obtain(connection, caller: caller, scopes: wanted, reason: .stepUp, rpc: rpc)
+                    credential = try await obtain(connection, caller: caller, scopes: wanted, reason: .stepUp, mcpBody: mcpBody)
                     connection.remember(scopes: credential.scopes.isEmpty ? wanted : credential.scopes, for: caller.userKey)
                     continue
                 }
@@ -210,7 +216,7 @@ struct ProxyHandler: Sendable {
 
     /// The plugin's credential (through the cache), or the gateway error the agent sees.
     private func obtain(
-        _ connection: Connection, caller: CallerIdentity, scopes: Set<String>?, reason: CredentialReason, rpc: JSONRPCPeek?
+        _ connection: Connection, caller: CallerIdentity, scopes: Set<String>?, reason: CredentialReason, mcpBody: ByteBuffer?
     ) async throws(GatewayError) -> Credential {
         let now = clock.now()
         switch await CredentialResolver.credential(for: connection, caller: caller, scopes: scopes, reason: reason) {
@@ -222,7 +228,7 @@ struct ProxyHandler: Sendable {
             var e = GatewayError(code: "interaction_required", status: .unauthorized, message: interaction.message, connection: connection.name)
             e.extra["interaction_uri"] = interaction.uri
             e.headers[.wwwAuthenticate] = "Bearer error=\"interaction_required\""
-            if let rpc { e.jsonRPCID = rpc.idJSON }
+            if let mcpBody, let rpc = JSONRPCPeek(mcpBody) { e.jsonRPCID = rpc.idJSON }
             throw e
         case .failed(let failure):
             connection.activity.recordFailure(at: now, code: failure.code, message: failure.message, upstream: false)

@@ -1,0 +1,31 @@
+import Foundation
+@testable import Gateway
+import NIOCore
+import PluginAPI
+import Testing
+
+@Suite("Unit: scope challenges")
+struct UnitScopeChallengeTests {
+    let toolResult = #"{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"{\"error\":\"insufficient_scope\",\"required_scopes\":[\"mcp:connect\",\"mcp:tools:read\",\"mcp:tools:manage\"],\"www_authenticate\":\"Bearer error=\\\"insufficient_scope\\\", scope=\\\"mcp:connect mcp:tools:read mcp:tools:manage\\\"\"}"}],"isError":true}}"#
+
+    @Test func toolResultWithTheInsufficientScopeJSON() {
+        let challenge = ScopeChallengeParser.fromToolResult(Data(toolResult.utf8))
+        #expect(challenge?.requiredScopes == ["mcp:connect", "mcp:tools:read", "mcp:tools:manage"])
+        #expect(JSONRPCPeek.mentions("insufficient_scope", in: ByteBuffer(string: toolResult)))
+        #expect(!JSONRPCPeek.mentions("tools/call", in: ByteBuffer(string: toolResult)))
+        #expect(JSONRPCPeek.mentions("tools/call", in: ByteBuffer(string: #"{"method":"tools/call"}"#)))
+        // JSONSerialization writes "tools\/call": the gateway scans for both spellings.
+        #expect(JSONRPCPeek.mentions(#"tools\/call"#, in: ByteBuffer(string: #"{"method":"tools\/call"}"#)))
+    }
+
+    @Test func ordinaryToolErrorsAreNotChallenges() {
+        let plain = #"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"There is no todo with id 3."}],"isError":true}}"#
+        #expect(ScopeChallengeParser.fromToolResult(Data(plain.utf8)) == nil)
+    }
+
+    @Test func bearerChallengeHeader() {
+        let c = ScopeChallengeParser.fromHeader(#"Bearer error="insufficient_scope", scope="mcp:connect mcp:tools:manage", resource_metadata="http://x/.well-known/oauth-protected-resource""#)
+        #expect(c?.requiredScopes == ["mcp:connect", "mcp:tools:manage"])
+        #expect(ScopeChallengeParser.fromHeader(#"Bearer error="invalid_token""#) == nil)
+    }
+}
