@@ -138,6 +138,14 @@ struct ProxyHandler: Sendable {
                     return answer(response, status: status, body: .buffered(buffered), connection: connection, caller: caller, credential: credential, method: request.method, started: started)
                 }
             }
+            // A small answer of known length (not an event stream) is read whole and sent as one
+            // buffer: cheaper than a streamed body, and it delays nothing (its length is known).
+            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= 64 * 1024,
+               response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true,
+               let whole = try? await response.body.collect(upTo: length)
+            {
+                return answer(response, status: status, body: .buffered(whole), connection: connection, caller: caller, credential: credential, method: request.method, started: started)
+            }
             return answer(response, status: status, body: .stream, connection: connection, caller: caller, credential: credential, method: request.method, started: started)
         }
     }
