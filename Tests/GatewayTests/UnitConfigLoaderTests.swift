@@ -611,7 +611,8 @@ struct UnitConfigLoaderTests {
     @Test func fileSecretReadRelativeToBaseDirectoryAndRedacted() throws {
         try withUnitTempDirectory { dir in
             try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
-            let pem = "-----BEGIN PRIVATE KEY-----\nMIIEsecretmaterial\n-----END PRIVATE KEY-----"
+            // Not a key: any multi-line secret text (a real key would be generated at run time).
+            let pem = "line one of a secret\nMIIEsecretmaterial\nlast line of a secret"
             try (pem + "\n\n").write(toFile: dir + "/keys/agent.pem", atomically: true, encoding: .utf8)
             let plan = try unitLoad("""
                 version: 1
