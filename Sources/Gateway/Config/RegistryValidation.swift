@@ -146,7 +146,7 @@ struct RegistryValidation {
         let byName = Dictionary(planned.map { ($0.descriptor.name, $0.descriptor) }, uniquingKeysWith: { a, _ in a })
         let lookup: @Sendable (String) -> ConnectionDescriptor? = { byName[$0] }
         var plannedIndex = 0
-        for (i, c) in config.connections.enumerated() {
+        for c in config.connections {
             guard ConnectionKind(rawValue: c.kind) != nil else { continue }
             defer { plannedIndex += 1 }
             guard let auth = c.auth, planned[plannedIndex].descriptor.kind != .authorizationServer else { continue }
@@ -178,7 +178,6 @@ struct RegistryValidation {
             } catch {
                 fail(auth.location, "connection '\(c.name)', strategy '\(strategyID)': \(error)")
             }
-            _ = i
         }
         return RegistryPlan(file: file, settings: settings, agent: agent, users: config.users, connections: planned)
     }

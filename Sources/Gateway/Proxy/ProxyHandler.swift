@@ -165,10 +165,15 @@ struct ProxyHandler: Sendable {
             connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
         } else if status == 401 || status == 403 {
             connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
-            connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
+            if connection.tracksUsers {
+                connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
+            }
         } else {
             connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
-            connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
+            // The per-user view lists only connections whose credential is per user.
+            if connection.tracksUsers {
+                connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
+            }
         }
         let headers = HeaderFilter.downstreamHeaders(from: response.headers)
         let name = connection.name

@@ -30,6 +30,8 @@ final class Connection: Sendable {
     var descriptor: ConnectionDescriptor { plan.descriptor }
     var name: String { plan.descriptor.name }
     var enabled: Bool { plan.enabled }
+    /// Whether a user's own state (credential, consent) exists here: per-user strategies only.
+    var tracksUsers: Bool { strategy?.credentialScope == .perUser }
 
     init(
         plan: RegistryPlan.PlannedConnection, settings: GatewaySettings, strategy: (any AuthStrategy)?,

@@ -95,7 +95,7 @@ struct StatusController: Sendable {
         let registry = holder.registry
         let now = clock.now()
         return StatusDocument.UserView(subject: caller.subject, connections: registry.connections.compactMap { c in
-            guard c.strategy != nil, let v = c.activity.user(caller.userKey) else { return nil }
+            guard c.tracksUsers, let v = c.activity.user(caller.userKey) else { return nil }
             var state = v.state
             if state == "live", let exp = v.credentialExpiresAt, exp <= now { state = "expired" }
             return .init(name: c.name, state: state, at: v.at, interactionURI: v.interactionURI, credentialExpiresAt: v.credentialExpiresAt, error: v.error)
