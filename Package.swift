@@ -90,11 +90,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Any JSON value (Codable, Sendable) and a fast writer; shared by the servers.
+        .target(name: "SwitchboardJSON", swiftSettings: strict),
         // The MCP Streamable HTTP server side shared by todo0 and the ISV stand-in.
         .target(
             name: "MCPServerKit",
             dependencies: [
-                "OAuthCore",
+                "OAuthCore", "SwitchboardJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,7 +109,7 @@ let package = Package(
         .target(
             name: "Todo0",
             dependencies: [
-                "OAuthCore", "MCPServerKit",
+                "OAuthCore", "MCPServerKit", "SwitchboardJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -122,7 +124,7 @@ let package = Package(
         .target(
             name: "ISVStandIn",
             dependencies: [
-                "OAuthCore", "MCPServerKit",
+                "OAuthCore", "MCPServerKit", "SwitchboardJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -132,10 +134,26 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The LLM adapter: an Anthropic Messages API in front of Anthropic, Bedrock or the offline planner.
+        .target(
+            name: "LLMAdapter",
+            dependencies: [
+                "SwitchboardJSON",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn",
+                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn", "LLMAdapter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -183,6 +201,16 @@ let package = Package(
                 "IdentityProvider", "OAuthCore", "SwitchboardTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "LLMAdapterTests",
+            dependencies: [
+                "LLMAdapter", "SwitchboardJSON", "SwitchboardTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

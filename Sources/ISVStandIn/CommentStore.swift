@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 import GRDB
 import MCPServerKit
 

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 import MCPServerKit
 
 /// The MCP tools of the stand-in (a GitHub MCP server subset).

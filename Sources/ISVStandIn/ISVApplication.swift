@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import SwitchboardJSON
 import HTTPTypes
 public import Hummingbird
 public import Logging

@@ -1,4 +1,5 @@
 import Foundation
+package import SwitchboardJSON
 import HTTPTypes
 package import Hummingbird
 package import Logging

@@ -4,6 +4,7 @@ import Gateway
 import Hummingbird
 import IdentityProvider
 import ISVStandIn
+import LLMAdapter
 import Logging
 import PluginAPI
 import ServiceLifecycle
@@ -15,7 +16,7 @@ import Todo0
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run the identity provider (:9000), todo0 (:5002 MCP, :5001 REST), the GitHub stand-in (:7000) and the gateway (:8080) together on their development defaults."
+        abstract: "Run the identity provider (:9000), todo0 (:5002 MCP, :5001 REST), the GitHub stand-in (:7000), the LLM adapter (:4000) and the gateway (:8080) together on their development defaults."
     )
 
     @Option(help: "Data directory for keys, grants and consents (env SWITCHBOARD_DATA_DIR).") var dataDir: String?
@@ -46,8 +47,9 @@ struct DevCommand: AsyncParsableCommand {
         todoOptions.logger = CLILogging.logger("switchboard.todo0")
         let todo0 = try await buildTodo0(todoOptions)
         let isv = try await buildISVApplication(ISVCommand.options(dataDir: dataDir))
+        let llm = try await buildLLMAdapterApplication(try LLMCommand.options())
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: idp), .init(service: todo0), .init(service: isv), .init(service: gateway)], gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [.init(service: idp), .init(service: todo0), .init(service: isv), .init(service: llm), .init(service: gateway)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: CLILogging.logger("switchboard.dev")))
         try await group.run()
     }

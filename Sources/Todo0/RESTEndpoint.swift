@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 import MCPServerKit
 import HTTPTypes
 import Hummingbird

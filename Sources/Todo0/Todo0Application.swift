@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import SwitchboardJSON
 import MCPServerKit
 import Hummingbird
 public import Logging

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 import MCPServerKit
 
 /// The four tools todo0 offers, their schemas, the scope each needs, and their behaviour.

@@ -48,6 +48,19 @@ package enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral
 
     package var string: String? { if case .string(let s) = self { return s } else { return nil } }
     package var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    package var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+    package var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    package var double: Double? { if case .number(let d) = self { return d } else { return nil } }
+    /// A JSON number that is a whole number (no fraction), as Int.
+    package var integer: Int? {
+        if case .number(let d) = self, d.rounded() == d, abs(d) < 9e15 { return Int(d) }
+        return nil
+    }
+
+    /// Parses JSON bytes; nil when they are not JSON.
+    package static func parse(_ data: some Collection<UInt8>) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(data))
+    }
 
     /// A whole number ≥ 1 (ids), from a JSON number or a numeric string.
     package var positiveInteger: Int64? {

@@ -1,0 +1,151 @@
+import Foundation
+
+/// A user's sentence taken apart for the planner: quoted text, URLs, repository references
+/// and free numbers come out first (so `add "delete the file"` is about adding), and the
+/// words that remain carry the intent.
+struct Utterance: Sendable, Equatable {
+    struct Word: Sendable, Equatable {
+        var text: String
+        /// `verb:…` / `noun:…`, or nil for stop words.
+        var concept: String?
+    }
+
+    /// `owner/repo` and an optional number, from a URL (`…/acme/app/pull/1`) or `acme/app#1`.
+    struct Reference: Sendable, Equatable {
+        var owner: String
+        var repo: String
+        var number: Int?
+        var kind: String?
+    }
+
+    let text: String
+    var quoted: [String] = []
+    var urls: [String] = []
+    var references: [Reference] = []
+    var numbers: [Double] = []
+    var words: [Word] = []
+
+    init(_ text: String) {
+        self.text = text
+        var rest = ""
+        var chars = Array(text)
+        // "to do" / "to-do" are one word here.
+        chars = Array(String(chars).replacingOccurrences(of: "to-do", with: "todo", options: .caseInsensitive))
+        var i = 0
+        let pairs: [Character: Character] = ["\"": "\"", "“": "”", "„": "“", "`": "`", "‘": "’", "'": "'", "«": "»"]
+        while i < chars.count {
+            let ch = chars[i]
+            if let close = pairs[ch], Self.opensQuote(chars, at: i) {
+                if let end = Self.closing(chars, from: i + 1, close: close, straightSingle: ch == "'") {
+                    let inner = String(chars[(i + 1)..<end]).trimmingCharacters(in: .whitespacesAndNewlines)
+                    if !inner.isEmpty { quoted.append(inner) }
+                    rest.append(" ")
+                    i = end + 1
+                    continue
+                }
+            }
+            rest.append(ch)
+            i += 1
+        }
+        var remaining: [String] = []
+        for token in rest.split(whereSeparator: { $0.isWhitespace }) {
+            let raw = String(token)
+            let lower = raw.lowercased()
+            if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
+                let url = Self.trimTrailingPunctuation(raw)
+                urls.append(url)
+                if let reference = Self.reference(fromURL: url) { references.append(reference) }
+                continue
+            }
+            if let reference = Self.shorthandReference(Self.trimTrailingPunctuation(raw)) {
+                references.append(reference)
+                continue
+            }
+            remaining.append(raw)
+        }
+        for token in remaining {
+            for word in PlannerVocabulary.words(token) {
+                if let number = Self.number(word) {
+                    numbers.append(number)
+                } else {
+                    words.append(Word(text: word, concept: PlannerVocabulary.concept(word)))
+                }
+            }
+        }
+    }
+
+    var lowercased: String { text.lowercased() }
+
+    /// Concepts mentioned (URLs add what they point at: a pull request is `pull`, `request`).
+    var concepts: Set<String> {
+        var set = Set(words.compactMap(\.concept))
+        for reference in references {
+            if let kind = reference.kind { set.insert("noun:" + kind) }
+            if reference.kind == "pull" { set.insert("noun:request") }
+        }
+        for url in urls {
+            if let host = URL(string: url)?.host?.lowercased() {
+                for part in host.split(separator: ".") where part.count > 2 && !["www", "com", "org", "net", "api"].contains(String(part)) {
+                    set.insert("noun:" + String(part))
+                }
+            }
+        }
+        return set
+    }
+
+    // MARK: - Pieces
+
+    private static func opensQuote(_ chars: [Character], at i: Int) -> Bool {
+        guard chars[i] == "'" || chars[i] == "‘" else { return true }
+        // An apostrophe inside a word (what's, don't) does not open a quote.
+        return i == 0 || chars[i - 1].isWhitespace || "([{:".contains(chars[i - 1])
+    }
+
+    private static func closing(_ chars: [Character], from start: Int, close: Character, straightSingle: Bool) -> Int? {
+        var j = start
+        while j < chars.count {
+            if chars[j] == close {
+                if !straightSingle { return j }
+                let next = j + 1 < chars.count ? chars[j + 1] : " "
+                if next.isWhitespace || next.isPunctuation { return j }
+            }
+            j += 1
+        }
+        return nil
+    }
+
+    private static func trimTrailingPunctuation(_ s: String) -> String {
+        var t = Substring(s)
+        while let last = t.last, ".,;:!?)]}>\"'".contains(last) { t.removeLast() }
+        return String(t)
+    }
+
+    private static func number(_ word: String) -> Double? {
+        guard word.first?.isNumber == true else { return nil }
+        return Double(word)
+    }
+
+    /// `https://host/{owner}/{repo}/(pull|pulls|issues)/{n}` and `https://host/{owner}/{repo}`.
+    static func reference(fromURL url: String) -> Reference? {
+        guard let parsed = URL(string: url) else { return nil }
+        var parts = parsed.path.split(separator: "/").map(String.init)
+        if parts.first == "repos" { parts.removeFirst() }  // API URLs: /repos/{owner}/{repo}/…
+        guard parts.count >= 2 else { return nil }
+        var reference = Reference(owner: parts[0], repo: parts[1], number: nil, kind: nil)
+        if parts.count >= 4, let n = Int(parts[3]) {
+            reference.number = n
+            reference.kind = ["pull", "pulls", "merge_requests"].contains(parts[2]) ? "pull" : parts[2] == "issues" ? "issue" : nil
+        }
+        return reference
+    }
+
+    /// `acme/app#12` (and `acme/app`).
+    static func shorthandReference(_ token: String) -> Reference? {
+        let pieces = token.split(separator: "#", maxSplits: 1)
+        let path = pieces[0].split(separator: "/", omittingEmptySubsequences: false)
+        guard path.count == 2, pieces.count == 2, let n = Int(pieces[1]),
+              path.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } })
+        else { return nil }
+        return Reference(owner: String(path[0]), repo: String(path[1]), number: n, kind: nil)
+    }
+}
