@@ -126,10 +126,21 @@ struct BedrockBackend: LLMBackend {
 /// Bedrock event stream frames in, Messages SSE events out. Used by one stream at a time.
 final class StreamUnwrapper: @unchecked Sendable {
     private var decoder = EventStreamDecoder()
+    /// Set once the stream failed: what is left in the buffer no longer matters.
+    private var failed = false
 
-    var hasPendingBytes: Bool { decoder.pendingBytes > 0 }
+    var hasPendingBytes: Bool { !failed && decoder.pendingBytes > 0 }
 
     func events(from chunk: ByteBuffer) throws(LLMError) -> [ByteBuffer] {
+        do {
+            return try unwrap(chunk)
+        } catch {
+            failed = true
+            throw error
+        }
+    }
+
+    private func unwrap(_ chunk: ByteBuffer) throws(LLMError) -> [ByteBuffer] {
         let messages: [EventStreamMessage]
         do { messages = try decoder.feed(chunk) } catch {
             throw LLMError.badGateway("Bedrock's event stream is malformed (\(error))")

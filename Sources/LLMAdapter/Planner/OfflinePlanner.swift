@@ -60,6 +60,12 @@ struct OfflinePlanner: Sendable {
         if isGreeting {
             return text("Hello! I'm the offline planner. " + Self.toolList(tools))
         }
+        let smallTalk: Set<String> = ["thanks", "thank", "you", "ok", "okay", "great", "cool", "nice", "perfect", "bye", "goodbye", "ty", "thx", "awesome"]
+        if !utterance.words.isEmpty, utterance.quoted.isEmpty, utterance.numbers.isEmpty,
+           utterance.words.allSatisfy({ smallTalk.contains($0.text.lowercased()) })
+        {
+            return text("You're welcome. Anything else? " + Self.toolList(tools))
+        }
 
         var candidates = ToolMatcher(tools: tools).candidates(for: utterance)
         if case .tool(let forced) = request.toolChoice, candidates.isEmpty, let tool = tools.first(where: { $0.name == forced }) {
