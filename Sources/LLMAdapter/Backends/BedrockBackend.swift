@@ -44,23 +44,25 @@ struct BedrockBackend: LLMBackend {
 
     func respond(to request: MessagesRequest, requestID: String) async throws(LLMError) -> BackendReply {
         let bytes = Self.bedrockBody(request).encoded()
-        let path = "/model/\(SigV4Signer.uriEncode(configuration.modelID))/\(request.stream ? "invoke-with-response-stream" : "invoke")"
-        guard let url = URL(string: endpoint + path), let host = url.host else { throw .badGateway("the Bedrock endpoint '\(endpoint)' is not a URL") }
-        let hostHeader = url.port.map { host + ":\($0)" } ?? host
+        let operation = "/model/\(SigV4Signer.uriEncode(configuration.modelID))/\(request.stream ? "invoke-with-response-stream" : "invoke")"
+        guard let base = URL(string: endpoint), let host = base.host else { throw .badGateway("the Bedrock endpoint '\(endpoint)' is not a URL") }
+        // An endpoint with a path (a proxy in front of Bedrock) is signed with that path, as the AWS SDKs do.
+        let path = base.path.trimmingSlash + operation
+        let hostHeader = base.port.map { host + ":\($0)" } ?? host
         let signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "bedrock")
         let accept = request.stream ? "application/vnd.amazon.eventstream" : "application/json"
         let response = try await caller.send(streaming: request.stream, requestID: requestID, build: { () throws(LLMError) -> HTTPClientRequest in
-            let base: [(String, String)] = [("host", hostHeader), ("content-type", "application/json"), ("accept", accept)]
-            let signed = signer.sign(method: "POST", path: path, headers: base, body: bytes, date: configuration.now())
-            var upstream = HTTPClientRequest(url: endpoint + path)
+            let headers: [(String, String)] = [("host", hostHeader), ("content-type", "application/json"), ("accept", accept)]
+            let signed = signer.sign(method: "POST", path: path, headers: headers, body: bytes, date: configuration.now())
+            var upstream = HTTPClientRequest(url: endpoint + operation)
             upstream.method = .POST
-            for (name, value) in base + signed { upstream.headers.add(name: name, value: value) }
+            for (name, value) in headers + signed { upstream.headers.add(name: name, value: value) }
             upstream.body = .bytes(ByteBuffer(bytes: bytes))
             return upstream
         }, map: Self.mapFailure)
         if request.stream {
             let decoder = StreamUnwrapper()
-            let relayed = StreamRelay.relay(response.body, upstream: "Bedrock") { chunk in try decoder.events(from: chunk) }
+            let relayed = StreamRelay.relay(response.body, upstream: "Bedrock") { chunk in decoder.events(from: chunk) }
             return .events(Self.finishing(relayed, decoder: decoder))
         }
         let buffer = try await caller.collect(response)
@@ -131,21 +133,25 @@ final class StreamUnwrapper: @unchecked Sendable {
 
     var hasPendingBytes: Bool { !failed && decoder.pendingBytes > 0 }
 
-    func events(from chunk: ByteBuffer) throws(LLMError) -> [ByteBuffer] {
+    /// The events in `chunk`; a failure (exception frame, bad frame) comes last, as an SSE
+    /// `error` event after everything decoded before it, and ends the stream.
+    func events(from chunk: ByteBuffer) -> [ByteBuffer] {
+        guard !failed else { return [] }
+        var out: [ByteBuffer] = []
         do {
-            return try unwrap(chunk)
+            try unwrap(chunk, into: &out)
         } catch {
             failed = true
-            throw error
+            out.append(error.sseEvent)
         }
+        return out
     }
 
-    private func unwrap(_ chunk: ByteBuffer) throws(LLMError) -> [ByteBuffer] {
+    private func unwrap(_ chunk: ByteBuffer, into out: inout [ByteBuffer]) throws(LLMError) {
         let messages: [EventStreamMessage]
         do { messages = try decoder.feed(chunk) } catch {
             throw LLMError.badGateway("Bedrock's event stream is malformed (\(error))")
         }
-        var out: [ByteBuffer] = []
         for message in messages {
             switch message.headers[":message-type"] {
             case "event"?:
@@ -167,6 +173,5 @@ final class StreamUnwrapper: @unchecked Sendable {
                 continue
             }
         }
-        return out
     }
 }

@@ -12,7 +12,7 @@ struct OfflineBackend: LLMBackend {
 
     func respond(to request: MessagesRequest, requestID: String) async throws(LLMError) -> BackendReply {
         let plan = Self.fitted(planner.plan(request), maxTokens: request.maxTokens)
-        let message = MessageEncoder(id: "msg_" + requestID, model: Self.modelName, inputTokens: Self.estimateTokens(JSONValue.object(request.body).encoded().count), plan: plan)
+        let message = MessageEncoder(id: "msg_" + requestID, model: Self.modelName, inputTokens: Self.estimateTokens(JSONValue.object(request.body.filter { $0.key != "stream" }).encoded().count), plan: plan)
         if request.stream {
             let events = message.events()
             return .events(AsyncThrowingStream { continuation in
@@ -37,7 +37,16 @@ struct OfflineBackend: LLMBackend {
                     blocks.append(block)
                     budget -= text.utf8.count
                 } else {
-                    blocks.append(.text(String(decoding: Array(text.utf8.prefix(budget)), as: UTF8.self)))
+                    // Whole characters only: never half of a multi-byte one.
+                    var cut = ""
+                    var used = 0
+                    for ch in text {
+                        let size = ch.utf8.count
+                        guard used + size <= budget else { break }
+                        cut.append(ch)
+                        used += size
+                    }
+                    blocks.append(.text(cut))
                     return OfflinePlanner.Plan(blocks: blocks, stopReason: "max_tokens")
                 }
             case .toolUse(_, _, let input):

@@ -64,6 +64,12 @@ struct Utterance: Sendable, Equatable {
             remaining.append(raw)
         }
         for token in remaining {
+            // 2.5 is one number (and not the id 2 followed by 5).
+            let bare = Self.trimTrailingPunctuation(token)
+            if bare.contains("."), bare.first?.isNumber == true, let decimal = Double(bare) {
+                numbers.append(decimal)
+                continue
+            }
             for word in PlannerVocabulary.words(token) {
                 if let number = Self.number(word) {
                     numbers.append(number)
