@@ -14,6 +14,8 @@ public func buildLLMAdapterApplication(_ options: LLMAdapterOptions) async throw
     func caller(_ upstream: String) -> UpstreamCaller {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
+        // The adapter retries on its own terms (RetryPolicy); a dead upstream fails fast.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(connect: .nanoseconds(options.connectTimeout.nanosecondsClamped), read: .nanoseconds(options.idleTimeout.nanosecondsClamped))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         client = http

@@ -24,7 +24,7 @@ struct AnthropicBackend: LLMBackend {
         if let model = configuration.model { body["model"] = .string(model) }
         let bytes = JSONValue.object(body).encoded()
         let url = configuration.baseURL.trimmingSlash + "/v1/messages"
-        let response = try await caller.send(streaming: request.stream, requestID: requestID, build: { () throws(LLMError) -> HTTPClientRequest in
+        let (response, deadline) = try await caller.send(streaming: request.stream, requestID: requestID, build: { () throws(LLMError) -> HTTPClientRequest in
             var upstream = HTTPClientRequest(url: url)
             upstream.method = .POST
             upstream.headers.add(name: "x-api-key", value: configuration.apiKey)
@@ -38,7 +38,7 @@ struct AnthropicBackend: LLMBackend {
         if request.stream {
             return .events(StreamRelay.relay(response.body, upstream: "the Anthropic API"))
         }
-        let buffer = try await caller.collect(response)
+        let buffer = try await caller.collect(response, until: deadline)
         guard JSONValue.parse(buffer.readableBytesView)?["type"]?.string == "message" else {
             throw .badGateway("the Anthropic API answered with something that is not a message")
         }

@@ -47,11 +47,11 @@ struct BedrockBackend: LLMBackend {
         let operation = "/model/\(SigV4Signer.uriEncode(configuration.modelID))/\(request.stream ? "invoke-with-response-stream" : "invoke")"
         guard let base = URL(string: endpoint), let host = base.host else { throw .badGateway("the Bedrock endpoint '\(endpoint)' is not a URL") }
         // An endpoint with a path (a proxy in front of Bedrock) is signed with that path, as the AWS SDKs do.
-        let path = base.path.trimmingSlash + operation
+        let path = base.path(percentEncoded: true).trimmingSlash + operation
         let hostHeader = base.port.map { host + ":\($0)" } ?? host
         let signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "bedrock")
         let accept = request.stream ? "application/vnd.amazon.eventstream" : "application/json"
-        let response = try await caller.send(streaming: request.stream, requestID: requestID, build: { () throws(LLMError) -> HTTPClientRequest in
+        let (response, deadline) = try await caller.send(streaming: request.stream, requestID: requestID, build: { () throws(LLMError) -> HTTPClientRequest in
             let headers: [(String, String)] = [("host", hostHeader), ("content-type", "application/json"), ("accept", accept)]
             let signed = signer.sign(method: "POST", path: path, headers: headers, body: bytes, date: configuration.now())
             var upstream = HTTPClientRequest(url: endpoint + operation)
@@ -62,30 +62,15 @@ struct BedrockBackend: LLMBackend {
         }, map: Self.mapFailure)
         if request.stream {
             let decoder = StreamUnwrapper()
-            let relayed = StreamRelay.relay(response.body, upstream: "Bedrock") { chunk in decoder.events(from: chunk) }
-            return .events(Self.finishing(relayed, decoder: decoder))
+            return .events(StreamRelay.relay(
+                response.body, upstream: "Bedrock", transform: { chunk in decoder.events(from: chunk) },
+                atEnd: { decoder.hasPendingBytes ? [LLMError.badGateway("Bedrock's stream ended in the middle of a frame").sseEvent] : [] }))
         }
-        let buffer = try await caller.collect(response)
+        let buffer = try await caller.collect(response, until: deadline)
         guard JSONValue.parse(buffer.readableBytesView)?["type"]?.string == "message" else {
             throw .badGateway("Bedrock answered with something that is not a message")
         }
         return .message(buffer)
-    }
-
-    /// Adds an error event when the upstream stream ends in the middle of a frame.
-    private static func finishing(_ stream: AsyncThrowingStream<ByteBuffer, any Error>, decoder: StreamUnwrapper) -> AsyncThrowingStream<ByteBuffer, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    for try await event in stream { continuation.yield(event) }
-                    if decoder.hasPendingBytes { continuation.yield(LLMError.badGateway("Bedrock's stream ended in the middle of a frame").sseEvent) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
     }
 
     /// Turns Bedrock's errors (`x-amzn-ErrorType` / `__type`, `message`) into Messages errors.

@@ -3,7 +3,7 @@ import Foundation
 /// When and how long to wait before another attempt at a remote backend.
 ///
 /// Retried: 429, 529 and 5xx answers, and connection failures, before any byte reached the
-/// client. The wait doubles from `baseDelay` (with ±20% jitter), up to `maxDelay`; a
+/// client. The wait doubles from `baseDelay` (with ±20% jitter), never above `maxDelay`; a
 /// `retry-after` from upstream is honoured when it fits under `maxDelay`, and ends the retries
 /// (the error is passed on with it) when it does not.
 struct RetryPolicy: Sendable, Equatable {
@@ -21,8 +21,6 @@ struct RetryPolicy: Sendable, Equatable {
             return wait <= maxDelay ? wait : nil
         }
         let exponential = baseDelay * (1 << min(retry, 16))
-        let capped = min(exponential, maxDelay)
-        let jitter = Double.random(in: 0.8...1.2)
-        return capped * jitter
+        return min(exponential * Double.random(in: 0.8...1.2), maxDelay)
     }
 }

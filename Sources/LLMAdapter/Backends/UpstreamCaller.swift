@@ -24,15 +24,16 @@ struct UpstreamCaller: Sendable {
         var body: ByteBuffer
     }
 
-    /// The response of a successful (2xx) attempt. Non-2xx answers are read, retried when
-    /// worth it (non-streaming only) and turned into an `LLMError` by `map`.
+    /// The response of a successful (2xx) attempt and that attempt's deadline. Non-2xx answers
+    /// are read, retried when worth it (non-streaming only) and turned into an `LLMError` by `map`.
     func send(
         streaming: Bool, requestID: String, build: () throws(LLMError) -> HTTPClientRequest,
         map: (Failure) -> LLMError
-    ) async throws(LLMError) -> HTTPClientResponse {
+    ) async throws(LLMError) -> (HTTPClientResponse, deadline: ContinuousClock.Instant) {
         var retryNumber = 0
         while true {
             let request = try build()
+            let deadline = ContinuousClock.now + timeout
             let outcome: Result<HTTPClientResponse, LLMError>
             do {
                 let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.nanosecondsClamped)), logger: logger)
@@ -42,10 +43,10 @@ struct UpstreamCaller: Sendable {
             }
             switch outcome {
             case .success(let response) where (200..<300).contains(Int(response.status.code)):
-                return response
+                return (response, deadline)
             case .success(let response):
                 let status = Int(response.status.code)
-                let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                let body = (try? await Self.collect(response.body, upTo: 1 << 20, until: deadline)) ?? ByteBuffer()
                 let failure = Failure(status: status, headers: response.headers, body: body)
                 let retryAfter = response.headers.first(name: "retry-after")
                 if !streaming, RetryPolicy.isRetryable(status: status), let wait = retry.delay(beforeRetry: retryNumber, retryAfter: retryAfter) {
@@ -68,15 +69,29 @@ struct UpstreamCaller: Sendable {
         }
     }
 
-    /// Reads a whole 2xx answer, within the size limit.
-    func collect(_ response: HTTPClientResponse) async throws(LLMError) -> ByteBuffer {
+    /// Reads a whole 2xx answer, within the size limit and the attempt's deadline (the HTTP
+    /// client's own deadline ends with the response head).
+    func collect(_ response: HTTPClientResponse, until deadline: ContinuousClock.Instant) async throws(LLMError) -> ByteBuffer {
         do {
-            return try await response.body.collect(upTo: maxResponseBody)
+            return try await Self.collect(response.body, upTo: maxResponseBody, until: deadline)
         } catch let error as NIOTooManyBytesError {
             _ = error
             throw .badGateway("\(upstreamName) answered with more than \(maxResponseBody) bytes")
         } catch {
             throw Self.transportError(error, upstream: upstreamName)
+        }
+    }
+
+    static func collect(_ body: HTTPClientResponse.Body, upTo limit: Int, until deadline: ContinuousClock.Instant) async throws -> ByteBuffer {
+        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask { try await body.collect(upTo: limit) }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let buffer = first else { throw HTTPClientError.deadlineExceeded }
+            return buffer
         }
     }
 

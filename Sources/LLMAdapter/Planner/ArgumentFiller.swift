@@ -56,11 +56,12 @@ struct ArgumentFiller: Sendable {
                     value = options.first { lower.contains($0.lowercased()) }.map(JSONValue.string)
                 } else if !nameWords.isDisjoint(with: ["url", "uri", "link", "href", "website", "site"]) {
                     value = urls.popFirst().map(JSONValue.string)
-                } else if let reference, !nameWords.isDisjoint(with: ["owner", "org", "organization", "organisation", "namespace", "account"]) {
-                    value = .string(reference.owner)
-                } else if let reference, !nameWords.isDisjoint(with: ["repo", "repository", "project"]) {
+                } else if !nameWords.isDisjoint(with: ["owner", "org", "organization", "organisation", "namespace", "account"]) {
+                    // Only ever from a URL or owner/repo: a quoted comment is never an owner.
+                    value = reference.map { JSONValue.string($0.owner) }
+                } else if !nameWords.isDisjoint(with: ["repo", "repository", "project"]) {
                     let full = property.description.lowercased().contains("owner/") || nameWords.contains("full")
-                    value = .string(full ? "\(reference.owner)/\(reference.repo)" : reference.repo)
+                    value = reference.map { JSONValue.string(full ? "\($0.owner)/\($0.repo)" : $0.repo) }
                 } else if property.required || mentioned {
                     value = quotes.popFirst().map(JSONValue.string)
                 }

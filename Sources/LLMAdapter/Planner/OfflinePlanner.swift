@@ -80,7 +80,10 @@ struct OfflinePlanner: Sendable {
         let filled = top.map { candidate in
             (candidate, ArgumentFiller().fill(schema: candidate.tool.inputSchema, utterance: utterance, freeText: Self.freeText(utterance, candidate: candidate)))
         }
-        let (chosen, arguments) = filled.first { $0.1.complete } ?? filled.first { $0.1.problems.isEmpty } ?? filled[0]
+        // …and among those, the one that uses the most of what was said ("todo: buy eggs" adds).
+        let complete = filled.filter { $0.1.complete }
+        let mostUsed = complete.max { $0.1.input.count < $1.1.input.count }
+        let (chosen, arguments) = mostUsed ?? filled.first { $0.1.problems.isEmpty } ?? filled[0]
 
         if !arguments.problems.isEmpty {
             return text("I'd use `\(chosen.tool.name)`, but " + arguments.problems.joined(separator: "; ") + ". Could you say it again?")
@@ -94,9 +97,33 @@ struct OfflinePlanner: Sendable {
             else if arguments.missing.contains(where: { $0.type == "integer" || $0.type == "number" }) { hint = " Give it as a number, like 2." }
             return text("To use `\(chosen.tool.name)` I need " + Self.list(needs) + "." + hint)
         }
-        let input = JSONValue.object(arguments.input)
-        let id = Self.toolUseID(request: request, name: chosen.tool.name, input: input)
-        return Plan(blocks: [.text("I'll use `\(chosen.tool.name)`."), .toolUse(id: id, name: chosen.tool.name, input: input)], stopReason: "tool_use")
+        let inputs = Self.repeated(arguments.input, schema: chosen.tool.inputSchema, utterance: utterance)
+        if let problem = inputs.problem {
+            return text("I'd use `\(chosen.tool.name)`, but \(problem). Could you say it again?")
+        }
+        var blocks: [Block] = [.text(inputs.calls.count == 1 ? "I'll use `\(chosen.tool.name)`." : "I'll use `\(chosen.tool.name)` \(inputs.calls.count) times.")]
+        for (index, input) in inputs.calls.enumerated() {
+            let value = JSONValue.object(input)
+            blocks.append(.toolUse(id: Self.toolUseID(request: request, name: chosen.tool.name, input: value, index: index), name: chosen.tool.name, input: value))
+        }
+        return Plan(blocks: blocks, stopReason: "tool_use")
+    }
+
+    /// "delete todos 3 and 4": when the one required number gets several values, one call each.
+    static func repeated(_ input: [String: JSONValue], schema: [String: JSONValue], utterance: Utterance) -> (calls: [[String: JSONValue]], problem: String?) {
+        let numeric = ArgumentFiller.properties(of: schema).filter { $0.required && ($0.type == "integer" || $0.type == "number") }
+        guard numeric.count == 1, let property = numeric.first, utterance.references.isEmpty, utterance.numbers.count > 1,
+              input[property.name]?.double == utterance.numbers.first else { return ([input], nil) }
+        var calls: [[String: JSONValue]] = []
+        for n in utterance.numbers.prefix(10) {
+            if property.type == "integer", n.rounded() != n { return ([], "\(property.name) must be a whole number, not \(n)") }
+            if let min = property.schema["minimum"]?.double, n < min { return ([], "\(property.name) must be at least \(ArgumentFiller.format(min)), not \(ArgumentFiller.format(n))") }
+            if let max = property.schema["maximum"]?.double, n > max { return ([], "\(property.name) must be at most \(ArgumentFiller.format(max)), not \(ArgumentFiller.format(n))") }
+            var call = input
+            call[property.name] = .number(n)
+            calls.append(call)
+        }
+        return (calls, nil)
     }
 
     private func text(_ s: String) -> Plan { Plan(blocks: [.text(s)], stopReason: "end_turn") }
@@ -142,9 +169,11 @@ struct OfflinePlanner: Sendable {
     }
 
     /// Deterministic and unique within a conversation: a hash of the conversation so far.
-    static func toolUseID(request: MessagesRequest, name: String, input: JSONValue) -> String {
+    static func toolUseID(request: MessagesRequest, name: String, input: JSONValue, index: Int = 0) -> String {
         var hasher = SHA256()
-        hasher.update(data: JSONValue.object(["messages": request.body["messages"] ?? .null, "tool": .string(name), "input": input]).encoded())
+        hasher.update(data: JSONValue.object([
+            "messages": request.body["messages"] ?? .null, "tool": .string(name), "input": input, "index": .number(Double(index)),
+        ]).encoded())
         let digest = hasher.finalize()
         return "toolu_offline_" + SigV4Signer.hex(digest.prefix(12))
     }

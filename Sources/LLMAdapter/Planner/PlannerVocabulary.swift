@@ -8,20 +8,21 @@ enum PlannerVocabulary {
         "about", "there", "here", "do", "does", "did", "want", "wanna", "like", "need", "let", "lets", "us", "we", "our", "so", "too",
         "one", "ones", "thing", "things", "called", "named", "titled", "saying", "says", "with", "how", "many", "much", "again", "for",
         "hey", "ok", "okay", "thanks", "thank", "if", "yes", "number", "no", "item", "entry", "should", "say", "tell",
+        "have", "has", "had", "got", "left", "anything", "everything", "something", "right", "currently", "today",
     ] as [String])
 
     /// Verb families: a user's verb and a tool's verb match when they share a family.
     static let verbFamilies: [String: String] = {
         let families: [String: [String]] = [
             "list": ["list", "show", "get", "view", "see", "display", "fetch", "read", "browse", "retrieve", "print", "give", "open"],
-            "create": ["add", "create", "make", "insert", "remember", "append", "save", "put", "schedule", "new", "jot"],
+            "create": ["add", "create", "make", "insert", "remember", "remind", "append", "save", "put", "schedule", "new", "jot"],
             "complete": [
                 "mark", "complete", "completed", "done", "finish", "finished", "tick", "toggle", "flip", "uncheck", "undo",
                 "undone", "reopen", "close", "resolve", "resolved",
             ],
             "delete": ["delete", "remove", "drop", "erase", "trash", "forget", "discard", "destroy", "clear", "cancel", "rm", "del"],
             "update": ["update", "edit", "change", "rename", "modify", "set", "replace", "adjust"],
-            "comment": ["comment", "reply", "respond", "review", "annotate"],
+            "comment": ["comment", "reply", "respond", "review", "annotate", "post"],
             "search": ["search", "find", "look", "lookup", "query", "seek", "locate", "grep"],
             "send": ["send", "notify", "ping"],
             "identity": ["who", "whoami", "profile", "account", "identity", "login", "username"],
@@ -78,14 +79,30 @@ enum PlannerVocabulary {
         return "noun:" + stemmed
     }
 
-    /// Splits an identifier or sentence into words: `add_pull_request_comment`, `getTodos`, `create-todo`.
-    static func words(_ text: String) -> [String] {
+    /// Everyday phrases that mean one verb ("get rid of" is delete, not get).
+    static let phrases: [(String, String)] = [
+        ("get rid of", "delete"), ("check off", "complete"), ("cross off", "complete"), ("tick off", "complete"),
+        ("to do list", "todo list"), ("to-do list", "todo list"), ("remind me to", "add a reminder to"), ("remind me", "add a reminder"),
+        ("who am i", "whoami"),
+    ]
+
+    /// Number words a user may type for a small id.
+    static let numberWords: [String: Double] = [
+        "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    ]
+
+    /// Words in a tool's name that stand for the caller (`get_me`, `whoami`).
+    static let selfWords: Set<String> = ["me", "self", "whoami", "myself", "current"]
+
+    /// Splits an identifier into words: `add_pull_request_comment`, `getTodos`, `create-todo`.
+    /// Prose (descriptions, what the user says) is not split at case changes: GitHub stays one word.
+    static func words(_ text: String, splitCase: Bool = true) -> [String] {
         var words: [String] = []
         var current = ""
         var previous: Character?
         for ch in text {
             if ch.isLetter || ch.isNumber || ch == "'" || ch == "’" {
-                if let p = previous, p.isLowercase, ch.isUppercase, !current.isEmpty {
+                if splitCase, let p = previous, p.isLowercase, ch.isUppercase, !current.isEmpty {
                     words.append(current)
                     current = ""
                 }

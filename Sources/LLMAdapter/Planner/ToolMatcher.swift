@@ -18,25 +18,37 @@ struct ToolMatcher: Sendable {
     func candidates(for utterance: Utterance) -> [Candidate] {
         let said = utterance.concepts
         let lower = utterance.lowercased
+        // The first verb says what to do; later ones ("…to my todo list") only hint.
+        let firstVerb = utterance.words.first { $0.concept?.hasPrefix("verb:") == true }?.concept
         var scored: [Candidate] = []
         for tool in tools where tool.inputSchema["x-server-tool"] == nil {
-            let nameConcepts = Set(PlannerVocabulary.words(tool.name).compactMap(PlannerVocabulary.concept))
-            let descriptionConcepts = Set(PlannerVocabulary.words(tool.description).compactMap(PlannerVocabulary.concept))
+            let nameConcepts = Set(PlannerVocabulary.words(tool.name).map { word -> String? in
+                PlannerVocabulary.selfWords.contains(word.lowercased()) ? "verb:identity" : PlannerVocabulary.concept(word)
+            }.compactMap { $0 })
+            let descriptionConcepts = Set(PlannerVocabulary.words(tool.description, splitCase: false).compactMap(PlannerVocabulary.concept))
             var score = 0
             var noun = false
             var verb = false
             for concept in said {
-                let weight = nameConcepts.contains(concept) ? 3 : descriptionConcepts.contains(concept) ? 1 : 0
+                var weight = nameConcepts.contains(concept) ? 3 : descriptionConcepts.contains(concept) ? 1 : 0
                 guard weight > 0 else { continue }
+                if concept.hasPrefix("verb:") {
+                    if let firstVerb, concept != firstVerb { weight = 1 }
+                    verb = true
+                } else {
+                    noun = true
+                }
                 score += weight
-                if concept.hasPrefix("noun:") { noun = true } else { verb = true }
             }
             // Naming the tool outright wins.
             if lower.contains(tool.name.lowercased()) { score += 10; noun = true }
             scored.append(Candidate(tool: tool, score: score, nounMatched: noun, verbMatched: verb, concepts: nameConcepts.union(descriptionConcepts)))
         }
+        // Without a noun match, a verb alone decides only when one tool holds the best verb score.
         let verbOnly = scored.filter { $0.verbMatched && !$0.nounMatched }
-        return scored.filter { $0.score > 0 && ($0.nounMatched || (verbOnly.count == 1 && !scored.contains { $0.nounMatched })) }
+        let bestVerbOnly = verbOnly.map(\.score).max() ?? 0
+        let verbWinner = scored.contains { $0.nounMatched } ? nil : verbOnly.filter { $0.score == bestVerbOnly }.count == 1 ? verbOnly.first { $0.score == bestVerbOnly } : nil
+        return scored.filter { $0.score > 0 && ($0.nounMatched || $0.tool.name == verbWinner?.tool.name) }
             .sorted { $0.score > $1.score }
     }
 }

@@ -6,8 +6,9 @@ import Foundation
 struct Utterance: Sendable, Equatable {
     struct Word: Sendable, Equatable {
         var text: String
-        /// `verb:…` / `noun:…`, or nil for stop words.
+        /// `verb:…` / `noun:…`, or nil for stop words and numbers.
         var concept: String?
+        var isNumber = false
     }
 
     /// `owner/repo` and an optional number, from a URL (`…/acme/app/pull/1`) or `acme/app#1`.
@@ -28,9 +29,12 @@ struct Utterance: Sendable, Equatable {
     init(_ text: String) {
         self.text = text
         var rest = ""
-        var chars = Array(text)
-        // "to do" / "to-do" are one word here.
-        chars = Array(String(chars).replacingOccurrences(of: "to-do", with: "todo", options: .caseInsensitive))
+        var normalized = text
+        for (phrase, meaning) in PlannerVocabulary.phrases {
+            normalized = normalized.replacingOccurrences(of: phrase, with: meaning, options: .caseInsensitive)
+        }
+        // "to-do" is one word here.
+        let chars = Array(normalized.replacingOccurrences(of: "to-do", with: "todo", options: .caseInsensitive))
         var i = 0
         let pairs: [Character: Character] = ["\"": "\"", "“": "”", "„": "“", "`": "`", "‘": "’", "'": "'", "«": "»"]
         while i < chars.count {
@@ -57,7 +61,14 @@ struct Utterance: Sendable, Equatable {
                 if let reference = Self.reference(fromURL: url) { references.append(reference) }
                 continue
             }
-            if let reference = Self.shorthandReference(Self.trimTrailingPunctuation(raw)) {
+            let bare = Self.trimTrailingPunctuation(raw)
+            // github.com/acme/app/pull/1 without a scheme.
+            if let slash = bare.firstIndex(of: "/"), bare[..<slash].contains("."), bare[..<slash].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
+                urls.append("https://" + bare)
+                if let reference = Self.reference(fromURL: "https://" + bare) { references.append(reference) }
+                continue
+            }
+            if let reference = Self.shorthandReference(bare) {
                 references.append(reference)
                 continue
             }
@@ -68,13 +79,20 @@ struct Utterance: Sendable, Equatable {
             let bare = Self.trimTrailingPunctuation(token)
             if bare.contains("."), bare.first?.isNumber == true, let decimal = Double(bare) {
                 numbers.append(decimal)
+                words.append(Word(text: bare, concept: nil, isNumber: true))
                 continue
             }
-            for word in PlannerVocabulary.words(token) {
-                if let number = Self.number(word) {
+            for word in PlannerVocabulary.words(token, splitCase: false) {
+                if let number = Self.number(word) ?? PlannerVocabulary.numberWords[word.lowercased()] {
                     numbers.append(number)
+                    words.append(Word(text: word, concept: nil, isNumber: true))
                 } else {
-                    words.append(Word(text: word, concept: PlannerVocabulary.concept(word)))
+                    var concept = PlannerVocabulary.concept(word)
+                    // A capitalised word inside the sentence is a name (New York), not a verb.
+                    if !words.isEmpty, word.first?.isUppercase == true, word != "I", concept?.hasPrefix("verb:") == true {
+                        concept = "noun:" + PlannerVocabulary.stem(word)
+                    }
+                    words.append(Word(text: word, concept: concept))
                 }
             }
         }
@@ -145,13 +163,19 @@ struct Utterance: Sendable, Equatable {
         return reference
     }
 
-    /// `acme/app#12` (and `acme/app`).
+    /// `acme/app#12` and `acme/app`.
     static func shorthandReference(_ token: String) -> Reference? {
-        let pieces = token.split(separator: "#", maxSplits: 1)
-        let path = pieces[0].split(separator: "/", omittingEmptySubsequences: false)
-        guard path.count == 2, pieces.count == 2, let n = Int(pieces[1]),
-              path.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } })
+        let pieces = token.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let head = pieces.first else { return nil }
+        let path = head.split(separator: "/", omittingEmptySubsequences: false)
+        guard path.count == 2,
+              path.allSatisfy({ !$0.isEmpty && $0.first!.isLetter && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } })
         else { return nil }
-        return Reference(owner: String(path[0]), repo: String(path[1]), number: n, kind: nil)
+        var number: Int?
+        if pieces.count == 2 {
+            guard let n = Int(pieces[1]) else { return nil }
+            number = n
+        }
+        return Reference(owner: String(path[0]), repo: String(path[1]), number: number, kind: nil)
     }
 }
