@@ -488,3 +488,27 @@ struct PlannerArgumentDefectTests {
         #expect(result.input["owner"] != "LGTM", "owner = \(PlannerTableFixture.json(result.input["owner"] ?? .null))")
     }
 }
+
+@Suite("Offline planner: greetings")
+struct PlannerGreetingTests {
+    @Test("a greeting alone is answered with the tools; a greeting with a request acts on the request")
+    func greetings() throws {
+        let hello = OfflinePlanner().plan(try PlannerTableFixture.request("hi"))
+        #expect(PlannerTableFixture.toolUses(hello).isEmpty)
+        #expect(PlannerTableFixture.text(hello).contains("get-todos"))
+        let helloNoTools = OfflinePlanner().plan(try PlannerTableFixture.request("hello", tools: []))
+        #expect(PlannerTableFixture.text(helloNoTools).hasPrefix("Hello"))
+        let busy = OfflinePlanner().plan(try PlannerTableFixture.request("hi, list my todos"))
+        #expect(PlannerTableFixture.toolUses(busy).map(\.name) == ["get-todos"])
+    }
+
+    @Test("several ids for the one required number: one call each")
+    func severalIDs() throws {
+        let plan = OfflinePlanner().plan(try PlannerTableFixture.request("delete todos 3 and 4"))
+        let uses = PlannerTableFixture.toolUses(plan)
+        #expect(uses.map(\.name) == ["delete-todo", "delete-todo"])
+        #expect(uses.map(\.input) == [["id": 3], ["id": 4]])
+        let ids = plan.blocks.compactMap { block -> String? in if case .toolUse(let id, _, _) = block { return id } else { return nil } }
+        #expect(Set(ids).count == 2, "tool_use ids must differ")
+    }
+}

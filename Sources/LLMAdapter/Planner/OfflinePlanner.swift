@@ -51,14 +51,14 @@ struct OfflinePlanner: Sendable {
         if said.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             return text("You sent an empty message. " + (tools.isEmpty ? "" : Self.toolList(tools)))
         }
+        let isGreeting = utterance.words.count <= 4 && utterance.words.contains { PlannerVocabulary.greetings.contains($0.text.lowercased()) }
+            || lower.contains("what can you do") || lower.contains("which tools") || lower.contains("what tools")
+        if isGreeting, tools.isEmpty {
+            return text("Hello! I'm the offline planner. No tools are available right now, so there is little I can do.")
+        }
         if tools.isEmpty {
             let why = request.toolChoice == .none ? "tool use is turned off for this request" : "no tools are available right now"
             return text("I'm the offline planner and I can only act through tools, but \(why), so I can't do \"\(Self.clip(said))\".")
-        }
-        let isGreeting = utterance.words.count <= 4 && utterance.words.contains { PlannerVocabulary.greetings.contains($0.text.lowercased()) }
-            || lower.contains("what can you do") || lower.contains("which tools") || lower.contains("what tools")
-        if isGreeting {
-            return text("Hello! I'm the offline planner. " + Self.toolList(tools))
         }
         let smallTalk: Set<String> = ["thanks", "thank", "you", "ok", "okay", "great", "cool", "nice", "perfect", "bye", "goodbye", "ty", "thx", "awesome"]
         if !utterance.words.isEmpty, utterance.quoted.isEmpty, utterance.numbers.isEmpty,
@@ -70,6 +70,10 @@ struct OfflinePlanner: Sendable {
         var candidates = ToolMatcher(tools: tools).candidates(for: utterance)
         if case .tool(let forced) = request.toolChoice, candidates.isEmpty, let tool = tools.first(where: { $0.name == forced }) {
             candidates = [ToolMatcher.Candidate(tool: tool, score: 0, nounMatched: true, verbMatched: false, concepts: [])]
+        }
+        // "hi" and "help" greet; "hi, list my todos" gets on with it.
+        if isGreeting, candidates.isEmpty {
+            return text("Hello! I'm the offline planner. " + Self.toolList(tools))
         }
         guard !candidates.isEmpty else {
             return text("I couldn't match \"\(Self.clip(said))\" to any of my tools. " + Self.toolList(tools))
