@@ -209,10 +209,11 @@ struct AnthropicIntegrationTests {
 
     @Test("an unreachable upstream (nothing listens) is a 502 api_error")
     func unreachableUpstream() async throws {
-        let port = try await LLMHarness.closedPort()
-        var options = LLMHarness.options(.anthropic(apiKey: Self.upstreamKey, baseURL: "http://127.0.0.1:\(port)", model: nil))
-        options.maxRetries = 1
-        let reply = try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
+        let reply = try await LLMHarness.withClosedPort { port in
+            var options = LLMHarness.options(.anthropic(apiKey: Self.upstreamKey, baseURL: "http://127.0.0.1:\(port)", model: nil))
+            options.maxRetries = 1
+            return try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
+        }
         #expect(reply.status == 502, "\(reply.text)")
         #expect(reply.errorType == "api_error")
         #expect(reply.json?["type"] == "error")

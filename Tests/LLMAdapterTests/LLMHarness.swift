@@ -49,11 +49,21 @@ enum LLMHarness {
     }
 
     /// A loopback port on which nothing listens any more (a server was started there and stopped).
-    static func closedPort() async throws -> Int {
-        let server = try await TestHTTPServer.start(Router())
-        let port = server.port
-        await server.stop()
-        return port
+    /// A loopback port that refuses connections for as long as `body` runs: a socket is bound
+    /// to it but never listens, so no other test's server can take the port meanwhile.
+    static func withClosedPort<T>(_ body: (Int) async throws -> T) async throws -> T {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        precondition(fd >= 0, "socket() failed")
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        precondition(bound == 0, "bind() failed")
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return try await body(Int(UInt16(bigEndian: address.sin_port)))
     }
 }
 
