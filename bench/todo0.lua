@@ -20,13 +20,18 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 
-local errors = 0
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+
+errors = 0
 response = function(status, headers, body)
   if status ~= 200 or string.find(body, '"isError":true', 1, true) then errors = errors + 1 end
 end
 
 done = function(summary, latency, requests)
+  local errors = 0
+  for _, t in ipairs(threads) do errors = errors + (t:get("errors") or 0) end
   io.write(string.format("RESULT requests=%d rps=%.1f p50_us=%d p99_us=%d p999_us=%d non2xx_or_tool_errors=%d socket_errors=%d\n",
     summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), errors + (summary.errors.status or 0), summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    latency:percentile(99.9), errors, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
