@@ -51,6 +51,11 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     pool.retryConnectionEstablishment = false
     clientConfig.connectionPool = pool
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfig)
+    let upstreamClient = UpstreamClient(
+        pool: HTTP1ConnectionPool(
+            maxIdlePerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanosecondsClamped),
+            idleTimeout: .nanoseconds(settings.idleTimeout.nanosecondsClamped)),
+        fallback: httpClient)
 
     let holder: RegistryHolder
     do {
@@ -64,7 +69,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let router = Router(context: BasicRequestContext.self)
     StatusController(holder: holder, clock: options.clock).register(on: router)
     let responder = GatewayResponder(
-        proxy: ProxyHandler(holder: holder, httpClient: httpClient, logger: logger, clock: options.clock),
+        proxy: ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock),
         api: router.buildResponder())
 
     let onRunning = options.onServerRunning
@@ -77,7 +82,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
         },
         logger: logger)
     app.addServices(
-        ClientShutdownService(client: httpClient, holder: holder),
+        ClientShutdownService(client: httpClient, upstream: upstreamClient, holder: holder),
         ConfigWatcher(holder: holder, logger: logger, handleSIGHUP: options.handleSIGHUP))
     logger.info("registry loaded", metadata: ["file": "\(options.configPath)", "connections": "\(holder.registry.connections.count)"])
     return app
@@ -86,10 +91,12 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
 /// Shuts the HTTP client and the plugins down after the server stopped.
 struct ClientShutdownService: Service {
     let client: HTTPClient
+    let upstream: UpstreamClient
     let holder: RegistryHolder
 
     func run() async throws {
         try? await gracefulShutdown()
+        await upstream.shutdown()
         await holder.shutdown()
         try await client.shutdown()
     }

@@ -11,7 +11,7 @@ import PluginAPI
 /// route → limits → inbound identity → plugin credential → upstream call → streamed answer.
 struct ProxyHandler: Sendable {
     let holder: RegistryHolder
-    let httpClient: HTTPClient
+    let upstreamClient: UpstreamClient
     let logger: Logger
     let clock: any GatewayClock
 
@@ -96,7 +96,7 @@ struct ProxyHandler: Sendable {
             let response: HTTPClientResponse
             do {
                 // No logger handed to the client: at trace level it would print the injected credential.
-                response = try await httpClient.execute(upstream, timeout: .nanoseconds(Int64(connection.responseTimeout.nanoseconds)))
+                response = try await upstreamClient.execute(upstream, timeout: connection.responseTimeout)
             } catch {
                 throw UpstreamErrorMapping.map(error, connection: connection)
             }
@@ -204,22 +204,25 @@ struct ProxyHandler: Sendable {
 
     private func buildUpstream(
         _ request: Request, target: ProxyTarget, connection: Connection, credential: Credential, kept: ByteBuffer?, contentLength: Int?
-    ) throws(GatewayError) -> HTTPClientRequest {
-        guard let base = connection.upstreamBase else { throw GatewayError.internalError(connection.name) }
-        var url = base
-        url += target.remainder
-        if let query = target.query { url += "?"; url += query }
-        var upstream = HTTPClientRequest(url: url)
-        upstream.method = HTTPMethod(rawValue: request.method.rawValue)
-        upstream.headers = HeaderFilter.upstreamHeaders(from: request.headers, inject: credential.headers)
+    ) throws(GatewayError) -> UpstreamRequest {
+        guard let origin = connection.upstreamOrigin else { throw GatewayError.internalError(connection.name) }
+        var path = origin.basePath
+        path += target.remainder
+        if path.isEmpty { path = "/" }
+        if let query = target.query { path += "?"; path += query }
+        let body: UpstreamRequest.Body
         if let kept {
-            upstream.body = .bytes(kept)
+            body = .bytes(kept)
         } else if let contentLength {
-            if contentLength > 0 { upstream.body = .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: .known(Int64(contentLength))) }
+            body = contentLength > 0 ? .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: contentLength) : .none
         } else if request.headers[.transferEncoding] != nil {
-            upstream.body = .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: .unknown)
+            body = .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: nil)
+        } else {
+            body = .none
         }
-        return upstream
+        return UpstreamRequest(
+            origin: origin, method: HTTPMethod(rawValue: request.method.rawValue), target: path,
+            headers: HeaderFilter.upstreamHeaders(from: request.headers, inject: credential.headers), body: body)
     }
 
     /// Reads and drops an answer that is about to be replaced by a replay.

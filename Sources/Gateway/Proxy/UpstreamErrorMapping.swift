@@ -8,6 +8,12 @@ enum UpstreamErrorMapping {
         if error is BodyLimitExceeded {
             return .payloadTooLarge(limit: connection.maxRequestBody, connection: connection.name)
         }
+        if let e = error as? UpstreamTransportError {
+            switch e {
+            case .connectTimeout, .responseTimeout, .idleTimeout: return .upstreamTimeout(connection.name)
+            case .connectFailed, .closedEarly, .invalidResponse: return .upstreamUnreachable(connection.name)
+            }
+        }
         if let e = error as? HTTPClientError {
             if e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout || e == .writeTimeout {
                 return .upstreamTimeout(connection.name)

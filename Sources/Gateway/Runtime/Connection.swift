@@ -8,6 +8,8 @@ final class Connection: Sendable {
     let plan: RegistryPlan.PlannedConnection
     /// Upstream base URL without a trailing slash.
     let upstreamBase: String?
+    /// `upstreamBase` parsed once (scheme, host, port, path prefix).
+    let upstreamOrigin: UpstreamOrigin?
     let strategy: (any AuthStrategy)?
     let strategyContext: StrategyContext?
     let activity: ConnectionActivity
@@ -43,6 +45,7 @@ final class Connection: Sendable {
         } else {
             upstreamBase = nil
         }
+        upstreamOrigin = upstreamBase.flatMap(UpstreamOrigin.init)
         self.strategy = strategy
         self.strategyContext = strategyContext
         self.activity = activity

@@ -1,0 +1,225 @@
+import NIOCore
+import NIOHTTP1
+
+/// The answer's beginning: its head and its body, which arrives as the caller reads it.
+struct UpstreamResponseStart: Sendable {
+    var head: HTTPResponseHead
+    var body: UpstreamResponseBody
+}
+
+typealias UpstreamResponseBody = NIOThrowingAsyncSequenceProducer<
+    ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDelegate
+>
+
+/// The last handler of an upstream connection's pipeline: one request/response exchange at a
+/// time. The answer's body is handed out as an async sequence with back-pressure (no read
+/// from the socket while the caller's side is full). Lives on its channel's event loop.
+final class UpstreamExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        case idle
+        case awaitingHead(EventLoopPromise<UpstreamResponseStart>)
+        case streaming(UpstreamResponseBody.Source)
+        case closed
+    }
+
+    private var state: State = .idle
+    private var context: ChannelHandlerContext?
+    private var requestDone = true
+    private var responseDone = true
+    private var keepAlive = true
+    private var backpressured = false
+    private var pendingRead = false
+    private var headTimeout: Scheduled<Void>?
+    /// Numbers the exchanges on this connection, so a late call about an earlier answer's body
+    /// (its consumer finishing after the connection was reused) touches nothing.
+    private var exchange = 0
+    /// Called on the event loop when the exchange ended and the connection may be reused.
+    var onReusable: (() -> Void)?
+    /// Called on the event loop when the channel closed.
+    var onClosed: (() -> Void)?
+
+    var isIdle: Bool { if case .idle = state { return requestDone && responseDone } else { return false } }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Starts an exchange: writes the head (and a whole body, when there is one) and waits
+    /// for the answer's head. `bodyFollows`: the caller streams the body, then calls `finishRequest`.
+    func start(head: HTTPRequestHead, body: ByteBuffer?, bodyFollows: Bool, responseTimeout: TimeAmount, promise: EventLoopPromise<UpstreamResponseStart>) {
+        guard let context, case .idle = state else {
+            promise.fail(UpstreamTransportError.closedEarly)
+            return
+        }
+        state = .awaitingHead(promise)
+        exchange &+= 1
+        backpressured = false
+        requestDone = !bodyFollows
+        responseDone = false
+        keepAlive = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let current = exchange
+        headTimeout = context.eventLoop.scheduleTask(in: responseTimeout) {
+            handler.value.headTimedOut(exchange: current)
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if bodyFollows {
+            context.flush()
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    /// Writes one chunk of a streamed request body.
+    func writeBodyChunk(_ chunk: ByteBuffer, promise: EventLoopPromise<Void>) {
+        guard let context, !isClosed else { promise.fail(UpstreamTransportError.closedEarly); return }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: promise)
+    }
+
+    /// Ends a streamed request body.
+    func finishRequest(promise: EventLoopPromise<Void>) {
+        guard let context, !isClosed else { promise.fail(UpstreamTransportError.closedEarly); return }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        requestDone = true
+        releaseIfDone()
+    }
+
+    /// Gives up on the exchange (the request body failed): the connection cannot be reused.
+    func abort(_ error: any Error) {
+        fail(error)
+    }
+
+    private func headTimedOut(exchange: Int) {
+        guard exchange == self.exchange, case .awaitingHead = state else { return }
+        fail(UpstreamTransportError.responseTimeout)
+    }
+
+    private var isClosed: Bool { if case .closed = state { return true } else { return false } }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            // 1xx informational answers (100 Continue, 103 Early Hints) are not the answer.
+            if head.status.code >= 100, head.status.code < 200, head.status.code != 101 { return }
+            guard case .awaitingHead(let promise) = state else { return }
+            headTimeout?.cancel()
+            headTimeout = nil
+            keepAlive = head.isKeepAlive
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let produced = UpstreamResponseBody.makeSequence(
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
+                delegate: UpstreamBodyDelegate(handler: loopBound, eventLoop: context.eventLoop, exchange: exchange))
+            state = .streaming(produced.source)
+            promise.succeed(UpstreamResponseStart(head: head, body: produced.sequence))
+        case .body(let buffer):
+            guard case .streaming(let source) = state else { return }
+            if source.yield(buffer) == .stopProducing { backpressured = true }
+        case .end:
+            guard case .streaming(let source) = state else { return }
+            source.finish()
+            state = .idle
+            responseDone = true
+            releaseIfDone()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(UpstreamTransportError.closedEarly)
+        state = .closed
+        onClosed?()
+        onClosed = nil
+        onReusable = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error is HTTPParserError ? UpstreamTransportError.invalidResponse : error)
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            // Silence inside an exchange is a timeout; an idle pooled connection just goes.
+            if case .idle = state { context.close(promise: nil) } else { fail(UpstreamTransportError.idleTimeout) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        if backpressured { pendingRead = true } else { context.read() }
+    }
+
+    /// The caller's side wants more of the body.
+    func resumeReading(exchange: Int) {
+        guard exchange == self.exchange else { return }
+        backpressured = false
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    /// The caller stopped reading the body before its end: the connection cannot be reused.
+    func bodyAbandoned(exchange: Int) {
+        guard exchange == self.exchange else { return }
+        if !responseDone { fail(UpstreamTransportError.closedEarly) }
+    }
+
+    // MARK: -
+
+    private func releaseIfDone() {
+        guard requestDone, responseDone, case .idle = state else { return }
+        if keepAlive, let onReusable {
+            onReusable()
+        } else {
+            context?.close(promise: nil)
+        }
+    }
+
+    /// Fails whatever is in flight and closes the connection.
+    private func fail(_ error: any Error) {
+        headTimeout?.cancel()
+        headTimeout = nil
+        switch state {
+        case .awaitingHead(let promise):
+            state = .closed
+            promise.fail(error)
+            context?.close(promise: nil)
+        case .streaming(let source):
+            state = .closed
+            source.finish(error)
+            context?.close(promise: nil)
+        case .idle:
+            if !requestDone || !responseDone {
+                state = .closed
+                context?.close(promise: nil)
+            }
+        case .closed:
+            break
+        }
+    }
+}
+
+/// Asks the handler for more body when the caller's side drained (hops to the event loop).
+struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
+    let handler: NIOLoopBound<UpstreamExchangeHandler>
+    let eventLoop: any EventLoop
+    let exchange: Int
+
+    func produceMore() {
+        eventLoop.execute { handler.value.resumeReading(exchange: exchange) }
+    }
+
+    func didTerminate() {
+        eventLoop.execute { handler.value.bodyAbandoned(exchange: exchange) }
+    }
+}
