@@ -53,7 +53,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfig)
     let upstreamClient = UpstreamClient(
         pool: HTTP1ConnectionPool(
-            maxIdlePerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanosecondsClamped),
+            maxPerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanosecondsClamped),
             idleTimeout: .nanoseconds(settings.idleTimeout.nanosecondsClamped)),
         fallback: httpClient)
 

@@ -4,8 +4,9 @@ import NIOPosix
 import Synchronization
 
 /// Keep-alive HTTP/1.1 connections to plain-HTTP upstreams, per host and port. A request
-/// takes an idle connection or opens one (no cap on connections in use, like nginx); up to
-/// `maxIdlePerOrigin` finished ones are kept for reuse, the rest are closed.
+/// takes an idle connection, or opens one while fewer than `maxPerOrigin` are open, or waits
+/// (first come, first served) for one to be handed back: under a burst the upstream sees a
+/// steady set of connections instead of a connect/close storm.
 final class HTTP1ConnectionPool: Sendable {
     struct Key: Hashable, Sendable {
         var host: String
@@ -23,25 +24,99 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
-    private let idle = Mutex<[Key: [Connection]]>([:])
+    /// nil: open a new connection (a slot was freed); a connection: use this one.
+    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Connection?, any Error>)
+
+    private struct Origin {
+        var idle: [Connection] = []
+        var open = 0
+        var waiters: [Waiter] = []
+    }
+
+    private struct State {
+        var origins: [Key: Origin] = [:]
+        var nextWaiter: UInt64 = 0
+        var cancelled: Set<UInt64> = []
+    }
+
+    private let state = Mutex(State())
     private let group: any EventLoopGroup
-    let maxIdlePerOrigin: Int
+    let maxPerOrigin: Int
     let connectTimeout: TimeAmount
     let idleTimeout: TimeAmount
 
-    init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxIdlePerOrigin: Int, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxPerOrigin: Int, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.group = group
-        self.maxIdlePerOrigin = maxIdlePerOrigin
+        self.maxPerOrigin = max(1, maxPerOrigin)
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
     }
 
-    /// An idle connection to `key`, or a new one; `reused` tells which.
+    private enum Next {
+        case use(Connection)
+        case connect
+        case wait(UInt64)
+    }
+
+    /// An idle connection to `key`, a new one, or the next one handed back; `reused` tells
+    /// whether it served an earlier request.
     func acquire(_ key: Key) async throws -> (Connection, reused: Bool) {
-        while let candidate = idle.withLock({ $0[key]?.popLast() }) {
-            if candidate.channel.isActive { return (candidate, true) }
+        while true {
+            let next = state.withLock { state -> Next in
+                var origin = state.origins[key, default: Origin()]
+                defer { state.origins[key] = origin }
+                while let candidate = origin.idle.popLast() {
+                    if candidate.channel.isActive { return .use(candidate) }
+                }
+                if origin.open < maxPerOrigin {
+                    origin.open += 1
+                    return .connect
+                }
+                state.nextWaiter += 1
+                return .wait(state.nextWaiter)
+            }
+            switch next {
+            case .use(let connection):
+                return (connection, true)
+            case .connect:
+                do {
+                    return (try await connect(key), false)
+                } catch {
+                    slotFreed(key)
+                    throw error
+                }
+            case .wait(let id):
+                let handed = try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Connection?, any Error>) in
+                        let cancelled = state.withLock { state -> Bool in
+                            if state.cancelled.remove(id) != nil { return true }
+                            state.origins[key, default: Origin()].waiters.append((id, continuation))
+                            return false
+                        }
+                        if cancelled { continuation.resume(throwing: CancellationError()) }
+                    }
+                } onCancel: {
+                    let waiter = state.withLock { state -> Waiter? in
+                        if let index = state.origins[key]?.waiters.firstIndex(where: { $0.id == id }) {
+                            return state.origins[key]!.waiters.remove(at: index)
+                        }
+                        state.cancelled.insert(id)
+                        return nil
+                    }
+                    waiter?.continuation.resume(throwing: CancellationError())
+                }
+                if let handed {
+                    if handed.channel.isActive { return (handed, true) }
+                    continue
+                }
+                do {
+                    return (try await connect(key), false)
+                } catch {
+                    slotFreed(key)
+                    throw error
+                }
+            }
         }
-        return (try await connect(key), false)
     }
 
     private func connect(_ key: Key) async throws -> Connection {
@@ -76,27 +151,39 @@ final class HTTP1ConnectionPool: Sendable {
         return connection
     }
 
-    /// A finished exchange's connection: kept for the next request, or closed when enough are kept.
+    /// A finished exchange's connection: to the first waiter, or kept for the next request.
     private func release(_ connection: Connection, key: Key) {
-        let kept = idle.withLock { idle -> Bool in
-            var list = idle[key, default: []]
-            guard list.count < maxIdlePerOrigin else { return false }
-            list.append(connection)
-            idle[key] = list
-            return true
+        let waiter = state.withLock { state -> Waiter? in
+            if state.origins[key]?.waiters.isEmpty == false { return state.origins[key]!.waiters.removeFirst() }
+            state.origins[key, default: Origin()].idle.append(connection)
+            return nil
         }
-        if !kept { connection.channel.close(promise: nil) }
+        waiter?.continuation.resume(returning: connection)
     }
 
+    /// A connection closed: its slot goes to the first waiter, who opens a new one.
     private func forget(_ connection: Connection, key: Key) {
-        idle.withLock { idle in idle[key]?.removeAll { $0 === connection } }
+        state.withLock { state in state.origins[key]?.idle.removeAll { $0 === connection } }
+        slotFreed(key)
+    }
+
+    private func slotFreed(_ key: Key) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard var origin = state.origins[key] else { return nil }
+            defer { state.origins[key] = origin }
+            if !origin.waiters.isEmpty { return origin.waiters.removeFirst() }  // the slot passes on: `open` stays
+            origin.open = max(0, origin.open - 1)
+            return nil
+        }
+        waiter?.continuation.resume(returning: nil)
     }
 
     /// Closes every idle connection (at shutdown).
     func shutdown() async {
-        let all = idle.withLock { idle -> [Connection] in
-            defer { idle = [:] }
-            return idle.values.flatMap { $0 }
+        let all = state.withLock { state -> [Connection] in
+            let idle = state.origins.values.flatMap(\.idle)
+            for key in state.origins.keys { state.origins[key]!.idle = [] }
+            return idle
         }
         for connection in all { try? await connection.channel.close() }
     }

@@ -79,7 +79,12 @@ final class UpstreamClient: Sendable {
             }
         }
         let start = try await promise.futureResult.get()
-        return HTTPClientResponse(version: start.head.version, status: start.head.status, headers: start.head.headers, body: .stream(start.body))
+        let body: HTTPClientResponse.Body
+        switch start.body {
+        case .whole(let bytes): body = .bytes(bytes)
+        case .stream(let sequence): body = .stream(sequence)
+        }
+        return HTTPClientResponse(version: start.head.version, status: start.head.status, headers: start.head.headers, body: body)
     }
 
     private func viaAsyncHTTPClient(_ request: UpstreamRequest, timeout: Duration) async throws -> HTTPClientResponse {

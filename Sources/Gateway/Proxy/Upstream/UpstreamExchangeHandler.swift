@@ -1,10 +1,20 @@
 import NIOCore
 import NIOHTTP1
 
-/// The answer's beginning: its head and its body, which arrives as the caller reads it.
+/// The answer's beginning: its head and its body, which arrives as the caller reads it — or,
+/// for a small answer of known length that is not an event stream, the whole body at once
+/// (read on the event loop: no per-chunk hand-over to the caller's task).
 struct UpstreamResponseStart: Sendable {
+    enum Body: Sendable {
+        case whole(ByteBuffer)
+        case stream(UpstreamResponseBody)
+    }
+
     var head: HTTPResponseHead
-    var body: UpstreamResponseBody
+    var body: Body
+
+    /// Answers up to this size (with a `Content-Length`) arrive whole.
+    static let wholeLimit = 64 * 1024
 }
 
 typealias UpstreamResponseBody = NIOThrowingAsyncSequenceProducer<
@@ -22,6 +32,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private enum State {
         case idle
         case awaitingHead(EventLoopPromise<UpstreamResponseStart>)
+        case collecting(EventLoopPromise<UpstreamResponseStart>, HTTPResponseHead, ByteBuffer)
         case streaming(UpstreamResponseBody.Source)
         case closed
     }
@@ -111,18 +122,42 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             headTimeout?.cancel()
             headTimeout = nil
             keepAlive = head.isKeepAlive
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
+               head.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true
+            {
+                state = .collecting(promise, head, context.channel.allocator.buffer(capacity: length))
+                return
+            }
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let produced = UpstreamResponseBody.makeSequence(
                 backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16), finishOnDeinit: false,
                 delegate: UpstreamBodyDelegate(handler: loopBound, eventLoop: context.eventLoop, exchange: exchange))
             state = .streaming(produced.source)
-            promise.succeed(UpstreamResponseStart(head: head, body: produced.sequence))
-        case .body(let buffer):
-            guard case .streaming(let source) = state else { return }
-            if source.yield(buffer) == .stopProducing { backpressured = true }
+            promise.succeed(UpstreamResponseStart(head: head, body: .stream(produced.sequence)))
+        case .body(var buffer):
+            switch state {
+            case .streaming(let source):
+                if source.yield(buffer) == .stopProducing { backpressured = true }
+            case .collecting(let promise, let head, var whole):
+                state = .idle  // drop the reference while appending (no copy of the buffer)
+                whole.writeBuffer(&buffer)
+                state = .collecting(promise, head, whole)
+            default:
+                return
+            }
         case .end:
-            guard case .streaming(let source) = state else { return }
-            source.finish()
+            switch state {
+            case .streaming(let source):
+                source.finish()
+            case .collecting(let promise, let head, let whole):
+                state = .idle
+                responseDone = true
+                releaseIfDone()
+                promise.succeed(UpstreamResponseStart(head: head, body: .whole(whole)))
+                return
+            default:
+                return
+            }
             state = .idle
             responseDone = true
             releaseIfDone()
@@ -190,7 +225,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         headTimeout?.cancel()
         headTimeout = nil
         switch state {
-        case .awaitingHead(let promise):
+        case .awaitingHead(let promise), .collecting(let promise, _, _):
             state = .closed
             promise.fail(error)
             context?.close(promise: nil)
