@@ -140,7 +140,8 @@ struct ProxyHandler: Sendable {
             }
             // A small answer of known length (not an event stream) is read whole and sent as one
             // buffer: cheaper than a streamed body, and it delays nothing (its length is known).
-            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= 64 * 1024,
+            // (Not for HEAD: its Content-Length describes a body that is not sent.)
+            if request.method != .head, let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= 64 * 1024,
                response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true,
                let whole = try? await response.body.collect(upTo: length)
             {

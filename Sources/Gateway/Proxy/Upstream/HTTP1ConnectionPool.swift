@@ -36,7 +36,10 @@ final class HTTP1ConnectionPool: Sendable {
     private struct State {
         var origins: [Key: Origin] = [:]
         var nextWaiter: UInt64 = 0
-        var cancelled: Set<UInt64> = []
+        /// Waiters told to wait that have not queued their continuation yet.
+        var arriving: Set<UInt64> = []
+        /// Of those, the ones cancelled (or timed out) before they queued.
+        var cancelled: [UInt64: any Error] = [:]
     }
 
     private let state = Mutex(State())
@@ -58,9 +61,10 @@ final class HTTP1ConnectionPool: Sendable {
         case wait(UInt64)
     }
 
-    /// An idle connection to `key`, a new one, or the next one handed back; `reused` tells
-    /// whether it served an earlier request.
-    func acquire(_ key: Key) async throws -> (Connection, reused: Bool) {
+    /// An idle connection to `key`, a new one, or the next one handed back before `deadline`
+    /// (else ``UpstreamTransportError/responseTimeout``); `reused` tells whether it served an
+    /// earlier request.
+    func acquire(_ key: Key, deadline: ContinuousClock.Instant) async throws -> (Connection, reused: Bool) {
         while true {
             let next = state.withLock { state -> Next in
                 var origin = state.origins[key, default: Origin()]
@@ -73,6 +77,7 @@ final class HTTP1ConnectionPool: Sendable {
                     return .connect
                 }
                 state.nextWaiter += 1
+                state.arriving.insert(state.nextWaiter)
                 return .wait(state.nextWaiter)
             }
             switch next {
@@ -86,24 +91,23 @@ final class HTTP1ConnectionPool: Sendable {
                     throw error
                 }
             case .wait(let id):
+                let timer = Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    if !Task.isCancelled { self.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout) }
+                }
+                defer { timer.cancel() }
                 let handed = try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Connection?, any Error>) in
-                        let cancelled = state.withLock { state -> Bool in
-                            if state.cancelled.remove(id) != nil { return true }
+                        let early = state.withLock { state -> (any Error)? in
+                            state.arriving.remove(id)
+                            if let error = state.cancelled.removeValue(forKey: id) { return error }
                             state.origins[key, default: Origin()].waiters.append((id, continuation))
-                            return false
+                            return nil
                         }
-                        if cancelled { continuation.resume(throwing: CancellationError()) }
+                        if let early { continuation.resume(throwing: early) }
                     }
                 } onCancel: {
-                    let waiter = state.withLock { state -> Waiter? in
-                        if let index = state.origins[key]?.waiters.firstIndex(where: { $0.id == id }) {
-                            return state.origins[key]!.waiters.remove(at: index)
-                        }
-                        state.cancelled.insert(id)
-                        return nil
-                    }
-                    waiter?.continuation.resume(throwing: CancellationError())
+                    abandonWait(id, key: key, with: CancellationError())
                 }
                 if let handed {
                     if handed.channel.isActive { return (handed, true) }
@@ -144,11 +148,29 @@ final class HTTP1ConnectionPool: Sendable {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self), eventLoop: channel.eventLoop)
         }.get()
         let connection = Connection(channel: channel, handler: handler)
-        try await channel.eventLoop.submit {
+        let alive = try await channel.eventLoop.submit { () -> Bool in
             handler.value.onReusable = { [weak self] in self?.release(connection, key: key) }
             handler.value.onClosed = { [weak self] in self?.forget(connection, key: key) }
+            // Closed before the callbacks were in place: nothing will report it.
+            return channel.isActive
         }.get()
+        guard alive else {
+            slotFreed(key)
+            throw UpstreamTransportError.connectFailed
+        }
         return connection
+    }
+
+    /// Ends a wait (cancelled, timed out) unless the waiter was already handed a connection.
+    private func abandonWait(_ id: UInt64, key: Key, with error: any Error) {
+        let waiter = state.withLock { state -> Waiter? in
+            if let index = state.origins[key]?.waiters.firstIndex(where: { $0.id == id }) {
+                return state.origins[key]!.waiters.remove(at: index)
+            }
+            if state.arriving.contains(id) { state.cancelled[id] = error }
+            return nil
+        }
+        waiter?.continuation.resume(throwing: error)
     }
 
     /// A finished exchange's connection: to the first waiter, or kept for the next request.

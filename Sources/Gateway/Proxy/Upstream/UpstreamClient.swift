@@ -19,11 +19,13 @@ final class UpstreamClient: Sendable {
     func execute(_ request: UpstreamRequest, timeout: Duration) async throws -> HTTPClientResponse {
         guard request.origin.isPlainHTTP else { return try await viaAsyncHTTPClient(request, timeout: timeout) }
         let key = HTTP1ConnectionPool.Key(host: request.origin.host, port: request.origin.port)
+        // One deadline for the wait for a free connection and for the answer's head.
+        let deadline = ContinuousClock.now + timeout
         var retried = false
         while true {
-            let (connection, reused) = try await pool.acquire(key)
+            let (connection, reused) = try await pool.acquire(key, deadline: deadline)
             do {
-                return try await exchange(request, on: connection, timeout: timeout)
+                return try await exchange(request, on: connection, timeout: max(deadline - ContinuousClock.now, .milliseconds(1)))
             } catch UpstreamTransportError.closedEarly where reused && request.isReplayable && !retried {
                 // A kept connection the upstream had just closed: once more on a fresh one.
                 retried = true

@@ -67,7 +67,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         }
         state = .awaitingHead(promise)
         exchange &+= 1
-        backpressured = false
+        resumePendingRead()
         requestDone = !bodyFollows
         responseDone = false
         keepAlive = true
@@ -149,6 +149,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             switch state {
             case .streaming(let source):
                 source.finish()
+                // The body is complete: whatever the caller's side holds, this connection reads again.
+                resumePendingRead()
             case .collecting(let promise, let head, let whole):
                 state = .idle
                 responseDone = true
@@ -174,14 +176,29 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(error is HTTPParserError ? UpstreamTransportError.invalidResponse : error)
+        // A reset or a write on a closed socket is the connection going away (retried on a
+        // fresh one when nothing was lost); bytes that are not HTTP are a broken upstream.
+        let mapped: any Error
+        if error is HTTPParserError {
+            mapped = UpstreamTransportError.invalidResponse
+        } else if error is IOError || error is ChannelError {
+            mapped = UpstreamTransportError.closedEarly
+        } else {
+            mapped = error
+        }
+        fail(mapped)
         context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            // Silence inside an exchange is a timeout; an idle pooled connection just goes.
-            if case .idle = state { context.close(promise: nil) } else { fail(UpstreamTransportError.idleTimeout) }
+            // Silence inside a body is a timeout; an idle pooled connection just goes; the wait
+            // for the head is the response timeout's business.
+            switch state {
+            case .idle: context.close(promise: nil)
+            case .collecting, .streaming: fail(UpstreamTransportError.idleTimeout)
+            case .awaitingHead, .closed: break
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -196,6 +213,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// The caller's side wants more of the body.
     func resumeReading(exchange: Int) {
         guard exchange == self.exchange else { return }
+        resumePendingRead()
+    }
+
+    private func resumePendingRead() {
         backpressured = false
         if pendingRead, let context {
             pendingRead = false
