@@ -91,9 +91,10 @@ final class HTTP1ConnectionPool: Sendable {
                     throw error
                 }
             case .wait(let id):
-                let timer = Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    if !Task.isCancelled { self.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout) }
+                // A timer on an event loop (cheap), not a task per waiter.
+                let remaining = deadline - ContinuousClock.now
+                let timer = group.next().scheduleTask(in: .nanoseconds(remaining.nanosecondsClamped)) { [weak self] in
+                    self?.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout)
                 }
                 defer { timer.cancel() }
                 let handed = try await withTaskCancellationHandler {
