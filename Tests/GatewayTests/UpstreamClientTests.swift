@@ -51,6 +51,16 @@ struct UpstreamClientTests {
     }
 
     /// One call through the gateway, answer read whole; fails after `deadline` (a hung call is a failure, not a hang).
+    /// With `gateway.timeouts.idle` as short as 500 ms, the gateway's first fetch of the
+    /// issuer's keys can run out of time on a loaded machine (503 idp_unavailable): call until
+    /// the keys are cached, so the test measures the upstream, not the key fetch.
+    static func warmKeys(_ gw: GatewayHarness) async throws {
+        for _ in 0..<20 {
+            if try await call(gw, "/rest/raw/ok").status != 503 { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
     static func call(
         _ gw: GatewayHarness, _ path: String, method: HTTPMethod = .GET, body: HTTPClientRequest.Body? = nil, headers: [(String, String)] = [],
         deadline: Duration = .seconds(15)
@@ -432,6 +442,7 @@ struct UpstreamClientTests {
               timeouts:
                 idle: 500ms
             """) { gw, upstream in
+            try await Self.warmKeys(gw)
             // Chunked: the head and 1000 bytes arrive, then silence; the caller's stream must end in error.
             for path in ["/rest/raw/stall", "/rest/raw/stall-cl?cl=200000"] {
                 var request = HTTPClientRequest(url: gw.baseURL + path)
@@ -465,6 +476,7 @@ struct UpstreamClientTests {
               timeouts:
                 idle: 500ms
             """, connection: "    timeouts: { response: 10s }") { gw, upstream in
+            try await Self.warmKeys(gw)
             let started = ContinuousClock.now
             let r = try await Self.call(gw, "/rest/raw/late?ms=1500", deadline: .seconds(20))
             let elapsed = ContinuousClock.now - started
