@@ -79,7 +79,7 @@ final class GatewayHarness: Sendable {
     /// Sends a request to the gateway and collects the whole answer.
     func send(
         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil, token: String? = nil,
-        chunked: Bool = false
+        chunked: Bool = false, timeout: Duration = .seconds(20)
     ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -93,7 +93,7 @@ final class GatewayHarness: Sendable {
                 request.body = .bytes(ByteBuffer(string: body))
             }
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+        let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.components.seconds * 1_000_000_000))
         let data = try await response.body.collect(upTo: 10 << 20)
         return (Int(response.status.code), response.headers, String(buffer: data))
     }

@@ -114,7 +114,11 @@ struct ProxyIntegrationTests {
             let token = gw.token()
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<200 {
-                    group.addTask { try await gw.send(.POST, "/mcp/early", headers: [("Content-Type", "application/json")], body: #"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, token: token).status }
+                    // A generous client deadline: 200 calls at once on a loaded CI machine.
+                    group.addTask {
+                        try await gw.send(.POST, "/mcp/early", headers: [("Content-Type", "application/json")], body: #"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+                                          token: token, timeout: .seconds(90)).status
+                    }
                 }
                 for try await status in group { #expect(status == 200) }
             }

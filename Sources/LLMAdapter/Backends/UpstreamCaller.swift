@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Synchronization
 import NIOCore
 import NIOHTTP1
 
@@ -82,16 +83,23 @@ struct UpstreamCaller: Sendable {
         }
     }
 
+    /// The body, or `deadlineExceeded` at `deadline` — without waiting for a body read that
+    /// does not react to cancellation (it is cancelled and left to end on its own).
     static func collect(_ body: HTTPClientResponse.Body, upTo limit: Int, until deadline: ContinuousClock.Instant) async throws -> ByteBuffer {
-        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask { try await body.collect(upTo: limit) }
-            group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
-                return nil
+        let reader = Task { try await body.collect(upTo: limit) }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer, any Error>) in
+            let shot = OneShot(continuation)
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                guard !Task.isCancelled else { return }
+                reader.cancel()
+                shot.finish(.failure(HTTPClientError.deadlineExceeded))
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let buffer = first else { throw HTTPClientError.deadlineExceeded }
-            return buffer
+            Task {
+                let result = await reader.result
+                timer.cancel()
+                shot.finish(result)
+            }
         }
     }
 
@@ -130,5 +138,22 @@ extension Duration {
         let (seconds, attoseconds) = components
         if seconds > Int64.max / 1_000_000_000 - 1 { return Int64.max }
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Resumes a continuation once: the first of several racing results wins.
+final class OneShot<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, any Error>?>
+
+    init(_ continuation: CheckedContinuation<Value, any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func finish(_ result: Result<Value, any Error>) {
+        let pending = continuation.withLock { stored -> CheckedContinuation<Value, any Error>? in
+            defer { stored = nil }
+            return stored
+        }
+        pending?.resume(with: result)
     }
 }
