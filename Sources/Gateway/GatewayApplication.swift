@@ -53,8 +53,8 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfig)
     let upstreamClient = UpstreamClient(
         pool: HTTP1ConnectionPool(
-            maxPerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanosecondsClamped),
-            idleTimeout: .nanoseconds(settings.idleTimeout.nanosecondsClamped)),
+            maxPerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanoseconds),
+            idleTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)),
         fallback: httpClient)
 
     let holder: RegistryHolder

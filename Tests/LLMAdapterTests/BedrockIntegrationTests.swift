@@ -261,19 +261,25 @@ struct BedrockIntegrationTests {
         }
     }
 
+    /// A streamed call whose upstream sent message_start and half a frame in one write, then
+    /// (once the gate opens) whatever its script says: every event the client got.
+    static func eventsAroundAHalfFrame(_ fake: FakeBedrock) async throws -> [SSEEvent] {
+        var body = Self.request.object!
+        body["stream"] = true
+        return try await LLMHarness.withAdapter(Self.options(fake)) { client in
+            var stream = try await client.stream(.object(body))
+            // message_start came in the same write as the half frame: the adapter holds that half now.
+            let first = try #require(try await stream.next())
+            fake.gate.open()
+            return [first] + (try await stream.rest())
+        }
+    }
+
     @Test("a stream that ends in the middle of a frame ends with one error event")
     func streamEndsMidFrame() async throws {
         try await withFake(try await FakeBedrock.start()) { fake in
             fake.script([.endMidFrame])
-            var body = Self.request.object!
-            body["stream"] = true
-            let events = try await LLMHarness.withAdapter(Self.options(fake)) { client in
-                var stream = try await client.stream(.object(body))
-                // message_start came in the same write as the half frame: the adapter holds that half now.
-                let first = try #require(try await stream.next())
-                fake.gate.open()
-                return [first] + (try await stream.rest())
-            }
+            let events = try await Self.eventsAroundAHalfFrame(fake)
             #expect(events.map(\.event) == ["message_start", "error"])
             #expect(events.last?.data?["error"]?["type"] == "api_error")
         }
@@ -283,15 +289,7 @@ struct BedrockIntegrationTests {
     func connectionDropsMidFrame() async throws {
         try await withFake(try await FakeBedrock.start()) { fake in
             fake.script([.dropMidFrame])
-            var body = Self.request.object!
-            body["stream"] = true
-            let events = try await LLMHarness.withAdapter(Self.options(fake)) { client in
-                var stream = try await client.stream(.object(body))
-                // message_start came in the same write as the half frame: the adapter holds that half now.
-                let first = try #require(try await stream.next())
-                fake.gate.open()
-                return [first] + (try await stream.rest())
-            }
+            let events = try await Self.eventsAroundAHalfFrame(fake)
             #expect(events.first?.event == "message_start")
             #expect(events.last?.event == "error")
             #expect(events.filter { $0.event == "error" }.count == 1, "events: \(events.map(\.raw))")

@@ -141,7 +141,7 @@ struct ProxyHandler: Sendable {
             // A small answer of known length (not an event stream) is read whole and sent as one
             // buffer: cheaper than a streamed body, and it delays nothing (its length is known).
             // (Not for HEAD: its Content-Length describes a body that is not sent.)
-            if request.method != .head, let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= 64 * 1024,
+            if request.method != .head, let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
                response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true,
                let whole = try? await response.body.collect(upTo: length)
             {
@@ -284,7 +284,10 @@ struct ProxyHandler: Sendable {
 }
 
 extension Duration {
+    /// Nanoseconds, saturating at Int64.max (NIO and AsyncHTTPClient take Int64 nanoseconds).
     var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+        let (seconds, attoseconds) = components
+        if seconds >= Int64.max / 1_000_000_000 - 1 { return Int64.max }
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -37,7 +37,7 @@ struct UpstreamCaller: Sendable {
             let deadline = ContinuousClock.now + timeout
             let outcome: Result<HTTPClientResponse, LLMError>
             do {
-                let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.nanosecondsClamped)), logger: logger)
+                let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanosecondsClamped), logger: logger)
                 outcome = .success(response)
             } catch {
                 outcome = .failure(Self.transportError(error, upstream: upstreamName))

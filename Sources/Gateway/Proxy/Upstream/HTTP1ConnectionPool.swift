@@ -93,7 +93,7 @@ final class HTTP1ConnectionPool: Sendable {
             case .wait(let id):
                 // A timer on an event loop (cheap), not a task per waiter.
                 let remaining = deadline - ContinuousClock.now
-                let timer = group.next().scheduleTask(in: .nanoseconds(remaining.nanosecondsClamped)) { [weak self] in
+                let timer = group.next().scheduleTask(in: .nanoseconds(remaining.nanoseconds)) { [weak self] in
                     self?.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout)
                 }
                 defer { timer.cancel() }

@@ -55,7 +55,7 @@ final class UpstreamClient: Sendable {
         let eventLoop = connection.channel.eventLoop
         let handler = connection.handler
         let promise = eventLoop.makePromise(of: UpstreamResponseStart.self)
-        let responseTimeout = TimeAmount.nanoseconds(timeout.nanosecondsClamped)
+        let responseTimeout = TimeAmount.nanoseconds(timeout.nanoseconds)
         let follows = stream != nil
         eventLoop.execute {
             handler.value.start(head: head, body: whole, bodyFollows: follows, responseTimeout: responseTimeout, promise: promise)
@@ -98,19 +98,10 @@ final class UpstreamClient: Sendable {
         case .bytes(let bytes): upstream.body = .bytes(bytes)
         case .stream(let body, let length): upstream.body = .stream(body, length: length.map { .known(Int64($0)) } ?? .unknown)
         }
-        return try await fallback.execute(upstream, timeout: .nanoseconds(timeout.nanosecondsClamped))
+        return try await fallback.execute(upstream, timeout: .nanoseconds(timeout.nanoseconds))
     }
 
     func shutdown() async {
         await pool.shutdown()
-    }
-}
-
-extension Duration {
-    /// Nanoseconds, saturating at Int64.max.
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        if seconds >= Int64.max / 1_000_000_000 - 1 { return Int64.max }
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
