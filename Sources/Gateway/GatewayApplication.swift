@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import PluginAPI
@@ -21,6 +22,10 @@ public struct GatewayOptions: Sendable {
     public var clock: any GatewayClock = SystemClock()
     /// Reload on SIGHUP (off in tests that run several gateways in one process).
     public var handleSIGHUP: Bool = true
+    /// Forward requests that need no waiting on the event loop (``ProxyFastPath``). Off (or
+    /// `SWITCHBOARD_FAST_PATH=off` in `environment`): every request takes the async path,
+    /// which the benchmark compares against.
+    public var fastPath: Bool = true
     /// Called with the bound port once the server listens.
     public var onServerRunning: (@Sendable (Int) async -> Void)?
 
@@ -68,13 +73,20 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
 
     let router = Router(context: BasicRequestContext.self)
     StatusController(holder: holder, clock: options.clock).register(on: router)
-    let responder = GatewayResponder(
-        proxy: ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock),
-        api: router.buildResponder())
+    let proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
+    let responder = GatewayResponder(proxy: proxy, api: router.buildResponder())
+    let server: HTTPServerBuilder
+    if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
+        let fast = ProxyFastPath(proxy: proxy)
+        server = .http1(configuration: .init(additionalChannelHandlers: [ProxyFastPathHandler(path: fast)]))
+    } else {
+        server = .http1()
+    }
 
     let onRunning = options.onServerRunning
     var app = Application(
         responder: responder,
+        server: server,
         configuration: .init(address: .hostname(options.host, port: options.port), serverName: "switchboard"),
         onServerRunning: { channel in
             logger.info("gateway listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])

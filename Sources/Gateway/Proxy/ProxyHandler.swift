@@ -15,7 +15,10 @@ struct ProxyHandler: Sendable {
     let logger: Logger
     let clock: any GatewayClock
 
-    func handle(_ request: Request, target: ProxyTarget) async -> Response {
+    /// `prefetched`: the upstream's answer to this very request, already received by the
+    /// event-loop path (``ProxyFastPath``), which hands over what needs this path's logic
+    /// (a refresh, a step-up, a streamed answer); it stands for the first upstream call.
+    func handle(_ request: Request, target: ProxyTarget, prefetched: HTTPClientResponse? = nil) async -> Response {
         let started = ContinuousClock.now
         let registry = holder.registry  // this request keeps this generation to the end
         let connection: Connection
@@ -25,7 +28,7 @@ struct ProxyHandler: Sendable {
             return error.response()
         }
         do {
-            return try await forward(request, target: target, connection: connection, registry: registry, started: started)
+            return try await forward(request, target: target, connection: connection, registry: registry, started: started, prefetched: prefetched)
         } catch {
             // Only failures of the connection itself (upstream, credential) count against it;
             // a caller's bad token or oversized body says nothing about the connection.
@@ -38,7 +41,7 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    private func route(_ target: ProxyTarget, in registry: Registry, method: HTTPRequest.Method) throws(GatewayError) -> Connection {
+    func route(_ target: ProxyTarget, in registry: Registry, method: HTTPRequest.Method) throws(GatewayError) -> Connection {
         let table = target.prefix == .mcp ? registry.mcpRoutes : registry.restRoutes
         guard let connection = table[target.segment] else {
             throw GatewayError.unknownConnection((target.prefix == .mcp ? "/mcp/" : "/rest/") + target.segment)
@@ -56,7 +59,8 @@ struct ProxyHandler: Sendable {
     }
 
     private func forward(
-        _ request: Request, target: ProxyTarget, connection: Connection, registry: Registry, started: ContinuousClock.Instant
+        _ request: Request, target: ProxyTarget, connection: Connection, registry: Registry, started: ContinuousClock.Instant,
+        prefetched: HTTPClientResponse?
     ) async throws(GatewayError) -> Response {
         let settings = registry.settings
         let fields = request.headers
@@ -91,14 +95,20 @@ struct ProxyHandler: Sendable {
         var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
         var refreshed = false
         var stepUps = 0
+        var first = prefetched
         while true {
-            let upstream = try buildUpstream(request, target: target, connection: connection, credential: credential, kept: kept, contentLength: contentLength)
             let response: HTTPClientResponse
-            do {
-                // No logger handed to the client: at trace level it would print the injected credential.
-                response = try await upstreamClient.execute(upstream, timeout: connection.responseTimeout)
-            } catch {
-                throw UpstreamErrorMapping.map(error, connection: connection)
+            if let answered = first {
+                first = nil
+                response = answered
+            } else {
+                let upstream = try buildUpstream(request, target: target, connection: connection, credential: credential, kept: kept, contentLength: contentLength)
+                do {
+                    // No logger handed to the client: at trace level it would print the injected credential.
+                    response = try await upstreamClient.execute(upstream, timeout: connection.responseTimeout)
+                } catch {
+                    throw UpstreamErrorMapping.map(error, connection: connection)
+                }
             }
             let status = Int(response.status.code)
             if canReplay, let strategy = connection.strategy {
@@ -161,21 +171,7 @@ struct ProxyHandler: Sendable {
         _ response: HTTPClientResponse, status: Int, body: AnswerBody, connection: Connection, caller: CallerIdentity, credential: Credential,
         method: HTTPRequest.Method, started: ContinuousClock.Instant
     ) -> Response {
-        let now = clock.now()
-        if status >= 500 {
-            connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
-        } else if status == 401 || status == 403 {
-            connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
-            if connection.tracksUsers {
-                connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
-            }
-        } else {
-            connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
-            // The per-user view lists only connections whose credential is per user.
-            if connection.tracksUsers {
-                connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
-            }
-        }
+        record(status: status, connection: connection, caller: caller, credential: credential)
         let headers = HeaderFilter.downstreamHeaders(from: response.headers)
         let name = connection.name
         switch body {
@@ -200,6 +196,25 @@ struct ProxyHandler: Sendable {
                 }
             }
             return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers, body: streamed)
+        }
+    }
+
+    /// What an upstream answer says of the connection (and of the user's state on it).
+    func record(status: Int, connection: Connection, caller: CallerIdentity, credential: Credential) {
+        let now = clock.now()
+        if status >= 500 {
+            connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
+        } else if status == 401 || status == 403 {
+            connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
+            if connection.tracksUsers {
+                connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
+            }
+        } else {
+            connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
+            // The per-user view lists only connections whose credential is per user.
+            if connection.tracksUsers {
+                connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
+            }
         }
     }
 
@@ -257,7 +272,7 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    private func checkHeaderLimits(_ fields: HTTPFields, settings: GatewaySettings) throws(GatewayError) {
+    func checkHeaderLimits(_ fields: HTTPFields, settings: GatewaySettings) throws(GatewayError) {
         if fields.count > settings.maxHeaderCount {
             throw GatewayError.headersTooLarge("more than \(settings.maxHeaderCount) header fields")
         }

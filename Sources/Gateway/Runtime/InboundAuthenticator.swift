@@ -63,6 +63,16 @@ final class InboundAuthenticator: Sendable {
         return caller
     }
 
+    /// The caller behind an `Authorization` header whose token was verified before and has not
+    /// expired: the proxy's event-loop path, which never waits. nil: take the full path.
+    func cachedCaller(_ authorization: String) -> CallerIdentity? {
+        guard authorization.utf8.count > 7, authorization.utf8.prefix(7).elementsEqual("Bearer ".utf8) || authorization.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = String(authorization.dropFirst(7).drop(while: { $0 == " " }))
+        guard let hit = verified.withLock({ $0[token] }) else { return nil }
+        guard hit.expiresAt.addingTimeInterval(Double(verifier.policy.clockSkew.components.seconds)) > clock.now() else { return nil }
+        return hit
+    }
+
     /// Same issuer, audience and settings: the new registry can keep this authenticator.
     func serves(_ other: UsersConfig) -> Bool { users == other }
 }

@@ -24,8 +24,28 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
-    /// nil: open a new connection (a slot was freed); a connection: use this one.
-    private typealias Waiter = (id: UInt64, continuation: CheckedContinuation<Connection?, any Error>)
+    /// How a waiter is woken: a suspended task, or a promise (the proxy's event-loop path).
+    private enum Resumer {
+        case continuation(CheckedContinuation<Connection?, any Error>)
+        case promise(EventLoopPromise<Connection?>)
+
+        /// nil: open a new connection (a slot was freed); a connection: use this one.
+        func resume(returning connection: Connection?) {
+            switch self {
+            case .continuation(let c): c.resume(returning: connection)
+            case .promise(let p): p.succeed(connection)
+            }
+        }
+
+        func resume(throwing error: any Error) {
+            switch self {
+            case .continuation(let c): c.resume(throwing: error)
+            case .promise(let p): p.fail(error)
+            }
+        }
+    }
+
+    private typealias Waiter = (id: UInt64, resumer: Resumer)
 
     private struct Origin {
         var idle: [Connection] = []
@@ -102,7 +122,7 @@ final class HTTP1ConnectionPool: Sendable {
                         let early = state.withLock { state -> (any Error)? in
                             state.arriving.remove(id)
                             if let error = state.cancelled.removeValue(forKey: id) { return error }
-                            state.origins[key, default: Origin()].waiters.append((id, continuation))
+                            state.origins[key, default: Origin()].waiters.append((id, .continuation(continuation)))
                             return nil
                         }
                         if let early { continuation.resume(throwing: early) }
@@ -124,42 +144,101 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
-    private func connect(_ key: Key) async throws -> Connection {
-        let idleTimeout = self.idleTimeout
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(connectTimeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                        try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler())
-                    }
+    /// The same as ``acquire(_:deadline:)`` without a task: for the proxy's event-loop path.
+    /// The future completes on `loop`; a new connection is opened on `loop`.
+    func acquire(_ key: Key, deadline: NIODeadline, on loop: any EventLoop) -> EventLoopFuture<(Connection, reused: Bool)> {
+        var promise: EventLoopPromise<Connection?>?
+        let next = state.withLock { state -> Next in
+            var origin = state.origins[key, default: Origin()]
+            defer { state.origins[key] = origin }
+            // An idle connection on the caller's own event loop first: no thread hop per request.
+            if let index = origin.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
+                let candidate = origin.idle.remove(at: index)
+                if candidate.channel.isActive { return .use(candidate) }
+            }
+            while let candidate = origin.idle.popLast() {
+                if candidate.channel.isActive { return .use(candidate) }
+            }
+            if origin.open < maxPerOrigin {
+                origin.open += 1
+                return .connect
+            }
+            state.nextWaiter += 1
+            let handOver = loop.makePromise(of: Connection?.self)
+            origin.waiters.append((state.nextWaiter, .promise(handOver)))
+            promise = handOver
+            return .wait(state.nextWaiter)
+        }
+        switch next {
+        case .use(let connection):
+            return loop.makeSucceededFuture((connection, true))
+        case .connect:
+            return connectOnLoop(key, loop: loop)
+        case .wait(let id):
+            guard let promise else { preconditionFailure("a waiter without its promise") }
+            let timer = loop.scheduleTask(deadline: deadline) { [weak self] in
+                self?.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout)
+            }
+            return promise.futureResult.flatMap { [self] handed in
+                timer.cancel()
+                if let handed {
+                    if handed.channel.isActive { return loop.makeSucceededFuture((handed, true)) }
+                    return self.acquire(key, deadline: deadline, on: loop)
                 }
-                .connect(host: key.host, port: key.port).get()
-        } catch let error as ChannelError {
-            if case .connectTimeout = error { throw UpstreamTransportError.connectTimeout }
-            throw UpstreamTransportError.connectFailed
-        } catch {
-            throw UpstreamTransportError.connectFailed
+                return self.connectOnLoop(key, loop: loop)
+            }.flatMapErrorThrowing { error in
+                timer.cancel()
+                throw error
+            }
         }
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self), eventLoop: channel.eventLoop)
-        }.get()
-        let connection = Connection(channel: channel, handler: handler)
-        let alive = try await channel.eventLoop.submit { () -> Bool in
-            handler.value.onReusable = { [weak self] in self?.release(connection, key: key) }
-            handler.value.onClosed = { [weak self] in self?.forget(connection, key: key) }
-            // Closed before the callbacks were in place: nothing will report it.
-            return channel.isActive
-        }.get()
-        guard alive else {
-            slotFreed(key)
-            throw UpstreamTransportError.connectFailed
+    }
+
+    private func connectOnLoop(_ key: Key, loop: any EventLoop) -> EventLoopFuture<(Connection, reused: Bool)> {
+        connect(key, on: loop).map { ($0, false) }.flatMapErrorThrowing { [self] error in
+            self.slotFreed(key)
+            throw error
         }
-        return connection
+    }
+
+    private func connect(_ key: Key) async throws -> Connection {
+        try await connect(key, on: group.next()).get()
+    }
+
+    /// Opens a connection on `loop` (its slot is already counted); fails with an
+    /// ``UpstreamTransportError``. A connection that closed before its callbacks were set
+    /// frees its slot here.
+    private func connect(_ key: Key, on loop: any EventLoop) -> EventLoopFuture<Connection> {
+        let idleTimeout = self.idleTimeout
+        return ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler())
+                }
+            }
+            .connect(host: key.host, port: key.port)
+            .flatMapErrorThrowing { error -> any Channel in
+                if let error = error as? ChannelError, case .connectTimeout = error { throw UpstreamTransportError.connectTimeout }
+                throw UpstreamTransportError.connectFailed
+            }
+            .flatMapThrowing { [self] channel -> Connection in
+                // On the channel's event loop (the bootstrap's loop is `loop`).
+                let handler = NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self), eventLoop: channel.eventLoop)
+                let connection = Connection(channel: channel, handler: handler)
+                handler.value.onReusable = { [weak self] in self?.release(connection, key: key) }
+                handler.value.onClosed = { [weak self] in self?.forget(connection, key: key) }
+                // Closed before the callbacks were in place: nothing will report it.
+                // (The caller frees the slot when this throws.)
+                guard channel.isActive else {
+                    handler.value.onClosed = nil
+                    handler.value.onReusable = nil
+                    throw UpstreamTransportError.connectFailed
+                }
+                return connection
+            }
     }
 
     /// Ends a wait (cancelled, timed out) unless the waiter was already handed a connection.
@@ -171,7 +250,7 @@ final class HTTP1ConnectionPool: Sendable {
             if state.arriving.contains(id) { state.cancelled[id] = error }
             return nil
         }
-        waiter?.continuation.resume(throwing: error)
+        waiter?.resumer.resume(throwing: error)
     }
 
     /// A finished exchange's connection: to the first waiter, or kept for the next request.
@@ -181,7 +260,7 @@ final class HTTP1ConnectionPool: Sendable {
             state.origins[key, default: Origin()].idle.append(connection)
             return nil
         }
-        waiter?.continuation.resume(returning: connection)
+        waiter?.resumer.resume(returning: connection)
     }
 
     /// A connection closed: its slot goes to the first waiter, who opens a new one.
@@ -198,7 +277,7 @@ final class HTTP1ConnectionPool: Sendable {
             origin.open = max(0, origin.open - 1)
             return nil
         }
-        waiter?.continuation.resume(returning: nil)
+        waiter?.resumer.resume(returning: nil)
     }
 
     /// Closes every idle connection (at shutdown).

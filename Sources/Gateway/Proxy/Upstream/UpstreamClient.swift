@@ -33,7 +33,44 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    private func exchange(_ request: UpstreamRequest, on connection: HTTP1ConnectionPool.Connection, timeout: Duration) async throws -> HTTPClientResponse {
+    /// A plain-HTTP request with a body already in memory (or none), without a task: the
+    /// proxy's event-loop path. Same pool, deadline and stale-connection retry as `execute`;
+    /// the future completes on `loop`.
+    func start(_ request: UpstreamRequest, timeout: Duration, on loop: any EventLoop) -> EventLoopFuture<UpstreamResponseStart> {
+        precondition(request.origin.isPlainHTTP && request.isReplayable)
+        let key = HTTP1ConnectionPool.Key(host: request.origin.host, port: request.origin.port)
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        let (head, whole, _) = Self.wireHead(request)
+        return attempt(head: head, body: whole, key: key, deadline: deadline, retried: false, on: loop)
+    }
+
+    private func attempt(
+        head: HTTPRequestHead, body: ByteBuffer?, key: HTTP1ConnectionPool.Key, deadline: NIODeadline, retried: Bool, on loop: any EventLoop
+    ) -> EventLoopFuture<UpstreamResponseStart> {
+        pool.acquire(key, deadline: deadline, on: loop).flatMap { connection, reused in
+            let promise = loop.makePromise(of: UpstreamResponseStart.self)
+            let handler = connection.handler
+            let remaining = max(deadline - .now(), .milliseconds(1))
+            if connection.channel.eventLoop.inEventLoop {
+                handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
+            } else {
+                connection.channel.eventLoop.execute {
+                    handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
+                }
+            }
+            return promise.futureResult.flatMapError { error in
+                // A kept connection the upstream had just closed: once more on a fresh one.
+                if case UpstreamTransportError.closedEarly = error, reused, !retried {
+                    return self.attempt(head: head, body: body, key: key, deadline: deadline, retried: true, on: loop)
+                }
+                return loop.makeFailedFuture(error)
+            }
+        }
+    }
+
+    /// The request head as sent (`Host`, `Content-Length` or chunked set), with the body in
+    /// memory or to stream.
+    private static func wireHead(_ request: UpstreamRequest) -> (HTTPRequestHead, ByteBuffer?, LimitedBody<RequestBodySequence>?) {
         var headers = request.headers
         headers.replaceOrAdd(name: "host", value: request.origin.hostHeader)
         let whole: ByteBuffer?
@@ -51,7 +88,11 @@ final class UpstreamClient: Sendable {
             }
             (whole, stream) = (nil, body)
         }
-        let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers)
+        return (HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers), whole, stream)
+    }
+
+    private func exchange(_ request: UpstreamRequest, on connection: HTTP1ConnectionPool.Connection, timeout: Duration) async throws -> HTTPClientResponse {
+        let (head, whole, stream) = Self.wireHead(request)
         let eventLoop = connection.channel.eventLoop
         let handler = connection.handler
         let promise = eventLoop.makePromise(of: UpstreamResponseStart.self)
@@ -80,13 +121,7 @@ final class UpstreamClient: Sendable {
                 throw error
             }
         }
-        let start = try await promise.futureResult.get()
-        let body: HTTPClientResponse.Body
-        switch start.body {
-        case .whole(let bytes): body = .bytes(bytes)
-        case .stream(let sequence): body = .stream(sequence)
-        }
-        return HTTPClientResponse(version: start.head.version, status: start.head.status, headers: start.head.headers, body: body)
+        return try await promise.futureResult.get().clientResponse
     }
 
     private func viaAsyncHTTPClient(_ request: UpstreamRequest, timeout: Duration) async throws -> HTTPClientResponse {
@@ -103,5 +138,17 @@ final class UpstreamClient: Sendable {
 
     func shutdown() async {
         await pool.shutdown()
+    }
+}
+
+extension UpstreamResponseStart {
+    /// The answer as the proxy's async path handles it.
+    var clientResponse: HTTPClientResponse {
+        let body: HTTPClientResponse.Body
+        switch self.body {
+        case .whole(let bytes): body = .bytes(bytes)
+        case .stream(let sequence): body = .stream(sequence)
+        }
+        return HTTPClientResponse(version: head.version, status: head.status, headers: head.headers, body: body)
     }
 }

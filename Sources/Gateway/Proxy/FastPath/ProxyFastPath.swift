@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import PluginAPI
+
+/// The proxy's event-loop path: a request whose every first check can be answered without
+/// waiting — route found and enabled, headers within limits, a small body of known length, a
+/// plain-HTTP upstream, the caller's ID token already verified, the credential already cached
+/// — is forwarded by a channel handler (``ProxyFastPathHandler``) on the caller's event loop,
+/// with no Swift task and no hop to the cooperative pool. Anything else (first calls, streamed
+/// bodies, HTTPS upstreams, errors the async path words) goes to ``ProxyHandler`` unchanged;
+/// an answer that needs its logic (a refresh after 401, a scope step-up, a streamed body) is
+/// handed to it too, standing in for its first upstream call.
+///
+/// Why: on 2 cores, Hummingbird's per-request task and the hops between the event loops and
+/// the task pool cost more than the proxying itself (bench/results/notes.md).
+struct ProxyFastPath: Sendable {
+    let proxy: ProxyHandler
+
+    /// Methods the event-loop path forwards (HEAD's `Content-Length` describes a body that does
+    /// not come; OPTIONS, TRACE and CONNECT are rare and left to the async path).
+    private static func isForwardable(_ method: HTTPRequest.Method) -> Bool {
+        method == .post || method == .get || method == .delete || method == .put || method == .patch
+    }
+
+    /// A request taken by the event-loop path, with everything its checks found.
+    struct Request {
+        let head: HTTPRequest
+        let target: ProxyTarget
+        let connection: Connection
+        let caller: CallerIdentity
+        let credential: Credential
+        let origin: UpstreamOrigin
+        let contentLength: Int
+        let started: ContinuousClock.Instant
+        var body: ByteBuffer?
+    }
+
+    /// The request as the event-loop path takes it, or nil: the async path's turn.
+    func take(_ head: HTTPRequest) -> Request? {
+        guard Self.isForwardable(head.method), let path = head.path, let target = try? ProxyTarget.parse(path) else {
+            return nil
+        }
+        let registry = proxy.holder.registry
+        guard let connection = try? proxy.route(target, in: registry, method: head.method),
+              let origin = connection.upstreamOrigin, origin.isPlainHTTP
+        else { return nil }
+        let fields = head.headerFields
+        let settings = registry.settings
+        guard (try? proxy.checkHeaderLimits(fields, settings: settings)) != nil,
+              fields[.transferEncoding] == nil, fields[.expect] == nil, fields[.upgrade] == nil
+        else { return nil }
+        // The async path closes after answering `Connection: close`.
+        if let value = fields[.connection], value.lowercased().contains("close") { return nil }
+        var contentLength = 0
+        if let value = fields[.contentLength] {
+            guard let n = Int(value), n >= 0, n <= connection.maxRequestBody, n <= settings.maxReplayBody else { return nil }
+            contentLength = n
+        }
+        guard let authorization = fields[.authorization], let caller = registry.authenticator.cachedCaller(authorization),
+              let credential = cachedCredential(connection, caller: caller)
+        else { return nil }
+        return Request(
+            head: head, target: target, connection: connection, caller: caller, credential: credential, origin: origin,
+            contentLength: contentLength, started: .now)
+    }
+
+    /// The credential ``CredentialResolver`` would hand out now, if it needs no plugin call.
+    private func cachedCredential(_ connection: Connection, caller: CallerIdentity) -> Credential? {
+        guard let strategy = connection.strategy, connection.strategyContext != nil else { return Credential() }
+        let user: String
+        switch strategy.credentialScope {
+        case .uncached: return nil
+        case .shared: user = ""
+        case .perUser: user = caller.userKey
+        }
+        let scopes = connection.scopes(for: caller.userKey)
+        let key = CredentialKey(user: user, scopes: scopes.map { $0.sorted().joined(separator: " ") } ?? "*")
+        guard case .inject(let credential)? = connection.credentials.value(forKey: key) else { return nil }
+        return credential
+    }
+
+    /// The upstream request (body in memory).
+    func upstreamRequest(for request: Request) -> UpstreamRequest {
+        var path = request.origin.basePath
+        path += request.target.remainder
+        if path.isEmpty { path = "/" }
+        if let query = request.target.query { path += "?"; path += query }
+        return UpstreamRequest(
+            origin: request.origin, method: HTTPMethod(rawValue: request.head.method.rawValue), target: path,
+            headers: HeaderFilter.upstreamHeaders(from: request.head.headerFields, inject: request.credential.headers),
+            body: request.body.map { .bytes($0) } ?? .none)
+    }
+
+    /// Whether a whole answer can go straight back, or needs the async path's logic: a refresh
+    /// (401) or step-up (403, or an MCP tool result saying `insufficient_scope`) when the
+    /// plugin caches credentials, or a status whose framing the async path handles.
+    func needsAsyncPath(_ request: Request, head: HTTPResponseHead, body: ByteBuffer) -> Bool {
+        let status = head.status.code
+        if status < 200 || status == 204 || status == 304 { return true }
+        guard let strategy = request.connection.strategy, strategy.credentialScope != .uncached else { return false }
+        if status == 401 || status == 403 { return true }
+        if status == 200, request.target.prefix == .mcp, let sent = request.body,
+           JSONRPCPeek.mentions("tools/call", in: sent) || JSONRPCPeek.mentions("tools\\/call", in: sent),
+           head.headers.first(name: "content-type")?.lowercased().hasPrefix("application/json") == true,
+           JSONRPCPeek.mentions("insufficient_scope", in: body)
+        {
+            return true
+        }
+        return false
+    }
+
+    /// Records the answer and returns the head to send back.
+    func answerHead(_ request: Request, head: HTTPResponseHead, bodyLength: Int) -> HTTPResponse {
+        let status = Int(head.status.code)
+        proxy.record(status: status, connection: request.connection, caller: request.caller, credential: request.credential)
+        proxy.logLine(connection: request.connection.name, method: request.head.method, status: status, started: request.started, bytes: bodyLength)
+        var fields = HeaderFilter.downstreamHeaders(from: head.headers)
+        fields[.contentLength] = String(bodyLength)
+        fields[.server] = "switchboard"
+        return HTTPResponse(status: .init(code: status, reasonPhrase: head.status.reasonPhrase), headerFields: fields)
+    }
+
+    /// The gateway error for a failed upstream call, recorded as the async path records it.
+    func failure(_ request: Request, error: any Error) -> GatewayError {
+        let mapped = UpstreamErrorMapping.map(error, connection: request.connection)
+        if mapped.status.code >= 500 {
+            request.connection.activity.recordFailure(at: proxy.clock.now(), code: mapped.code, message: mapped.message, upstream: true)
+        }
+        proxy.logLine(connection: request.connection.name, method: request.head.method, status: Int(mapped.status.code), started: request.started, error: mapped.code)
+        return mapped
+    }
+}

@@ -1,0 +1,219 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// Sits in each accepted connection's pipeline between the HTTP codec and Hummingbird: takes
+/// the requests ``ProxyFastPath`` accepts and answers them on the event loop; passes every
+/// other request up to Hummingbird untouched.
+///
+/// Answers leave in request order: while a request handed up is unanswered, later requests
+/// are handed up too; while one of its own is unanswered, later parts (pipelining) wait here
+/// and the socket is not read.
+final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        case idle
+        /// Reading the body of a request this handler took.
+        case collecting(ProxyFastPath.Request)
+        /// Its answer is on the way.
+        case answering
+    }
+
+    private let path: ProxyFastPath
+    private var state: State = .idle
+    /// Requests handed to Hummingbird whose answers have not ended.
+    private var handedUp = 0
+    /// Parts that arrived while this handler's answer was pending.
+    private var waiting = CircularBuffer<HTTPRequestPart>()
+    private var readPending = false
+    private var quiescePending = false
+    /// A decoding error that arrived while this handler's answer was pending: Hummingbird
+    /// answers it (400, close) once that answer is out, not in the middle of it.
+    private var errorPending: (any Error)?
+    private var context: ChannelHandlerContext?
+
+    init(path: ProxyFastPath) {
+        self.path = path
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .answering = state {
+            waiting.append(part)
+            return
+        }
+        process(part, context: context)
+    }
+
+    private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch state {
+        case .idle:
+            if case .head(let head) = part {
+                if handedUp == 0, !quiescePending, let request = path.take(head) {
+                    state = .collecting(request)
+                    return
+                }
+                handedUp += 1
+            }
+            // A head handed up, or the body of a request handed up.
+            context.fireChannelRead(wrapInboundOut(part))
+        case .collecting(var request):
+            switch part {
+            case .head:
+                // The decoder ends a request before the next head; never reached.
+                context.fireErrorCaught(ChannelError.inappropriateOperationForState)
+            case .body(var chunk):
+                state = .answering  // drop the reference while appending (no copy)
+                if request.body == nil {
+                    request.body = chunk
+                } else {
+                    request.body!.writeBuffer(&chunk)
+                }
+                state = .collecting(request)
+            case .end:
+                state = .answering
+                forward(request, context: context)
+            }
+        case .answering:
+            waiting.append(part)
+        }
+    }
+
+    private func forward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        path.proxy.upstreamClient.start(path.upstreamRequest(for: request), timeout: request.connection.responseTimeout, on: loop)
+            .hop(to: loop)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.answered(request, result)
+            }
+    }
+
+    private func answered(_ request: ProxyFastPath.Request, _ result: Result<UpstreamResponseStart, any Error>) {
+        guard let context, context.channel.isActive else {
+            // The caller left; a streamed answer's body is dropped with `result` (the upstream
+            // connection then closes), a whole one was read already.
+            return
+        }
+        switch result {
+        case .failure(let error):
+            respondAsync(path.failure(request, error: error).response())
+        case .success(let start):
+            guard case .whole(let body) = start.body, !path.needsAsyncPath(request, head: start.head, body: body) else {
+                handOver(request, prefetched: start.clientResponse)
+                return
+            }
+            let head = path.answerHead(request, head: start.head, bodyLength: body.readableBytes)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            finished()
+        }
+    }
+
+    /// The async path takes over with the answer already received.
+    private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse) {
+        let proxy = path.proxy
+        let hummingbirdRequest = Hummingbird.Request(head: request.head, body: RequestBody(buffer: request.body ?? ByteBuffer()))
+        let target = request.target
+        let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))
+        Task {
+            let response = await proxy.handle(hummingbirdRequest, target: target, prefetched: prefetched)
+            await writer.send(response)
+        }
+    }
+
+    /// Sends a response built by the async machinery (gateway errors).
+    private func respondAsync(_ response: Response) {
+        guard let context else { return }
+        let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        Task { await writer.send(response) }
+    }
+
+    /// Writes one response part (from ``ChannelResponseWriter``, on the event loop); nil when
+    /// the handler is gone.
+    func write(_ part: HTTPResponsePart) -> EventLoopFuture<Void>? {
+        guard let context else { return nil }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(part), promise: promise)
+        return promise.futureResult
+    }
+
+    /// This handler's answer ended (or failed: the connection is closed then).
+    func finished(failed: Bool = false) {
+        guard let context else { return }
+        if failed { context.close(promise: nil) }
+        state = .idle
+        if quiescePending, handedUp == 0 {
+            // Graceful shutdown waited for this answer; Hummingbird closes the idle connection.
+            quiescePending = false
+            waiting.removeAll()
+            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            return
+        }
+        while !waiting.isEmpty {
+            if case .answering = state { return }
+            process(waiting.removeFirst(), context: context)
+        }
+        if let error = errorPending, case .idle = state {
+            errorPending = nil
+            context.fireErrorCaught(error)
+        }
+        if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch state {
+        case .idle:
+            context.fireErrorCaught(error)
+        case .collecting:
+            // The request being read is broken: nothing was sent upstream yet.
+            state = .idle
+            context.fireErrorCaught(error)
+        case .answering:
+            if errorPending == nil { errorPending = error }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            if case .idle = state {
+                context.fireUserInboundEventTriggered(event)
+            } else {
+                quiescePending = true
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { handedUp = max(0, handedUp - 1) }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .answering = state {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+}
