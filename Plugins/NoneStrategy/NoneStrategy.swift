@@ -23,6 +23,7 @@ public struct NoneStrategyFactory: AuthStrategyFactory {
 /// Injects nothing; never expires.
 struct NoneStrategy: AuthStrategy {
     var credentialScope: CredentialScope { .uncached }
+    var fixedCredential: Credential? { Credential() }
 
     func credential(for request: CredentialRequest, context: StrategyContext) async -> CredentialOutcome {
         .inject(Credential())

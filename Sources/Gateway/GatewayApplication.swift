@@ -78,7 +78,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let server: HTTPServerBuilder
     if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
         let fast = ProxyFastPath(proxy: proxy)
-        server = .http1(configuration: .init(additionalChannelHandlers: [ProxyFastPathHandler(path: fast)]))
+        server = HTTPServerBuilder { responder in GatewayHTTP1Channel(responder: responder, fastPath: fast) }
     } else {
         server = .http1()
     }

@@ -15,6 +15,10 @@ public protocol AuthStrategy: Sendable {
     /// Facts for the status panel (e.g. `authorization_server`). No secrets.
     var statusDetails: [String: String] { get }
 
+    /// A credential that is the same for every caller and never expires (the `none` strategy's
+    /// empty one), or nil. When set, the gateway injects it without calling ``credential(for:context:)``.
+    var fixedCredential: Credential? { get }
+
     /// Produce a credential for a verified caller.
     func credential(for request: CredentialRequest, context: StrategyContext) async -> CredentialOutcome
 
@@ -27,6 +31,8 @@ public protocol AuthStrategy: Sendable {
 
 extension AuthStrategy {
     public var statusDetails: [String: String] { [:] }
+
+    public var fixedCredential: Credential? { nil }
 
     public func stepUp(for challenge: ScopeChallenge, held: Credential) -> StepUpDecision {
         .notPossible(reason: "this strategy has no scopes to widen")

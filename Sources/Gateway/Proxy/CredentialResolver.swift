@@ -21,6 +21,7 @@ enum CredentialResolver {
         guard let strategy = connection.strategy, let context = connection.strategyContext else {
             return .inject(Credential())
         }
+        if let fixed = strategy.fixedCredential { return .inject(fixed) }
         let request = CredentialRequest(caller: caller, scopes: scopes, reason: reason)
         let user: String
         switch strategy.credentialScope {

@@ -46,6 +46,82 @@ enum HeaderFilter {
         return out
     }
 
+    /// ``upstreamHeaders(from:inject:)`` for NIO's own header type (the event-loop path):
+    /// the same rules, judged on the bytes of each name without allocating.
+    static func upstreamHeaders(from headers: HTTPHeaders, inject: HTTPFields) -> HTTPHeaders {
+        let listed = listedNames(headers)
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + inject.count)
+        for (name, value) in headers {
+            if isHopByHop(name) || isNeverUpstream(name) || hasPrefixIgnoringCase(name, "x-forwarded-") { continue }
+            if !listed.isEmpty, listed.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
+            if !inject.isEmpty, inject.contains(where: { equalsIgnoringCase(name, $0.name.canonicalName) }) { continue }
+            out.add(name: name, value: value)
+        }
+        for field in inject { out.add(name: field.name.rawName, value: field.value) }
+        return out
+    }
+
+    /// ``downstreamHeaders(from:)`` without leaving NIO's header type (the event-loop path).
+    static func downstreamHeaders(keeping headers: HTTPHeaders) -> HTTPHeaders {
+        let listed = listedNames(headers)
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + 2)
+        for (name, value) in headers {
+            if isHopByHop(name) || equalsIgnoringCase(name, "content-length") || equalsIgnoringCase(name, "set-cookie") { continue }
+            if !listed.isEmpty, listed.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
+            out.add(name: name, value: value)
+        }
+        return out
+    }
+
+    /// Names listed in `Connection`, lowercased (`keep-alive` alone, the usual value, is
+    /// hop-by-hop anyway and costs nothing).
+    private static func listedNames(_ headers: HTTPHeaders) -> [String] {
+        guard let first = headers.first(name: "connection") else { return [] }
+        if equalsIgnoringCase(first, "keep-alive") || equalsIgnoringCase(first, "close"), headers[canonicalForm: "connection"].count == 1 { return [] }
+        return headers[canonicalForm: "connection"].map { $0.lowercased() }
+    }
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return equalsIgnoringCase(name, "te")
+        case 7: return equalsIgnoringCase(name, "trailer") || equalsIgnoringCase(name, "upgrade")
+        case 10: return equalsIgnoringCase(name, "connection") || equalsIgnoringCase(name, "keep-alive")
+        case 16: return equalsIgnoringCase(name, "proxy-connection")
+        case 17: return equalsIgnoringCase(name, "transfer-encoding")
+        case 18: return equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: return equalsIgnoringCase(name, "proxy-authorization")
+        default: return false
+        }
+    }
+
+    private static func isNeverUpstream(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 4: return equalsIgnoringCase(name, "host")
+        case 6: return equalsIgnoringCase(name, "cookie") || equalsIgnoringCase(name, "expect")
+        case 9: return equalsIgnoringCase(name, "forwarded")
+        case 13: return equalsIgnoringCase(name, "authorization")
+        case 14: return equalsIgnoringCase(name, "content-length")
+        default: return false
+        }
+    }
+
+    /// `name` equals `lower` (lowercase ASCII letters, digits and `-`) ignoring ASCII case.
+    static func equalsIgnoringCase(_ name: String, _ lower: String) -> Bool {
+        name.utf8.count == lower.utf8.count && hasPrefixIgnoringCase(name, lower)
+    }
+
+    static func hasPrefixIgnoringCase(_ name: String, _ lower: String) -> Bool {
+        var it = name.utf8.makeIterator()
+        for expected in lower.utf8 {
+            guard let byte = it.next() else { return false }
+            // Setting bit 0x20 lowercases ASCII letters and leaves digits and `-` as they are.
+            if byte | 0x20 != expected { return false }
+        }
+        return true
+    }
+
     /// The headers to return to the caller from the upstream's response.
     static func downstreamHeaders(from headers: HTTPHeaders) -> HTTPFields {
         var listed: Set<String> = []
@@ -53,9 +129,9 @@ enum HeaderFilter {
         var out = HTTPFields()
         out.reserveCapacity(headers.count)
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || neverDownstream.contains(lower) || listed.contains(lower) { continue }
             guard let fieldName = HTTPField.Name(name) else { continue }
+            let lower = fieldName.canonicalName  // lowercased once, by HTTPTypes
+            if hopByHop.contains(lower) || neverDownstream.contains(lower) || (!listed.isEmpty && listed.contains(lower)) { continue }
             out.append(HTTPField(name: fieldName, value: value))
         }
         return out

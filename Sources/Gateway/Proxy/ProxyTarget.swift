@@ -20,9 +20,9 @@ struct ProxyTarget: Equatable {
         if target.hasPrefix("//") { throw GatewayError.invalidPath("a request target may not start with '//'") }
         let path: Substring
         let query: Substring?
-        if let q = target.firstIndex(of: "?") {
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = target[..<q]
-            query = target[target.index(after: q)...]
+            query = target[target.utf8.index(after: q)...]
         } else {
             path = target[...]
             query = nil
@@ -38,7 +38,8 @@ struct ProxyTarget: Equatable {
         } else {
             return nil
         }
-        if target.contains("#") { throw GatewayError.invalidPath("a request target may not contain a fragment") }
+        // (Byte scans, not Foundation's `contains`: this runs on every proxied request.)
+        if target.utf8.contains(UInt8(ascii: "#")) { throw GatewayError.invalidPath("a request target may not contain a fragment") }
         let slash = afterPrefix.firstIndex(of: "/")
         let segment = afterPrefix[..<(slash ?? afterPrefix.endIndex)]
         let remainder = afterPrefix[(slash ?? afterPrefix.endIndex)...]
@@ -57,6 +58,7 @@ struct ProxyTarget: Equatable {
                 if i == segments.count - 1 { continue }  // trailing slash
                 throw GatewayError.invalidPath("empty path segments ('//') are not allowed")
             }
+            if isPlain(raw) { continue }
             guard let decoded = percentDecode(raw) else {
                 throw GatewayError.invalidPath("malformed percent-encoding in the path")
             }
@@ -67,6 +69,17 @@ struct ProxyTarget: Equatable {
                 throw GatewayError.invalidPath("encoded slashes, backslashes and control characters are not allowed in the path")
             }
         }
+    }
+
+    /// A segment that needs no decoding to be judged: no `%`, no backslash, no control
+    /// character, and not a dot segment (the common case, checked without allocating).
+    private static func isPlain(_ raw: Substring) -> Bool {
+        var allDots = true
+        for byte in raw.utf8 {
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte == 0x7F { return false }
+            if byte != UInt8(ascii: ".") { allDots = false }
+        }
+        return !(allDots && raw.utf8.count <= 2)
     }
 
     /// Percent-decodes bytes; nil on a malformed escape.

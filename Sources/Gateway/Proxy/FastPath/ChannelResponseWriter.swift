@@ -1,7 +1,8 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
 /// Writes a Hummingbird ``Response`` (built by the async path for a request the event-loop
 /// path took) through that connection's ``ProxyFastPathHandler``, then lets the handler go on
@@ -15,7 +16,7 @@ struct ChannelResponseWriter: Sendable {
         let body = response.body
         let handler = self.handler
         do {
-            try await write(.head(head))
+            try await write(.head(HTTPResponseHead(head)))
             try await body.write(BodyWriter(channel: self))
             handler.eventLoop.execute { handler.value.finished() }
         } catch {
@@ -23,7 +24,7 @@ struct ChannelResponseWriter: Sendable {
         }
     }
 
-    func write(_ part: HTTPResponsePart) async throws {
+    func write(_ part: HTTPServerResponsePart) async throws {
         let handler = self.handler
         try await handler.eventLoop.flatSubmit {
             handler.value.write(part) ?? handler.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
@@ -34,11 +35,11 @@ struct ChannelResponseWriter: Sendable {
         let channel: ChannelResponseWriter
 
         mutating func write(_ buffer: ByteBuffer) async throws {
-            try await channel.write(.body(buffer))
+            try await channel.write(.body(.byteBuffer(buffer)))
         }
 
         consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-            try await channel.write(.end(trailingHeaders))
+            try await channel.write(.end(trailingHeaders.map(HTTPHeaders.init)))
         }
     }
 }

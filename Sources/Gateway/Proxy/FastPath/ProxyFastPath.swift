@@ -20,55 +20,63 @@ struct ProxyFastPath: Sendable {
 
     /// Methods the event-loop path forwards (HEAD's `Content-Length` describes a body that does
     /// not come; OPTIONS, TRACE and CONNECT are rare and left to the async path).
-    private static func isForwardable(_ method: HTTPRequest.Method) -> Bool {
-        method == .post || method == .get || method == .delete || method == .put || method == .patch
+    private static func forwardable(_ method: NIOHTTP1.HTTPMethod) -> HTTPRequest.Method? {
+        switch method {
+        case .POST: return .post
+        case .GET: return .get
+        case .DELETE: return .delete
+        case .PUT: return .put
+        case .PATCH: return .patch
+        default: return nil
+        }
     }
 
     /// A request taken by the event-loop path, with everything its checks found.
     struct Request {
-        let head: HTTPRequest
+        let head: HTTPRequestHead
+        let method: HTTPRequest.Method
         let target: ProxyTarget
         let connection: Connection
         let caller: CallerIdentity
         let credential: Credential
         let origin: UpstreamOrigin
-        let contentLength: Int
         let started: ContinuousClock.Instant
         var body: ByteBuffer?
     }
 
     /// The request as the event-loop path takes it, or nil: the async path's turn.
-    func take(_ head: HTTPRequest) -> Request? {
-        guard Self.isForwardable(head.method), let path = head.path, let target = try? ProxyTarget.parse(path) else {
-            return nil
-        }
+    func take(_ head: HTTPRequestHead) -> Request? {
+        // HTTP/1.1 keep-alive only: the async path closes after `Connection: close` or HTTP/1.0.
+        guard head.version == .http1_1, head.isKeepAlive, let method = Self.forwardable(head.method),
+              let target = try? ProxyTarget.parse(head.uri)
+        else { return nil }
         let registry = proxy.holder.registry
-        guard let connection = try? proxy.route(target, in: registry, method: head.method),
+        guard let connection = try? proxy.route(target, in: registry, method: method),
               let origin = connection.upstreamOrigin, origin.isPlainHTTP
         else { return nil }
-        let fields = head.headerFields
+        let headers = head.headers
         let settings = registry.settings
-        guard (try? proxy.checkHeaderLimits(fields, settings: settings)) != nil,
-              fields[.transferEncoding] == nil, fields[.expect] == nil, fields[.upgrade] == nil
+        guard headers.count <= settings.maxHeaderCount else { return nil }
+        var total = 0
+        for (name, value) in headers { total += name.utf8.count + value.utf8.count }
+        guard total <= settings.maxHeaderBytes,
+              !headers.contains(name: "transfer-encoding"), !headers.contains(name: "expect"), !headers.contains(name: "upgrade")
         else { return nil }
-        // The async path closes after answering `Connection: close`.
-        if let value = fields[.connection], value.lowercased().contains("close") { return nil }
-        var contentLength = 0
-        if let value = fields[.contentLength] {
+        if let value = headers.first(name: "content-length") {
             guard let n = Int(value), n >= 0, n <= connection.maxRequestBody, n <= settings.maxReplayBody else { return nil }
-            contentLength = n
         }
-        guard let authorization = fields[.authorization], let caller = registry.authenticator.cachedCaller(authorization),
+        guard let authorization = headers.first(name: "authorization"), let caller = registry.authenticator.cachedCaller(authorization),
               let credential = cachedCredential(connection, caller: caller)
         else { return nil }
         return Request(
-            head: head, target: target, connection: connection, caller: caller, credential: credential, origin: origin,
-            contentLength: contentLength, started: .now)
+            head: head, method: method, target: target, connection: connection, caller: caller, credential: credential, origin: origin,
+            started: .now)
     }
 
     /// The credential ``CredentialResolver`` would hand out now, if it needs no plugin call.
     private func cachedCredential(_ connection: Connection, caller: CallerIdentity) -> Credential? {
         guard let strategy = connection.strategy, connection.strategyContext != nil else { return Credential() }
+        if let fixed = strategy.fixedCredential { return fixed }
         let user: String
         switch strategy.credentialScope {
         case .uncached: return nil
@@ -88,8 +96,8 @@ struct ProxyFastPath: Sendable {
         if path.isEmpty { path = "/" }
         if let query = request.target.query { path += "?"; path += query }
         return UpstreamRequest(
-            origin: request.origin, method: HTTPMethod(rawValue: request.head.method.rawValue), target: path,
-            headers: HeaderFilter.upstreamHeaders(from: request.head.headerFields, inject: request.credential.headers),
+            origin: request.origin, method: request.head.method, target: path,
+            headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential.headers),
             body: request.body.map { .bytes($0) } ?? .none)
     }
 
@@ -112,14 +120,14 @@ struct ProxyFastPath: Sendable {
     }
 
     /// Records the answer and returns the head to send back.
-    func answerHead(_ request: Request, head: HTTPResponseHead, bodyLength: Int) -> HTTPResponse {
+    func answerHead(_ request: Request, head: HTTPResponseHead, bodyLength: Int) -> HTTPResponseHead {
         let status = Int(head.status.code)
         proxy.record(status: status, connection: request.connection, caller: request.caller, credential: request.credential)
-        proxy.logLine(connection: request.connection.name, method: request.head.method, status: status, started: request.started, bytes: bodyLength)
-        var fields = HeaderFilter.downstreamHeaders(from: head.headers)
-        fields[.contentLength] = String(bodyLength)
-        fields[.server] = "switchboard"
-        return HTTPResponse(status: .init(code: status, reasonPhrase: head.status.reasonPhrase), headerFields: fields)
+        proxy.logLine(connection: request.connection.name, method: request.method, status: status, started: request.started, bytes: bodyLength)
+        var headers = HeaderFilter.downstreamHeaders(keeping: head.headers)
+        headers.add(name: "content-length", value: String(bodyLength))
+        headers.add(name: "server", value: "switchboard")
+        return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
     }
 
     /// The gateway error for a failed upstream call, recorded as the async path records it.
@@ -128,7 +136,7 @@ struct ProxyFastPath: Sendable {
         if mapped.status.code >= 500 {
             request.connection.activity.recordFailure(at: proxy.clock.now(), code: mapped.code, message: mapped.message, upstream: true)
         }
-        proxy.logLine(connection: request.connection.name, method: request.head.method, status: Int(mapped.status.code), started: request.started, error: mapped.code)
+        proxy.logLine(connection: request.connection.name, method: request.method, status: Int(mapped.status.code), started: request.started, error: mapped.code)
         return mapped
     }
 }

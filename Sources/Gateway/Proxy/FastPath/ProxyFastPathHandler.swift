@@ -3,20 +3,21 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
-/// Sits in each accepted connection's pipeline between the HTTP codec and Hummingbird: takes
+/// Sits in each accepted connection's pipeline between NIO's HTTP/1 codec and Hummingbird
+/// (``GatewayHTTP1Channel``): takes
 /// the requests ``ProxyFastPath`` accepts and answers them on the event loop; passes every
 /// other request up to Hummingbird untouched.
 ///
 /// Answers leave in request order: while a request handed up is unanswered, later requests
 /// are handed up too; while one of its own is unanswered, later parts (pipelining) wait here
-/// and the socket is not read.
+/// and the socket is not read further.
 final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         case idle
@@ -31,7 +32,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// Requests handed to Hummingbird whose answers have not ended.
     private var handedUp = 0
     /// Parts that arrived while this handler's answer was pending.
-    private var waiting = CircularBuffer<HTTPRequestPart>()
+    private var waiting = CircularBuffer<HTTPServerRequestPart>()
     private var readPending = false
     private var quiescePending = false
     /// A decoding error that arrived while this handler's answer was pending: Hummingbird
@@ -57,7 +58,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         process(part, context: context)
     }
 
-    private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch state {
         case .idle:
             if case .head(let head) = part {
@@ -117,7 +118,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             let head = path.answerHead(request, head: start.head, bodyLength: body.readableBytes)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
-            if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             finished()
         }
@@ -125,8 +126,13 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// The async path takes over with the answer already received.
     private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse) {
+        guard let head = try? HTTPRequest(request.head, secure: false, splitCookie: false) else {
+            // Not reached: the head passed the same checks the codec makes.
+            respondAsync(GatewayError(code: "bad_request", status: .badRequest, message: "the request could not be handled").response())
+            return
+        }
         let proxy = path.proxy
-        let hummingbirdRequest = Hummingbird.Request(head: request.head, body: RequestBody(buffer: request.body ?? ByteBuffer()))
+        let hummingbirdRequest = Hummingbird.Request(head: head, body: RequestBody(buffer: request.body ?? ByteBuffer()))
         let target = request.target
         let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))
         Task {
@@ -144,7 +150,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// Writes one response part (from ``ChannelResponseWriter``, on the event loop); nil when
     /// the handler is gone.
-    func write(_ part: HTTPResponsePart) -> EventLoopFuture<Void>? {
+    func write(_ part: HTTPServerResponsePart) -> EventLoopFuture<Void>? {
         guard let context else { return nil }
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(part), promise: promise)
@@ -210,7 +216,9 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func read(context: ChannelHandlerContext) {
-        if case .answering = state {
+        // Reads go on while an answer is pending (holding them costs two epoll changes per
+        // request); only a client that pipelines, with parts already waiting, is held back.
+        if !waiting.isEmpty {
             readPending = true
             return
         }

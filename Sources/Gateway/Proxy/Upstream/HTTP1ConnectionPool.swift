@@ -151,17 +151,19 @@ final class HTTP1ConnectionPool: Sendable {
         let next = state.withLock { state -> Next in
             var origin = state.origins[key, default: Origin()]
             defer { state.origins[key] = origin }
-            // An idle connection on the caller's own event loop first: no thread hop per request.
-            if let index = origin.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
+            // An idle connection on the caller's own event loop first, else a new one there
+            // while the cap allows: then the whole exchange runs on one thread, with no
+            // cross-thread wake-up per request. Only then one on another loop.
+            while let index = origin.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
                 let candidate = origin.idle.remove(at: index)
-                if candidate.channel.isActive { return .use(candidate) }
-            }
-            while let candidate = origin.idle.popLast() {
                 if candidate.channel.isActive { return .use(candidate) }
             }
             if origin.open < maxPerOrigin {
                 origin.open += 1
                 return .connect
+            }
+            while let candidate = origin.idle.popLast() {
+                if candidate.channel.isActive { return .use(candidate) }
             }
             state.nextWaiter += 1
             let handOver = loop.makePromise(of: Connection?.self)
@@ -214,7 +216,9 @@ final class HTTP1ConnectionPool: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // No outbound header validation: the headers were parsed from a valid request
+                    // (or are HTTPTypes fields, validated when made).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler())
                 }

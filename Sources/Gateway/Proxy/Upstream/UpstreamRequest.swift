@@ -40,12 +40,9 @@ struct UpstreamOrigin: Sendable, Hashable {
     var basePath: String
 
     var isPlainHTTP: Bool { scheme == "http" }
-    /// `Host` header value: the port only when it is not the scheme's default.
-    var hostHeader: String {
-        let defaultPort = scheme == "https" ? 443 : 80
-        let h = host.contains(":") ? "[\(host)]" : host
-        return port == defaultPort ? h : "\(h):\(port)"
-    }
+    /// `Host` header value: the port only when it is not the scheme's default (computed once:
+    /// every request sends it).
+    let hostHeader: String
     var baseURL: String { "\(scheme)://\(hostHeader)" }
 
     /// Parses `http(s)://host[:port][/path]`; nil for anything else.
@@ -76,5 +73,7 @@ struct UpstreamOrigin: Sendable, Hashable {
         self.host = String(host)
         self.port = port
         self.basePath = path
+        let bracketed = host.contains(":") ? "[\(host)]" : String(host)
+        self.hostHeader = port == (scheme == "https" ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
     }
 }
