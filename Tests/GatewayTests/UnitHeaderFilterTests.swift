@@ -123,3 +123,53 @@ struct UnitHeaderFilterTests {
         #expect(out.count == 3, "\(out)")
     }
 }
+
+/// The event-loop path filters NIO's `HTTPHeaders` with its own byte-level code; it must keep
+/// and drop exactly what the `HTTPFields` filter of the async path keeps and drops.
+@Suite("Unit: HeaderFilter, NIO header variants")
+struct UnitHeaderFilterNIOVariantTests {
+    private static func pairs(_ fields: HTTPFields) -> [String] {
+        fields.map { "\($0.name.canonicalName): \($0.value)" }
+    }
+
+    private static func pairs(_ headers: HTTPHeaders) -> [String] {
+        headers.map { "\($0.name.lowercased()): \($0.value)" }
+    }
+
+    @Test func upstreamVariantMatchesTheFieldsFilter() {
+        let fields = UnitHeaderFilterTests.callerFields()
+        let inject = HTTPFields([unitField("Authorization", "Bearer upstream-token"), unitField("X-Request-Trace", "replaced")])
+        let viaFields = Self.pairs(HeaderFilter.upstreamHeaders(from: fields, inject: inject))
+        let viaHeaders = Self.pairs(HeaderFilter.upstreamHeaders(from: HTTPHeaders(fields.map { ($0.name.rawName, $0.value) }), inject: inject))
+        #expect(viaHeaders == viaFields)
+        #expect(!viaHeaders.contains("authorization: Bearer user-id-token"))
+        #expect(viaHeaders.contains("authorization: Bearer upstream-token"))
+        #expect(!viaHeaders.contains { $0.hasPrefix("x-custom:") || $0.hasPrefix("x-forwarded-") || $0.hasPrefix("cookie:") })
+        #expect(viaHeaders.contains("mcp-session-id: sess-1"))
+    }
+
+    @Test func downstreamVariantMatchesTheFieldsFilter() {
+        let answer = HTTPHeaders([
+            ("Content-Type", "application/json"), ("Content-Length", "10"), ("Connection", "keep-alive, X-Secret-Hop"),
+            ("Keep-Alive", "timeout=5"), ("Set-Cookie", "a=b"), ("X-Secret-Hop", "1"), ("Mcp-Session-Id", "s"), ("Date", "today"),
+            ("TRANSFER-ENCODING", "chunked"), ("Trailer", "x"), ("ETag", "\"v1\""),
+        ])
+        let viaFields = Self.pairs(HeaderFilter.downstreamHeaders(from: answer))
+        let viaHeaders = Self.pairs(HeaderFilter.downstreamHeaders(keeping: answer))
+        #expect(viaHeaders == viaFields)
+        #expect(viaHeaders == ["content-type: application/json", "mcp-session-id: s", "date: today", "etag: \"v1\""])
+    }
+
+    @Test func keepAliveOnlyConnectionHeaderListsNothingExtra() {
+        let answer = HTTPHeaders([("Connection", "Keep-Alive"), ("X-Kept", "1"), ("Keep-Alive", "timeout=5")])
+        #expect(Self.pairs(HeaderFilter.downstreamHeaders(keeping: answer)) == ["x-kept: 1"])
+    }
+
+    @Test func caseInsensitiveNameComparison() {
+        #expect(HeaderFilter.equalsIgnoringCase("Content-LENGTH", "content-length"))
+        #expect(!HeaderFilter.equalsIgnoringCase("content-lengths", "content-length"))
+        #expect(!HeaderFilter.equalsIgnoringCase("content_length", "content-length"))
+        #expect(HeaderFilter.hasPrefixIgnoringCase("X-Forwarded-Proto", "x-forwarded-"))
+        #expect(!HeaderFilter.hasPrefixIgnoringCase("X-Forwarde", "x-forwarded-"))
+    }
+}

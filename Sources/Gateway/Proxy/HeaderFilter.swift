@@ -78,9 +78,11 @@ enum HeaderFilter {
     /// Names listed in `Connection`, lowercased (`keep-alive` alone, the usual value, is
     /// hop-by-hop anyway and costs nothing).
     private static func listedNames(_ headers: HTTPHeaders) -> [String] {
-        guard let first = headers.first(name: "connection") else { return [] }
-        if equalsIgnoringCase(first, "keep-alive") || equalsIgnoringCase(first, "close"), headers[canonicalForm: "connection"].count == 1 { return [] }
-        return headers[canonicalForm: "connection"].map { $0.lowercased() }
+        var plain = true
+        for (name, value) in headers where equalsIgnoringCase(name, "connection") {
+            if !(equalsIgnoringCase(value, "keep-alive") || equalsIgnoringCase(value, "close")) { plain = false }
+        }
+        return plain ? [] : headers[canonicalForm: "connection"].map { $0.lowercased() }
     }
 
     private static func isHopByHop(_ name: String) -> Bool {

@@ -31,8 +31,9 @@ struct ProxyFastPath: Sendable {
         }
     }
 
-    /// A request taken by the event-loop path, with everything its checks found.
-    struct Request {
+    /// A request taken by the event-loop path, with everything its checks found. A class:
+    /// it moves between the handler's states and closures without being copied.
+    final class Request {
         let head: HTTPRequestHead
         let method: HTTPRequest.Method
         let target: ProxyTarget
@@ -42,6 +43,20 @@ struct ProxyFastPath: Sendable {
         let origin: UpstreamOrigin
         let started: ContinuousClock.Instant
         var body: ByteBuffer?
+
+        init(
+            head: HTTPRequestHead, method: HTTPRequest.Method, target: ProxyTarget, connection: Connection, caller: CallerIdentity,
+            credential: Credential, origin: UpstreamOrigin, started: ContinuousClock.Instant
+        ) {
+            self.head = head
+            self.method = method
+            self.target = target
+            self.connection = connection
+            self.caller = caller
+            self.credential = credential
+            self.origin = origin
+            self.started = started
+        }
     }
 
     /// The request as the event-loop path takes it, or nil: the async path's turn.

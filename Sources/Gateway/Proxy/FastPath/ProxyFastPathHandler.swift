@@ -70,19 +70,17 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             // A head handed up, or the body of a request handed up.
             context.fireChannelRead(wrapInboundOut(part))
-        case .collecting(var request):
+        case .collecting(let request):
             switch part {
             case .head:
                 // The decoder ends a request before the next head; never reached.
                 context.fireErrorCaught(ChannelError.inappropriateOperationForState)
             case .body(var chunk):
-                state = .answering  // drop the reference while appending (no copy)
                 if request.body == nil {
                     request.body = chunk
                 } else {
                     request.body!.writeBuffer(&chunk)
                 }
-                state = .collecting(request)
             case .end:
                 state = .answering
                 forward(request, context: context)

@@ -87,7 +87,7 @@ final class HTTP1ConnectionPool: Sendable {
     func acquire(_ key: Key, deadline: ContinuousClock.Instant) async throws -> (Connection, reused: Bool) {
         while true {
             let next = state.withLock { state -> Next in
-                var origin = state.origins[key, default: Origin()]
+                var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
                 defer { state.origins[key] = origin }
                 while let candidate = origin.idle.popLast() {
                     if candidate.channel.isActive { return .use(candidate) }
@@ -144,12 +144,25 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
+    /// An idle connection on `loop`, if there is one (no future, no wait: the common case of
+    /// the event-loop path).
+    func takeIdle(_ key: Key, on loop: any EventLoop) -> Connection? {
+        state.withLock { state -> Connection? in
+            // Mutated in place (no copy of the origin's arrays per request).
+            while let index = state.origins[key]?.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
+                let candidate = state.origins[key]!.idle.remove(at: index)
+                if candidate.channel.isActive { return candidate }
+            }
+            return nil
+        }
+    }
+
     /// The same as ``acquire(_:deadline:)`` without a task: for the proxy's event-loop path.
     /// The future completes on `loop`; a new connection is opened on `loop`.
     func acquire(_ key: Key, deadline: NIODeadline, on loop: any EventLoop) -> EventLoopFuture<(Connection, reused: Bool)> {
         var promise: EventLoopPromise<Connection?>?
         let next = state.withLock { state -> Next in
-            var origin = state.origins[key, default: Origin()]
+            var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
             defer { state.origins[key] = origin }
             // An idle connection on the caller's own event loop first, else a new one there
             // while the cap allows: then the whole exchange runs on one thread, with no
@@ -275,7 +288,7 @@ final class HTTP1ConnectionPool: Sendable {
 
     private func slotFreed(_ key: Key) {
         let waiter = state.withLock { state -> Waiter? in
-            guard var origin = state.origins[key] else { return nil }
+            guard var origin = state.origins.removeValue(forKey: key) else { return nil }
             defer { state.origins[key] = origin }
             if !origin.waiters.isEmpty { return origin.waiters.removeFirst() }  // the slot passes on: `open` stays
             origin.open = max(0, origin.open - 1)

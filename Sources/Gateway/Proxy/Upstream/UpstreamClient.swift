@@ -47,24 +47,34 @@ final class UpstreamClient: Sendable {
     private func attempt(
         head: HTTPRequestHead, body: ByteBuffer?, key: HTTP1ConnectionPool.Key, deadline: NIODeadline, retried: Bool, on loop: any EventLoop
     ) -> EventLoopFuture<UpstreamResponseStart> {
-        pool.acquire(key, deadline: deadline, on: loop).flatMap { connection, reused in
-            let promise = loop.makePromise(of: UpstreamResponseStart.self)
-            let handler = connection.handler
-            let remaining = max(deadline - .now(), .milliseconds(1))
-            if connection.channel.eventLoop.inEventLoop {
+        if let idle = pool.takeIdle(key, on: loop) {
+            return exchange(head: head, body: body, on: idle, reused: true, key: key, deadline: deadline, retried: retried, loop: loop)
+        }
+        return pool.acquire(key, deadline: deadline, on: loop).flatMap { connection, reused in
+            self.exchange(head: head, body: body, on: connection, reused: reused, key: key, deadline: deadline, retried: retried, loop: loop)
+        }
+    }
+
+    private func exchange(
+        head: HTTPRequestHead, body: ByteBuffer?, on connection: HTTP1ConnectionPool.Connection, reused: Bool, key: HTTP1ConnectionPool.Key,
+        deadline: NIODeadline, retried: Bool, loop: any EventLoop
+    ) -> EventLoopFuture<UpstreamResponseStart> {
+        let promise = loop.makePromise(of: UpstreamResponseStart.self)
+        let handler = connection.handler
+        let remaining = max(deadline - .now(), .milliseconds(1))
+        if connection.channel.eventLoop.inEventLoop {
+            handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
+        } else {
+            connection.channel.eventLoop.execute {
                 handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
-            } else {
-                connection.channel.eventLoop.execute {
-                    handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
-                }
             }
-            return promise.futureResult.flatMapError { error in
-                // A kept connection the upstream had just closed: once more on a fresh one.
-                if case UpstreamTransportError.closedEarly = error, reused, !retried {
-                    return self.attempt(head: head, body: body, key: key, deadline: deadline, retried: true, on: loop)
-                }
-                return loop.makeFailedFuture(error)
+        }
+        return promise.futureResult.flatMapError { error in
+            // A kept connection the upstream had just closed: once more on a fresh one.
+            if case UpstreamTransportError.closedEarly = error, reused, !retried {
+                return self.attempt(head: head, body: body, key: key, deadline: deadline, retried: true, on: loop)
             }
+            return loop.makeFailedFuture(error)
         }
     }
 

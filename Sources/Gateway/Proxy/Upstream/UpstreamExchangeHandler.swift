@@ -44,7 +44,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private var keepAlive = true
     private var backpressured = false
     private var pendingRead = false
-    private var headTimeout: Scheduled<Void>?
+    /// When the head of the current answer is due (nil: not waiting for one).
+    private var headDeadline: NIODeadline?
+    /// One timer per connection, not one per request: it fires at the earliest deadline it was
+    /// set for, and then either times the exchange out or sleeps until the current deadline.
+    private var headTimer: Scheduled<Void>?
+    private var headTimerFiresAt: NIODeadline = .distantFuture
     /// Numbers the exchanges on this connection, so a late call about an earlier answer's body
     /// (its consumer finishing after the connection was reused) touches nothing.
     private var exchange = 0
@@ -71,11 +76,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         requestDone = !bodyFollows
         responseDone = false
         keepAlive = true
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let current = exchange
-        headTimeout = context.eventLoop.scheduleTask(in: responseTimeout) {
-            handler.value.headTimedOut(exchange: current)
-        }
+        let deadline = NIODeadline.now() + responseTimeout
+        headDeadline = deadline
+        if headTimer == nil || headTimerFiresAt > deadline { armHeadTimer(at: deadline, context: context) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         if bodyFollows {
@@ -104,9 +107,21 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         fail(error)
     }
 
-    private func headTimedOut(exchange: Int) {
-        guard exchange == self.exchange, case .awaitingHead = state else { return }
-        fail(UpstreamTransportError.responseTimeout)
+    private func armHeadTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        headTimerFiresAt = deadline
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        headTimer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.headTimerFired() }
+    }
+
+    private func headTimerFired() {
+        headTimer = nil
+        guard let deadline = headDeadline, case .awaitingHead = state else { return }
+        if deadline <= .now() {
+            fail(UpstreamTransportError.responseTimeout)
+        } else if let context {
+            armHeadTimer(at: deadline, context: context)  // a later exchange's deadline
+        }
     }
 
     private var isClosed: Bool { if case .closed = state { return true } else { return false } }
@@ -119,8 +134,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             // 1xx informational answers (100 Continue, 103 Early Hints) are not the answer.
             if head.status.code >= 100, head.status.code < 200, head.status.code != 101 { return }
             guard case .awaitingHead(let promise) = state else { return }
-            headTimeout?.cancel()
-            headTimeout = nil
+            headDeadline = nil
             keepAlive = head.isKeepAlive
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
                head.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true
@@ -243,8 +257,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     /// Fails whatever is in flight and closes the connection.
     private func fail(_ error: any Error) {
-        headTimeout?.cancel()
-        headTimeout = nil
+        headDeadline = nil
+        headTimer?.cancel()
+        headTimer = nil
         switch state {
         case .awaitingHead(let promise), .collecting(let promise, _, _):
             state = .closed
