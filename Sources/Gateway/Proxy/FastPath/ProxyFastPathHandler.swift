@@ -35,6 +35,12 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var waiting = CircularBuffer<HTTPServerRequestPart>()
     private var readPending = false
     private var quiescePending = false
+    /// The client half-closed while this handler's answer was pending: Hummingbird hears of
+    /// it (and ends the connection) once that answer is out.
+    private var inputClosedPending = false
+    /// Parts were handed up outside a socket read: Hummingbird's async channel needs a
+    /// `channelReadComplete` to deliver them.
+    private var handedUpOutsideRead = false
     /// A decoding error that arrived while this handler's answer was pending: Hummingbird
     /// answers it (400, close) once that answer is out, not in the middle of it.
     private var errorPending: (any Error)?
@@ -70,6 +76,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             // A head handed up, or the body of a request handed up.
             context.fireChannelRead(wrapInboundOut(part))
+            handedUpOutsideRead = true
         case .collecting(let request):
             switch part {
             case .head:
@@ -158,7 +165,10 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// This handler's answer ended (or failed: the connection is closed then).
     func finished(failed: Bool = false) {
         guard let context else { return }
-        if failed { context.close(promise: nil) }
+        if failed {
+            context.close(promise: nil)
+            return
+        }
         state = .idle
         if quiescePending, handedUp == 0 {
             // Graceful shutdown waited for this answer; Hummingbird closes the idle connection.
@@ -167,18 +177,37 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
             return
         }
-        while !waiting.isEmpty {
-            if case .answering = state { return }
+        handedUpOutsideRead = false
+        while !waiting.isEmpty, !isAnswering {
             process(waiting.removeFirst(), context: context)
         }
-        if let error = errorPending, case .idle = state {
+        if handedUpOutsideRead {
+            handedUpOutsideRead = false
+            context.fireChannelReadComplete()
+        }
+        guard !isAnswering else { return }
+        if let error = errorPending {
             errorPending = nil
             context.fireErrorCaught(error)
+        }
+        if inputClosedPending {
+            inputClosedPending = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         if readPending {
             readPending = false
             context.read()
         }
+    }
+
+    private var isAnswering: Bool {
+        if case .answering = state { return true }
+        return false
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        handedUpOutsideRead = false
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -195,6 +224,10 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, isAnswering || !waiting.isEmpty {
+            inputClosedPending = true
+            return
+        }
         if event is ChannelShouldQuiesceEvent {
             if case .idle = state {
                 context.fireUserInboundEventTriggered(event)

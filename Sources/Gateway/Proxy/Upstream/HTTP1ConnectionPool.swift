@@ -164,19 +164,19 @@ final class HTTP1ConnectionPool: Sendable {
         let next = state.withLock { state -> Next in
             var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
             defer { state.origins[key] = origin }
-            // An idle connection on the caller's own event loop first, else a new one there
-            // while the cap allows: then the whole exchange runs on one thread, with no
-            // cross-thread wake-up per request. Only then one on another loop.
+            // An idle connection on the caller's own event loop first (the whole exchange then
+            // runs on one thread), else any idle one (no new connection while one is free),
+            // else a new one on the caller's loop while the cap allows.
             while let index = origin.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
                 let candidate = origin.idle.remove(at: index)
+                if candidate.channel.isActive { return .use(candidate) }
+            }
+            while let candidate = origin.idle.popLast() {
                 if candidate.channel.isActive { return .use(candidate) }
             }
             if origin.open < maxPerOrigin {
                 origin.open += 1
                 return .connect
-            }
-            while let candidate = origin.idle.popLast() {
-                if candidate.channel.isActive { return .use(candidate) }
             }
             state.nextWaiter += 1
             let handOver = loop.makePromise(of: Connection?.self)
