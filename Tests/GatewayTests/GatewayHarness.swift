@@ -27,12 +27,9 @@ final class GatewayHarness: Sendable {
     }
 
     /// `connections` is YAML for the `connections:` list (indented by two spaces); `gateway` an optional `gateway:` block.
-    static func start(connections: String, gateway: String = "", environment: [String: String] = [:]) async throws -> GatewayHarness {
-        let issuer = try await TestIssuer.start()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let path = dir + "/connections.yaml"
-        try yaml(issuer: issuer.issuer, connections: connections, gateway: gateway).write(toFile: path, atomically: true, encoding: .utf8)
+    /// Options for a gateway under test: port 0 (the bound port arrives on `ports`), no
+    /// SIGHUP handler, only critical log lines.
+    static func testOptions(configPath path: String, environment: [String: String]) -> (GatewayOptions, AsyncStream<Int>) {
         var options = GatewayOptions(configPath: path, plugins: StandardPlugins.registry())
         options.port = 0
         options.environment = environment
@@ -42,6 +39,16 @@ final class GatewayHarness: Sendable {
         options.logger = logger
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         options.onServerRunning = { port in continuation.yield(port) }
+        return (options, ports)
+    }
+
+    static func start(connections: String, gateway: String = "", environment: [String: String] = [:]) async throws -> GatewayHarness {
+        let issuer = try await TestIssuer.start()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/connections.yaml"
+        try yaml(issuer: issuer.issuer, connections: connections, gateway: gateway).write(toFile: path, atomically: true, encoding: .utf8)
+        let (options, ports) = testOptions(configPath: path, environment: environment)
         let app = try await buildGatewayApplication(options)
         let server = try await TestHTTPServer.run(app, ports: ports)
         return GatewayHarness(issuer: issuer, server: server, configPath: path, directory: dir)

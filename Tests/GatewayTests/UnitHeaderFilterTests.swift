@@ -173,3 +173,14 @@ struct UnitHeaderFilterNIOVariantTests {
         #expect(!HeaderFilter.hasPrefixIgnoringCase("X-Forwarde", "x-forwarded-"))
     }
 }
+
+@Suite("Unit: HTTPDateHeader")
+struct UnitHTTPDateHeaderTests {
+    @Test func formatsIMFFixdate() {
+        var rfcExample = 784_111_777  // RFC 9110 §5.6.7: Sun, 06 Nov 1994 08:49:37 GMT
+        #expect(HTTPDateHeader.format(&rfcExample) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        var later = 1_795_777_200
+        #expect(HTTPDateHeader.format(&later) == "Fri, 27 Nov 2026 11:00:00 GMT")
+        #expect(HTTPDateHeader.now().hasSuffix(" GMT"))
+    }
+}

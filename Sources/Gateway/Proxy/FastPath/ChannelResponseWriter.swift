@@ -13,6 +13,7 @@ struct ChannelResponseWriter: Sendable {
     func send(_ response: Response) async {
         var head = response.head
         head.headerFields[.server] = "switchboard"
+        if head.headerFields[.date] == nil { head.headerFields[.date] = HTTPDateHeader.now() }
         let body = response.body
         let handler = self.handler
         do {

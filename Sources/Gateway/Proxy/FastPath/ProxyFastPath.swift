@@ -142,6 +142,8 @@ struct ProxyFastPath: Sendable {
         var headers = HeaderFilter.downstreamHeaders(keeping: head.headers)
         headers.add(name: "content-length", value: String(bodyLength))
         headers.add(name: "server", value: "switchboard")
+        // A proxy with a clock adds `Date` when the upstream sent none (RFC 9110 §6.6.1).
+        if !headers.contains(name: "date") { headers.add(name: "date", value: HTTPDateHeader.now()) }
         return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
     }
 

@@ -1,0 +1,98 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import SwitchboardTesting
+import Testing
+
+/// Warm `idjag` calls through the gateway's event-loop path (Proxy/FastPath/), with the real
+/// identity provider minting the access tokens. The upstream is a ``ScriptedUpstream``: an
+/// answer that still carries its fixed `Date` was written by the event-loop path
+/// (Hummingbird's responder would have stamped its own).
+@Suite("End to end: warm ID-JAG calls on the gateway's event-loop path")
+struct FastPathEndToEndTests {
+    /// An MCP upstream's script: a 401 (`invalid_token`) when `refuseNext` is set (which it
+    /// clears), else a tool result naming the JSON-RPC id it answers.
+    static func script(refuseNext: NIOLockedValueBox<Bool>) -> ScriptedUpstream.Script {
+        { request in
+            if refuseNext.withLockedValue({ refuse in defer { refuse = false }; return refuse }) {
+                return .text(#"{"error":"invalid_token"}"#, status: 401, headers: [("WWW-Authenticate", #"Bearer error="invalid_token""#)])
+            }
+            let id = ((try? JSONSerialization.jsonObject(with: Data(request.body.readableBytesView))) as? [String: Any])?["id"] as? Int ?? 0
+            let text = #"{"jsonrpc":"2.0","id":\#(id),"result":{"content":[{"type":"text","text":"served \#(id)"}],"isError":false}}"#
+            return ScriptedUpstream.Reply(headers: [("Content-Type", "application/json")], content: .whole(ByteBuffer(string: text)))
+        }
+    }
+
+    @Test("a warm call whose access token the upstream refuses once: one refresh, one replay, and the agent sees one 200")
+    func refreshOnAWarmCall() async throws {
+        let refuseNext = NIOLockedValueBox(false)
+        let upstream = try await ScriptedUpstream.start(Self.script(refuseNext: refuseNext))
+        do {
+            try await refreshScenario(upstream, refuseNext: refuseNext)
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
+    private func refreshScenario(_ upstream: ScriptedUpstream, refuseNext: NIOLockedValueBox<Bool>) async throws {
+        try await withEndToEnd { env in
+            let path = env.directory + "/fast-path-connections.yaml"
+            try (env.connectionsYAML(keyPath: env.agentKeyPath) + """
+                  - name: refusing
+                    kind: mcp_server
+                    upstream: \(upstream.baseURL)/mcp
+                    resource: \(EndToEnd.todoResource)
+                    auth:
+                      strategy: idjag
+                      authorization_server: todo-mcp-as
+                      scopes: [mcp:connect, mcp:tools:read]
+
+                """).write(toFile: path, atomically: true, encoding: .utf8)
+            let gateway = try await EndToEnd.startGateway(configPath: path)
+            do {
+                let alice = try await env.signIn("alice")
+                func call(_ id: Int) async throws -> Answer {
+                    try await EndToEnd.send(
+                        .POST, gateway.baseURL + "/mcp/refusing",
+                        headers: MCPMessage.headers(method: "tools/call", name: "anything") + [("Authorization", "Bearer " + alice.idToken)],
+                        body: MCPMessage.toolCall("anything", [:], id: id))
+                }
+                func isEventLoopAnswer(_ answer: Answer) -> Bool { answer.header("Date") == ScriptedUpstream.date }
+
+                let first = try await call(1)
+                #expect(first.status == 200, "\(first)")
+                #expect(!isEventLoopAnswer(first), "the first call (token not verified, no credential yet) takes the async path")
+                let warm = try await call(2)
+                #expect(warm.status == 200 && warm.body.contains("served 2"), "\(warm)")
+                #expect(isEventLoopAnswer(warm), "a warm idjag call (verified token, cached access token) takes the event-loop path")
+                let held = try #require(upstream.requests.last?.header("authorization"))
+
+                refuseNext.withLockedValue { $0 = true }
+                let before = upstream.requests.count
+                let (exchanges, grants) = (env.front.idJAGExchanges, env.front.jwtBearerGrants)
+                let refused = try await call(3)
+                #expect(refused.status == 200, "the agent must see the replayed answer: \(refused)")
+                #expect(refused.json["id"] as? Int == 3 && refused.body.contains("served 3"), "\(refused)")
+                #expect(isEventLoopAnswer(refused), "the 401 was handed over to the async path and its answer written back by the event-loop path")
+                let seen = Array(upstream.requests.dropFirst(before))
+                #expect(seen.count == 2, "the upstream must see the refused request and one replay, saw \(seen.count)")
+                #expect(env.front.idJAGExchanges == exchanges + 1 && env.front.jwtBearerGrants == grants + 1,
+                        "one refresh: \(env.front.idJAGExchanges - exchanges) ID-JAG exchanges, \(env.front.jwtBearerGrants - grants) JWT-bearer grants")
+                let tokens = seen.compactMap { $0.header("authorization") }
+                #expect(tokens.count == 2 && tokens[0] == held && tokens[1] != held, "the replay must carry the refreshed access token")
+                #expect(!tokens.contains { $0.contains(alice.idToken) }, "the ID token reached the upstream")
+
+                let after = try await call(4)
+                #expect(after.status == 200 && isEventLoopAnswer(after), "\(after)")
+                #expect(upstream.requests.count == before + 3)
+                #expect(upstream.requests.last?.header("authorization") == tokens.last, "later calls use the refreshed token")
+            } catch {
+                await gateway.stop()
+                throw error
+            }
+            await gateway.stop()
+        }
+    }
+}
