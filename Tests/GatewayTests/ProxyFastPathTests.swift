@@ -145,12 +145,13 @@ struct ProxyFastPathTests {
         headers.first(name: "date") == ScriptedUpstream.date
     }
 
-    /// The first call with `token`: the async path verifies and caches it. Returns the token.
+    /// The first call with `token`, which verifies and caches it. Returns the token.
     @discardableResult
-    static func warmUp(_ baseURL: String, token: String) async throws -> String {
+    static func warmUp(_ baseURL: String, token: String, fastPath: Bool = true) async throws -> String {
         let first = try await call(baseURL, "/rest/svc/warm-up", token: token)
         try #require(first.status == 200, "warm-up call: \(first.status) \(first.text)")
-        #expect(!isEventLoopAnswer(first.headers), "a user's first call must take the async path (its token is not verified yet)")
+        // `none` needs no plugin call: the event-loop path verifies the token on the way.
+        #expect(isEventLoopAnswer(first.headers) == fastPath, "a first call on a `none` connection, fast path \(fastPath ? "on" : "off")")
         return token
     }
 
@@ -184,7 +185,7 @@ struct ProxyFastPathTests {
 
     /// A warm-up call, then three calls: each on the event-loop path when `fastPath`.
     static func expectPath(fastPath: Bool, baseURL: String, token: String) async throws {
-        try await warmUp(baseURL, token: token)
+        try await warmUp(baseURL, token: token, fastPath: fastPath)
         for i in 0..<3 {
             let r = try await call(baseURL, "/rest/svc/x?i=\(i)", token: token)
             #expect(r.status == 200)
@@ -193,7 +194,7 @@ struct ProxyFastPathTests {
         }
     }
 
-    @Test("a user's first call takes the async path, later calls the event-loop path; none with SWITCHBOARD_FAST_PATH=off", arguments: [true, false])
+    @Test("calls on a `none` connection take the event-loop path, the first one too; none with SWITCHBOARD_FAST_PATH=off", arguments: [true, false])
     func warmCallsTakeTheEventLoopPath(fastPath: Bool) async throws {
         try await Self.withSetup(environment: fastPath ? [:] : Self.fastPathOff) { gw, _ in
             try await Self.expectPath(fastPath: fastPath, baseURL: gw.baseURL, token: gw.token())
@@ -207,6 +208,36 @@ struct ProxyFastPathTests {
             try await Self.withCleanup({
                 try await Self.expectPath(fastPath: false, baseURL: gateway.baseURL, token: gateway.token)
             }, cleanup: { await gateway.stop() })
+        }
+    }
+
+    @Test("a burst of first calls with one new token: every call answered on the event loop, token verified on the way")
+    func burstOfFirstCallsSharesOneVerification() async throws {
+        try await Self.withSetup { gw, upstream in
+            let token = gw.token()
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for i in 0..<100 { group.addTask { try await Self.call(gw.baseURL, "/rest/svc/burst?i=\(i)", token: token) } }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            #expect(answers.count == 100)
+            #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.map(\.status))")
+            #expect(answers.allSatisfy { Self.isEventLoopAnswer($0.headers) }, "first calls on a `none` connection wait for the one verification, not for the async path")
+            #expect(upstream.requests.count == 100)
+            #expect(upstream.requests.allSatisfy { $0.header("authorization") == nil }, "the user's ID token never reaches the upstream")
+        }
+    }
+
+    @Test("a bad token on a request the event-loop path takes gets the async path's 401, and nothing reaches the upstream")
+    func badTokenOnTheEventLoopPathIsRefused() async throws {
+        try await Self.withSetup { gw, upstream in
+            for token in [gw.issuer.idToken(audience: "someone-else"), "not-a-jwt"] {
+                let r = try await Self.call(gw.baseURL, "/rest/svc/x", token: token)
+                #expect(r.status == 401, "\(r.text)")
+                #expect(r.json["error"] as? String == "invalid_user_token", "\(r.text)")
+                #expect(r.headers.first(name: "www-authenticate")?.hasPrefix("Bearer") == true)
+                #expect(!r.text.contains(token))
+            }
+            #expect(upstream.requests.isEmpty)
         }
     }
 
@@ -358,7 +389,9 @@ struct ProxyFastPathTests {
         try await Self.withUpstream { upstream in
             try await Self.withGateway(for: upstream) { fast in
                 try await Self.withGateway(for: upstream, environment: Self.fastPathOff) { slow in
-                    let tokens = [try await Self.warmUp(fast.baseURL, token: fast.token()), try await Self.warmUp(slow.baseURL, token: slow.token())]
+                    let tokens = [
+                        try await Self.warmUp(fast.baseURL, token: fast.token()), try await Self.warmUp(slow.baseURL, token: slow.token(), fastPath: false),
+                    ]
                     for (method, path, body, status) in Self.comparedRequests {
                         let a = try await Self.call(fast.baseURL, path, token: tokens[0], method: method, body: body, headers: Self.callerHeaders)
                         let seenA = try #require(upstream.requests.last)
@@ -460,7 +493,7 @@ struct ProxyFastPathTests {
     @Test("a client that sends its request and then closes its sending side (FIN) still gets the answer", arguments: [true, false])
     func clientThatHalfClosesGetsItsAnswer(fastPath: Bool) async throws {
         try await Self.withSetup(environment: fastPath ? [:] : Self.fastPathOff) { gw, _ in
-            let token = try await Self.warmUp(gw.baseURL, token: gw.token())
+            let token = try await Self.warmUp(gw.baseURL, token: gw.token(), fastPath: fastPath)
             let answer = try await Self.withRawConnection(gw.server.port) { client in
                 try await client.send([Self.request("/rest/svc/half?ms=200", token: token, headers: [("X-Tag", "half")])])
                 try await client.finishSending()

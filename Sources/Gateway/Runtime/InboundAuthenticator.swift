@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import OAuthCore
 import PluginAPI
 import Synchronization
@@ -12,6 +13,10 @@ final class InboundAuthenticator: Sendable {
     private let verifier: JWTVerifier
     private let clock: any GatewayClock
     private let verified = Mutex<[String: CallerIdentity]>([:])
+    /// Verifications running for the event-loop path, by `Authorization` value, with the
+    /// promises of the requests waiting for them: a burst of first calls with one token
+    /// verifies it once and parks the rest as promises, not as tasks.
+    private let verifying = Mutex<[String: [EventLoopPromise<CallerIdentity>]]>([:])
     private let capacity: Int
 
     init(users: UsersConfig, keySet: JWKSKeySet, clock: any GatewayClock, capacity: Int = 50_000) {
@@ -71,6 +76,31 @@ final class InboundAuthenticator: Sendable {
         guard let hit = verified.withLock({ $0[token] }) else { return nil }
         guard hit.expiresAt.addingTimeInterval(Double(verifier.policy.clockSkew.components.seconds)) > clock.now() else { return nil }
         return hit
+    }
+
+    /// ``authenticate(_:)`` for the event-loop path: the cached caller at once, else one
+    /// verification per `Authorization` value however many requests wait for it. Fails with
+    /// the ``GatewayError`` the async path would answer with.
+    func authenticate(_ authorization: String, on loop: any EventLoop) -> EventLoopFuture<CallerIdentity> {
+        if let hit = cachedCaller(authorization) { return loop.makeSucceededFuture(hit) }
+        let promise = loop.makePromise(of: CallerIdentity.self)
+        let first = verifying.withLock { running -> Bool in
+            if running[authorization] != nil {
+                running[authorization]!.append(promise)
+                return false
+            }
+            running[authorization] = [promise]
+            return true
+        }
+        if first {
+            Task {
+                let result: Result<CallerIdentity, GatewayError>
+                do throws(GatewayError) { result = .success(try await self.authenticate(authorization)) } catch { result = .failure(error) }
+                let waiting = self.verifying.withLock { $0.removeValue(forKey: authorization) ?? [] }
+                for waiter in waiting { waiter.completeWith(result.mapError { $0 as any Error }) }
+            }
+        }
+        return promise.futureResult
     }
 
     /// Same issuer, audience and settings: the new registry can keep this authenticator.

@@ -38,22 +38,26 @@ struct ProxyFastPath: Sendable {
         let method: HTTPRequest.Method
         let target: ProxyTarget
         let connection: Connection
-        let caller: CallerIdentity
-        let credential: Credential
+        let authenticator: InboundAuthenticator
+        let authorization: String
+        /// Nil until the caller's token is verified (a first call: see ``ProxyFastPathHandler``).
+        var caller: CallerIdentity?
+        /// Nil until known: the plugin's cached (or fixed) credential for `caller`.
+        var credential: Credential?
         let origin: UpstreamOrigin
         let started: ContinuousClock.Instant
         var body: ByteBuffer?
 
         init(
-            head: HTTPRequestHead, method: HTTPRequest.Method, target: ProxyTarget, connection: Connection, caller: CallerIdentity,
-            credential: Credential, origin: UpstreamOrigin, started: ContinuousClock.Instant
+            head: HTTPRequestHead, method: HTTPRequest.Method, target: ProxyTarget, connection: Connection, authenticator: InboundAuthenticator,
+            authorization: String, origin: UpstreamOrigin, started: ContinuousClock.Instant
         ) {
             self.head = head
             self.method = method
             self.target = target
             self.connection = connection
-            self.caller = caller
-            self.credential = credential
+            self.authenticator = authenticator
+            self.authorization = authorization
             self.origin = origin
             self.started = started
         }
@@ -80,16 +84,22 @@ struct ProxyFastPath: Sendable {
         if let value = headers.first(name: "content-length") {
             guard let n = Int(value), n >= 0, n <= connection.maxRequestBody, n <= settings.maxReplayBody else { return nil }
         }
-        guard let authorization = headers.first(name: "authorization"), let caller = registry.authenticator.cachedCaller(authorization),
-              let credential = cachedCredential(connection, caller: caller)
-        else { return nil }
-        return Request(
-            head: head, method: method, target: target, connection: connection, caller: caller, credential: credential, origin: origin,
-            started: .now)
+        // A token not verified yet is verified on the way (once however many requests carry
+        // it); a caller without one gets the async path's 401.
+        guard let authorization = headers.first(name: "authorization") else { return nil }
+        let request = Request(
+            head: head, method: method, target: target, connection: connection, authenticator: registry.authenticator,
+            authorization: authorization, origin: origin, started: .now)
+        if let caller = registry.authenticator.cachedCaller(authorization) {
+            guard let credential = cachedCredential(connection, caller: caller) else { return nil }
+            request.caller = caller
+            request.credential = credential
+        }
+        return request
     }
 
     /// The credential ``CredentialResolver`` would hand out now, if it needs no plugin call.
-    private func cachedCredential(_ connection: Connection, caller: CallerIdentity) -> Credential? {
+    func cachedCredential(_ connection: Connection, caller: CallerIdentity) -> Credential? {
         guard let strategy = connection.strategy, connection.strategyContext != nil else { return Credential() }
         if let fixed = strategy.fixedCredential { return fixed }
         let user: String
@@ -112,7 +122,7 @@ struct ProxyFastPath: Sendable {
         if let query = request.target.query { path += "?"; path += query }
         return UpstreamRequest(
             origin: request.origin, method: request.head.method, target: path,
-            headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential.headers),
+            headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential?.headers ?? [:]),
             body: request.body.map { .bytes($0) } ?? .none)
     }
 
@@ -137,7 +147,9 @@ struct ProxyFastPath: Sendable {
     /// Records the answer and returns the head to send back.
     func answerHead(_ request: Request, head: HTTPResponseHead, bodyLength: Int) -> HTTPResponseHead {
         let status = Int(head.status.code)
-        proxy.record(status: status, connection: request.connection, caller: request.caller, credential: request.credential)
+        if let caller = request.caller, let credential = request.credential {
+            proxy.record(status: status, connection: request.connection, caller: caller, credential: credential)
+        }
         proxy.logLine(connection: request.connection.name, method: request.method, status: status, started: request.started, bytes: bodyLength)
         var headers = HeaderFilter.downstreamHeaders(keeping: head.headers)
         headers.add(name: "content-length", value: String(bodyLength))

@@ -90,11 +90,41 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 }
             case .end:
                 state = .answering
-                forward(request, context: context)
+                if request.caller == nil {
+                    verifyThenForward(request, context: context)
+                } else {
+                    forward(request, context: context)
+                }
             }
         case .answering:
             waiting.append(part)
         }
+    }
+
+    /// A first call: the token is verified (shared with every request carrying it), then the
+    /// request goes on here if its credential needs no plugin call, else to the async path.
+    private func verifyThenForward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
+        request.authenticator.authenticate(request.authorization, on: context.eventLoop)
+            .assumeIsolated()
+            .whenComplete { result in
+                guard let context = self.context, context.channel.isActive else { return }
+                switch result {
+                case .success(let caller):
+                    request.caller = caller
+                    if let credential = self.path.cachedCredential(request.connection, caller: caller) {
+                        request.credential = credential
+                        self.forward(request, context: context)
+                    } else {
+                        self.handOver(request, prefetched: nil)
+                    }
+                case .failure(let error):
+                    let refusal = error as? GatewayError ?? .internalError(request.connection.name)
+                    self.path.proxy.logLine(
+                        connection: request.connection.name, method: request.method, status: Int(refusal.status.code), started: request.started,
+                        error: refusal.code)
+                    self.respondAsync(refusal.response())
+                }
+            }
     }
 
     private func forward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
@@ -129,8 +159,9 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
     }
 
-    /// The async path takes over with the answer already received.
-    private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse) {
+    /// The async path takes over, with the answer already received (or, for a first call
+    /// whose credential needs the plugin, from the start).
+    private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse?) {
         guard let head = try? HTTPRequest(request.head, secure: false, splitCookie: false) else {
             // Not reached: the head passed the same checks the codec makes.
             respondAsync(GatewayError(code: "bad_request", status: .badRequest, message: "the request could not be handled").response())
