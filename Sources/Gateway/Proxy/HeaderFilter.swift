@@ -11,12 +11,15 @@ import NIOHTTP1
 /// Toward the agent, hop-by-hop headers, `Content-Length` (recomputed) and `Set-Cookie`
 /// (cookies could never come back, since `Cookie` is not forwarded) are dropped.
 enum HeaderFilter {
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-    static let neverUpstream: Set<String> = ["host", "authorization", "cookie", "content-length", "expect", "forwarded"]
-    static let neverDownstream: Set<String> = ["content-length", "set-cookie"]
+    /// A caller's header that never goes upstream (any case; `Connection`-listed names aside).
+    static func dropsUpstream(_ name: String) -> Bool {
+        isHopByHop(name) || isNeverUpstream(name) || hasPrefixIgnoringCase(name, "x-forwarded-")
+    }
+
+    /// An upstream's header that never goes back to the caller (any case; `Connection`-listed aside).
+    static func dropsDownstream(_ name: String) -> Bool {
+        isHopByHop(name) || equalsIgnoringCase(name, "content-length") || equalsIgnoringCase(name, "set-cookie")
+    }
 
     /// Names listed in the `Connection` header(s), lowercased.
     static func connectionListed(_ fields: HTTPFields) -> Set<String> {
@@ -36,9 +39,7 @@ enum HeaderFilter {
         out.reserveCapacity(fields.count + inject.count)
         for field in fields {
             let name = field.name.canonicalName
-            if hopByHop.contains(name) || neverUpstream.contains(name) || name.hasPrefix("x-forwarded-") || listed.contains(name) {
-                continue
-            }
+            if dropsUpstream(name) || listed.contains(name) { continue }
             if inject.contains(field.name) { continue }
             out.add(name: field.name.rawName, value: field.value)
         }
@@ -53,7 +54,7 @@ enum HeaderFilter {
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + inject.count)
         for (name, value) in headers {
-            if isHopByHop(name) || isNeverUpstream(name) || hasPrefixIgnoringCase(name, "x-forwarded-") { continue }
+            if dropsUpstream(name) { continue }
             if !listed.isEmpty, listed.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
             if !inject.isEmpty, inject.contains(where: { equalsIgnoringCase(name, $0.name.canonicalName) }) { continue }
             out.add(name: name, value: value)
@@ -68,7 +69,7 @@ enum HeaderFilter {
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + 2)
         for (name, value) in headers {
-            if isHopByHop(name) || equalsIgnoringCase(name, "content-length") || equalsIgnoringCase(name, "set-cookie") { continue }
+            if dropsDownstream(name) { continue }
             if !listed.isEmpty, listed.contains(where: { equalsIgnoringCase(name, $0) }) { continue }
             out.add(name: name, value: value)
         }
@@ -126,14 +127,11 @@ enum HeaderFilter {
 
     /// The headers to return to the caller from the upstream's response.
     static func downstreamHeaders(from headers: HTTPHeaders) -> HTTPFields {
-        var listed: Set<String> = []
-        for value in headers[canonicalForm: "connection"] { listed.insert(value.lowercased()) }
+        let kept = downstreamHeaders(keeping: headers)
         var out = HTTPFields()
-        out.reserveCapacity(headers.count)
-        for (name, value) in headers {
+        out.reserveCapacity(kept.count)
+        for (name, value) in kept {
             guard let fieldName = HTTPField.Name(name) else { continue }
-            let lower = fieldName.canonicalName  // lowercased once, by HTTPTypes
-            if hopByHop.contains(lower) || neverDownstream.contains(lower) || (!listed.isEmpty && listed.contains(lower)) { continue }
             out.append(HTTPField(name: fieldName, value: value))
         }
         return out

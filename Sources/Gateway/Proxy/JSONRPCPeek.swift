@@ -9,20 +9,22 @@ struct JSONRPCPeek: Sendable {
 
     /// Whether `needle` occurs in `body` (bytes compared, no parsing).
     static func mentions(_ needle: String, in body: ByteBuffer) -> Bool {
-        let n = Array(needle.utf8)
-        guard let first = n.first, body.readableBytes >= n.count else { return false }
-        return body.withUnsafeReadableBytes { raw in
-            var i = 0
-            let last = raw.count - n.count
-            while i <= last {
-                if raw[i] == first {
-                    var j = 1
-                    while j < n.count, raw[i + j] == n[j] { j += 1 }
-                    if j == n.count { return true }
+        var needle = needle
+        return needle.withUTF8 { n in  // the literal's own bytes: no array per call (hot path)
+            guard let first = n.first, body.readableBytes >= n.count else { return false }
+            return body.withUnsafeReadableBytes { raw in
+                var i = 0
+                let last = raw.count - n.count
+                while i <= last {
+                    if raw[i] == first {
+                        var j = 1
+                        while j < n.count, raw[i + j] == n[j] { j += 1 }
+                        if j == n.count { return true }
+                    }
+                    i += 1
                 }
-                i += 1
+                return false
             }
-            return false
         }
     }
 

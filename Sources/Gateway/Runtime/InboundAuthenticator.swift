@@ -34,15 +34,11 @@ final class InboundAuthenticator: Sendable {
         guard let authorization, !authorization.isEmpty else {
             throw GatewayError.invalidUserToken("this route needs 'Authorization: Bearer <ID token>'", errorParam: "invalid_request")
         }
-        guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
+        guard let token = Self.bearerToken(authorization) else {
             throw GatewayError.invalidUserToken("the Authorization header must use the Bearer scheme")
         }
-        let token = String(authorization.dropFirst(7).drop(while: { $0 == " " }))
         let now = clock.now()
-        if let hit = verified.withLock({ $0[token] }) {
-            if hit.expiresAt.addingTimeInterval(Double(verifier.policy.clockSkew.components.seconds)) > now { return hit }
-            _ = verified.withLock { $0.removeValue(forKey: token) }
-        }
+        if let hit = remembered(token, now: now) { return hit }
         let claims: JWTClaims
         do {
             claims = try await verifier.verify(token)
@@ -71,11 +67,24 @@ final class InboundAuthenticator: Sendable {
     /// The caller behind an `Authorization` header whose token was verified before and has not
     /// expired: the proxy's event-loop path, which never waits. nil: take the full path.
     func cachedCaller(_ authorization: String) -> CallerIdentity? {
-        guard authorization.utf8.count > 7, authorization.utf8.prefix(7).elementsEqual("Bearer ".utf8) || authorization.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = String(authorization.dropFirst(7).drop(while: { $0 == " " }))
+        guard let token = Self.bearerToken(authorization) else { return nil }
+        return remembered(token, now: clock.now())
+    }
+
+    /// The token of a `Bearer` header value (scheme in any case), or nil.
+    private static func bearerToken(_ authorization: String) -> String? {
+        guard authorization.utf8.count > 7,
+              authorization.utf8.prefix(7).elementsEqual("Bearer ".utf8) || authorization.prefix(7).lowercased() == "bearer "
+        else { return nil }
+        return String(authorization.dropFirst(7).drop(while: { $0 == " " }))
+    }
+
+    /// A verified caller for `token` that has not expired (an expired one is forgotten).
+    private func remembered(_ token: String, now: Date) -> CallerIdentity? {
         guard let hit = verified.withLock({ $0[token] }) else { return nil }
-        guard hit.expiresAt.addingTimeInterval(Double(verifier.policy.clockSkew.components.seconds)) > clock.now() else { return nil }
-        return hit
+        if hit.expiresAt.addingTimeInterval(Double(verifier.policy.clockSkew.components.seconds)) > now { return hit }
+        _ = verified.withLock { $0.removeValue(forKey: token) }
+        return nil
     }
 
     /// ``authenticate(_:)`` for the event-loop path: the cached caller at once, else one

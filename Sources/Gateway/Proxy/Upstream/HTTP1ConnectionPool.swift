@@ -89,13 +89,7 @@ final class HTTP1ConnectionPool: Sendable {
             let next = state.withLock { state -> Next in
                 var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
                 defer { state.origins[key] = origin }
-                while let candidate = origin.idle.popLast() {
-                    if candidate.channel.isActive { return .use(candidate) }
-                }
-                if origin.open < maxPerOrigin {
-                    origin.open += 1
-                    return .connect
-                }
+                if let next = claim(&origin, preferring: nil) { return next }
                 state.nextWaiter += 1
                 state.arriving.insert(state.nextWaiter)
                 return .wait(state.nextWaiter)
@@ -148,13 +142,32 @@ final class HTTP1ConnectionPool: Sendable {
     /// the event-loop path).
     func takeIdle(_ key: Key, on loop: any EventLoop) -> Connection? {
         state.withLock { state -> Connection? in
-            // Mutated in place (no copy of the origin's arrays per request).
-            while let index = state.origins[key]?.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
-                let candidate = state.origins[key]!.idle.remove(at: index)
-                if candidate.channel.isActive { return candidate }
-            }
-            return nil
+            guard state.origins[key]?.idle.isEmpty == false else { return nil }
+            return Self.takeIdle(from: &state.origins[key]!, on: loop)  // mutated in place
         }
+    }
+
+    /// An idle connection on `loop` (live ones only; dead ones are dropped on the way).
+    private static func takeIdle(from origin: inout Origin, on loop: any EventLoop) -> Connection? {
+        while let index = origin.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
+            let candidate = origin.idle.remove(at: index)
+            if candidate.channel.isActive { return candidate }
+        }
+        return nil
+    }
+
+    /// What a request gets without waiting: an idle connection (on `loop` first, so the whole
+    /// exchange runs on one thread), else a slot for a new one while the cap allows; nil: wait.
+    private func claim(_ origin: inout Origin, preferring loop: (any EventLoop)?) -> Next? {
+        if let loop, let same = Self.takeIdle(from: &origin, on: loop) { return .use(same) }
+        while let candidate = origin.idle.popLast() {
+            if candidate.channel.isActive { return .use(candidate) }
+        }
+        if origin.open < maxPerOrigin {
+            origin.open += 1
+            return .connect
+        }
+        return nil
     }
 
     /// The same as ``acquire(_:deadline:)`` without a task: for the proxy's event-loop path.
@@ -164,20 +177,7 @@ final class HTTP1ConnectionPool: Sendable {
         let next = state.withLock { state -> Next in
             var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
             defer { state.origins[key] = origin }
-            // An idle connection on the caller's own event loop first (the whole exchange then
-            // runs on one thread), else any idle one (no new connection while one is free),
-            // else a new one on the caller's loop while the cap allows.
-            while let index = origin.idle.lastIndex(where: { $0.channel.eventLoop === loop }) {
-                let candidate = origin.idle.remove(at: index)
-                if candidate.channel.isActive { return .use(candidate) }
-            }
-            while let candidate = origin.idle.popLast() {
-                if candidate.channel.isActive { return .use(candidate) }
-            }
-            if origin.open < maxPerOrigin {
-                origin.open += 1
-                return .connect
-            }
+            if let next = claim(&origin, preferring: loop) { return next }
             state.nextWaiter += 1
             let handOver = loop.makePromise(of: Connection?.self)
             origin.waiters.append((state.nextWaiter, .promise(handOver)))
