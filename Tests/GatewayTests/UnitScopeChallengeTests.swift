@@ -18,6 +18,23 @@ struct UnitScopeChallengeTests {
         #expect(JSONRPCPeek.mentions(#"tools\/call"#, in: ByteBuffer(string: #"{"method":"tools\/call"}"#)))
     }
 
+    /// The scan against a plain search, at the edges a `memchr`/`memcmp` loop can get wrong:
+    /// a match at either end, a near miss cut off by the end, repeated first bytes, a buffer
+    /// whose reader index is not 0, and a needle as long as the buffer.
+    @Test func byteScanAgreesWithAPlainSearchAtTheEdges() {
+        let needle = "tools/call"
+        let cases = [
+            "tools/call", "tools/cal", "ttools/call", "xxtools/call", "tools/callxx", "tttttools/cal", "tools/caltools/call",
+            "", "t", "tools/Call", String(repeating: "tools/cal", count: 50) + "tools/call", String(repeating: "t", count: 300),
+        ]
+        for text in cases {
+            #expect(JSONRPCPeek.mentions(needle, in: ByteBuffer(string: text)) == text.contains(needle), "\(text)")
+            var shifted = ByteBuffer(string: "tools/call" + text)
+            shifted.moveReaderIndex(forwardBy: 10)  // the match before the reader index must not count
+            #expect(JSONRPCPeek.mentions(needle, in: shifted) == text.contains(needle), "shifted \(text)")
+        }
+    }
+
     @Test func ordinaryToolErrorsAreNotChallenges() {
         let plain = #"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"There is no todo with id 3."}],"isError":true}}"#
         #expect(ScopeChallengeParser.fromToolResult(Data(plain.utf8)) == nil)

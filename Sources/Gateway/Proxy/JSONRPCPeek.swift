@@ -1,5 +1,10 @@
 import Foundation
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Cheap looks into a kept MCP request body: byte scans on the hot path, and the JSON-RPC
 /// `id` (parsed only when an error must be answered as a JSON-RPC error object).
@@ -7,21 +12,21 @@ struct JSONRPCPeek: Sendable {
     /// The request id as JSON text (`1`, `"abc"`), nil for a notification.
     var idJSON: String?
 
-    /// Whether `needle` occurs in `body` (bytes compared, no parsing).
+    /// Whether `needle` occurs in `body` (bytes compared, no parsing: libc's `memchr` finds
+    /// each candidate first byte, `memcmp` checks the rest; several times faster on a
+    /// kilobyte answer than a byte loop in Swift).
     static func mentions(_ needle: String, in body: ByteBuffer) -> Bool {
         var needle = needle
         return needle.withUTF8 { n in  // the literal's own bytes: no array per call (hot path)
-            guard let first = n.first, body.readableBytes >= n.count else { return false }
+            guard let needleBase = n.baseAddress, let first = n.first, body.readableBytes >= n.count else { return false }
             return body.withUnsafeReadableBytes { raw in
-                var i = 0
-                let last = raw.count - n.count
-                while i <= last {
-                    if raw[i] == first {
-                        var j = 1
-                        while j < n.count, raw[i + j] == n[j] { j += 1 }
-                        if j == n.count { return true }
-                    }
-                    i += 1
+                guard let base = raw.baseAddress else { return false }
+                var offset = 0
+                let last = raw.count - n.count  // the last offset a match can start at
+                while offset <= last {
+                    guard let hit = memchr(base + offset, Int32(first), last - offset + 1) else { return false }
+                    if memcmp(hit, needleBase, n.count) == 0 { return true }
+                    offset = base.distance(to: UnsafeRawPointer(hit)) + 1
                 }
                 return false
             }

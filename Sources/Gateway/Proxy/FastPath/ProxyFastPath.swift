@@ -136,7 +136,7 @@ struct ProxyFastPath: Sendable {
         if status == 401 || status == 403 { return true }
         if status == 200, request.target.prefix == .mcp, let sent = request.body,
            JSONRPCPeek.mentions("tools/call", in: sent) || JSONRPCPeek.mentions("tools\\/call", in: sent),
-           head.headers.first(name: "content-type")?.lowercased().hasPrefix("application/json") == true,
+           head.headers.first(name: "content-type").map({ HeaderFilter.hasPrefixIgnoringCase($0, "application/json") }) == true,
            JSONRPCPeek.mentions("insufficient_scope", in: body)
         {
             return true
