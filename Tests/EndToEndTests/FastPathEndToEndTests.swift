@@ -11,11 +11,18 @@ import Testing
 @Suite("End to end: warm ID-JAG calls on the gateway's event-loop path")
 struct FastPathEndToEndTests {
     /// An MCP upstream's script: a 401 (`invalid_token`) when `refuseNext` is set (which it
-    /// clears), else a tool result naming the JSON-RPC id it answers.
-    static func script(refuseNext: NIOLockedValueBox<Bool>) -> ScriptedUpstream.Script {
+    /// clears), else a tool result naming the JSON-RPC id it answers. `streamed`: the 401's
+    /// body comes chunked (a streamed answer, which the event-loop path would otherwise relay).
+    static func script(refuseNext: NIOLockedValueBox<Bool>, streamed: Bool) -> ScriptedUpstream.Script {
         { request in
             if refuseNext.withLockedValue({ refuse in defer { refuse = false }; return refuse }) {
-                return .text(#"{"error":"invalid_token"}"#, status: 401, headers: [("WWW-Authenticate", #"Bearer error="invalid_token""#)])
+                let challenge = [("WWW-Authenticate", #"Bearer error="invalid_token""#)]
+                if streamed {
+                    return .init(
+                        status: 401, headers: [("Content-Type", "application/json")] + challenge,
+                        content: .chunked([.data(ByteBuffer(string: #"{"error":"#)), .data(ByteBuffer(string: #""invalid_token"}"#))]))
+                }
+                return .text(#"{"error":"invalid_token"}"#, status: 401, headers: challenge)
             }
             let id = ((try? JSONSerialization.jsonObject(with: Data(request.body.readableBytesView))) as? [String: Any])?["id"] as? Int ?? 0
             let text = #"{"jsonrpc":"2.0","id":\#(id),"result":{"content":[{"type":"text","text":"served \#(id)"}],"isError":false}}"#
@@ -23,10 +30,11 @@ struct FastPathEndToEndTests {
         }
     }
 
-    @Test("a warm call whose access token the upstream refuses once: one refresh, one replay, and the agent sees one 200")
-    func refreshOnAWarmCall() async throws {
+    @Test("a warm call whose access token the upstream refuses once (401 whole, or streamed): one refresh, one replay, and the agent sees one 200",
+          arguments: [false, true])
+    func refreshOnAWarmCall(streamed: Bool) async throws {
         let refuseNext = NIOLockedValueBox(false)
-        let upstream = try await ScriptedUpstream.start(Self.script(refuseNext: refuseNext))
+        let upstream = try await ScriptedUpstream.start(Self.script(refuseNext: refuseNext, streamed: streamed))
         do {
             try await refreshScenario(upstream, refuseNext: refuseNext)
         } catch {

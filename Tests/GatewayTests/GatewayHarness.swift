@@ -42,13 +42,15 @@ final class GatewayHarness: Sendable {
         return (options, ports)
     }
 
-    static func start(connections: String, gateway: String = "", environment: [String: String] = [:]) async throws -> GatewayHarness {
+    /// `log`: receives the gateway's lines at info level (else only critical ones are written, nowhere).
+    static func start(connections: String, gateway: String = "", environment: [String: String] = [:], log: CapturedLog? = nil) async throws -> GatewayHarness {
         let issuer = try await TestIssuer.start()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/connections.yaml"
         try yaml(issuer: issuer.issuer, connections: connections, gateway: gateway).write(toFile: path, atomically: true, encoding: .utf8)
-        let (options, ports) = testOptions(configPath: path, environment: environment)
+        var (options, ports) = testOptions(configPath: path, environment: environment)
+        if let log { options.logger = log.logger(label: "gateway-under-test") }
         let app = try await buildGatewayApplication(options)
         let server = try await TestHTTPServer.run(app, ports: ports)
         return GatewayHarness(issuer: issuer, server: server, configPath: path, directory: dir)

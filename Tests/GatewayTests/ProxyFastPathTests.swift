@@ -26,7 +26,9 @@ struct ProxyFastPathTests {
 
     /// What ``script`` answers, by the last path segment (`ms=N` in the query delays the head by N ms):
     /// - `big?size=N`: N bytes of ``pattern(_:)``, with `Content-Length`.
+    /// - `fill?size=N`: N bytes `a` (cheap to make at 100 MiB), with `Content-Length`.
     /// - `sse?pause_ms=N`: `text/event-stream`, chunked: ``sseFirst``, a pause of N ms (default 2000), ``sseRest``.
+    /// - `broken`: `text/event-stream`, chunked: ``sseFirst``, then the connection closes mid-answer.
     /// - anything else: JSON `{method, uri, body, tag}` (`tag`: the request's `X-Tag`, also
     ///   sent back as `X-Echo-Tag`), with status `status=N` (default 200), a `Set-Cookie`, a
     ///   `Keep-Alive` and a header listed in `Connection` that must not reach the caller.
@@ -37,6 +39,12 @@ struct ProxyFastPathTests {
         case "big":
             let size = Int(query["size"] ?? "") ?? 0
             return .init(headers: [("Content-Type", "application/octet-stream")], content: .whole(pattern(size)), delay: delay)
+        case "fill":
+            let size = Int(query["size"] ?? "") ?? 0
+            return .init(headers: [("Content-Type", "application/octet-stream")], content: .whole(ByteBuffer(repeating: UInt8(ascii: "a"), count: size)), delay: delay)
+        case "broken":
+            let pieces: [ScriptedUpstream.Piece] = [.data(ByteBuffer(string: sseFirst)), .pause(.milliseconds(100)), .close]
+            return .init(headers: [("Content-Type", "text/event-stream")], content: .chunked(pieces), delay: delay)
         case "sse":
             let pause = Duration.milliseconds(Int(query["pause_ms"] ?? "") ?? 2000)
             let pieces: [ScriptedUpstream.Piece] = [.data(ByteBuffer(string: sseFirst)), .pause(pause), .data(ByteBuffer(string: sseRest))]
@@ -110,16 +118,19 @@ struct ProxyFastPathTests {
 
     /// A gateway in front of `upstream`. `gateway`: a whole `gateway:` block.
     static func withGateway(
-        for upstream: ScriptedUpstream, gateway: String = "", environment: [String: String] = [:], _ body: (GatewayHarness) async throws -> Void
+        for upstream: ScriptedUpstream, gateway: String = "", environment: [String: String] = [:], log: CapturedLog? = nil,
+        _ body: (GatewayHarness) async throws -> Void
     ) async throws {
-        let harness = try await GatewayHarness.start(connections: connections(upstream), gateway: gateway, environment: environment)
+        let harness = try await GatewayHarness.start(connections: connections(upstream), gateway: gateway, environment: environment, log: log)
         try await withCleanup({ try await body(harness) }, cleanup: { await harness.stop() })
     }
 
     /// A fresh upstream and a gateway in front of it.
-    static func withSetup(gateway: String = "", environment: [String: String] = [:], _ body: (GatewayHarness, ScriptedUpstream) async throws -> Void) async throws {
+    static func withSetup(
+        gateway: String = "", environment: [String: String] = [:], log: CapturedLog? = nil, _ body: (GatewayHarness, ScriptedUpstream) async throws -> Void
+    ) async throws {
         try await withUpstream { upstream in
-            try await withGateway(for: upstream, gateway: gateway, environment: environment) { gw in try await body(gw, upstream) }
+            try await withGateway(for: upstream, gateway: gateway, environment: environment, log: log) { gw in try await body(gw, upstream) }
         }
     }
 
@@ -550,7 +561,94 @@ struct ProxyFastPathTests {
         }
     }
 
-    // MARK: 6. Graceful shutdown
+    // MARK: 6. Streamed answers relayed on the event loop
+
+    /// The access log's line for the call to `target` (a `none` connection's lines).
+    static func accessLine(_ log: CapturedLog, connection: String = "svc", status: String = "200", error: String? = nil) -> CapturedLog.Line? {
+        log.all.last { $0.message == "proxied" && $0.metadata["connection"] == connection && $0.metadata["status"] == status && $0.metadata["error"] == error }
+    }
+
+    @Test("streamed answers (an event stream, a body over 64 KiB) on warm calls are relayed by the event-loop path, part by part; with it off, by the async path",
+          arguments: [true, false])
+    func streamedAnswersAreRelayed(fastPath: Bool) async throws {
+        for (target, expected) in [("sse?pause_ms=200", ByteBuffer(string: Self.sseFirst + Self.sseRest)), ("big?size=300000", Self.pattern(300_000))] {
+            let log = CapturedLog()
+            try await Self.withSetup(environment: fastPath ? [:] : Self.fastPathOff, log: log) { gw, _ in
+                let token = try await Self.warmUp(gw.baseURL, token: gw.token(), fastPath: fastPath)
+                let r = try await Self.call(gw.baseURL, "/rest/svc/\(target)", token: token)
+                #expect(r.status == 200, "\(target)")
+                #expect(r.body == expected, "\(target): the body differs from what the upstream sent")
+                #expect(r.headers.first(name: "server") == "switchboard", "\(target)")
+                if target.hasPrefix("sse") {
+                    // The upstream sent it chunked: no length is made up on the way.
+                    #expect(r.headers.first(name: "content-length") == nil && r.headers.first(name: "transfer-encoding") == "chunked", "\(r.headers)")
+                } else {
+                    #expect(r.headers.first(name: "content-length") == "300000", "\(r.headers)")
+                }
+                let line = try #require(Self.accessLine(log), "no access log line for \(target)")
+                #expect(line.metadata["via"] == (fastPath ? "event-loop" : nil), "\(target): \(line.metadata)")
+                #expect(line.metadata["bytes"] == String(expected.readableBytes), "\(target): \(line.metadata)")
+            }
+        }
+    }
+
+    @Test("a caller that stops reading a 32 MiB answer holds the upstream back (nothing piles up in the gateway), then gets every byte",
+          arguments: [true, false])
+    func slowReaderHoldsTheUpstreamBack(fastPath: Bool) async throws {
+        let size = 32 << 20
+        let log = CapturedLog()
+        try await Self.withSetup(environment: fastPath ? [:] : Self.fastPathOff, log: log) { gw, upstream in
+            let token = try await Self.warmUp(gw.baseURL, token: gw.token(), fastPath: fastPath)
+            let completedBefore = upstream.completedAnswers
+            var request = HTTPClientRequest(url: gw.baseURL + "/rest/svc/fill?size=\(size)")
+            request.headers.add(name: "Authorization", value: "Bearer " + token)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            #expect(response.status == .ok)
+            // The client reads nothing for a while: its socket fills, then the gateway's, and the
+            // upstream's last write must still be waiting. Without back-pressure the gateway would
+            // have read all 32 MiB into memory by now (the sockets on the way hold a few MiB).
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(upstream.completedAnswers == completedBefore, "the upstream finished writing 32 MiB to a caller that read nothing")
+            var received = 0
+            var allA = true
+            for try await chunk in response.body {
+                received += chunk.readableBytes
+                if allA, chunk != ByteBuffer(repeating: UInt8(ascii: "a"), count: chunk.readableBytes) { allA = false }
+            }
+            #expect(received == size)
+            #expect(allA, "bytes changed on the way")
+            #expect(await Self.eventually(within: .seconds(10)) { upstream.completedAnswers == completedBefore + 1 })
+            let line = try #require(Self.accessLine(log))
+            #expect(line.metadata["via"] == (fastPath ? "event-loop" : nil), "\(line.metadata)")
+        }
+    }
+
+    @Test("an upstream that breaks off mid-answer: the caller gets the first event, then its connection closes (a cut answer never looks whole); the gateway goes on")
+    func upstreamBreakingOffMidStream() async throws {
+        let log = CapturedLog()
+        try await Self.withSetup(log: log) { gw, _ in
+            let token = try await Self.warmUp(gw.baseURL, token: gw.token())
+            var request = HTTPClientRequest(url: gw.baseURL + "/rest/svc/broken")
+            request.headers.add(name: "Authorization", value: "Bearer " + token)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+            #expect(response.status == .ok)
+            #expect(Self.isEventLoopAnswer(response.headers))
+            var received = ""
+            var failed = false
+            do {
+                for try await chunk in response.body { received += String(buffer: chunk) }
+            } catch {
+                failed = true
+            }
+            #expect(received == Self.sseFirst, "what came before the break must come through, nothing after it")
+            #expect(failed, "the body ended as if whole")
+            let line = try #require(Self.accessLine(log, error: "stream_interrupted"), "no access log line for the cut answer")
+            #expect(line.metadata["via"] == "event-loop", "\(line.metadata)")
+            try await Self.expectUsable(gw, token: token)
+        }
+    }
+
+    // MARK: 7. Graceful shutdown
 
     @Test("graceful shutdown while a warm call is pending: the call still gets its whole answer", arguments: ["slow?ms=1000", "sse?pause_ms=1000"])
     func gracefulShutdownWaitsForAPendingAnswer(_ target: String) async throws {

@@ -38,6 +38,8 @@ public final class ScriptedUpstream: Sendable {
     public enum Piece: Sendable {
         case data(ByteBuffer)
         case pause(Duration)
+        /// Closes the connection there: an answer cut short.
+        case close
     }
 
     public enum Content: Sendable {
@@ -73,6 +75,7 @@ public final class ScriptedUpstream: Sendable {
         var open: [Int: any Channel] = [:]
         var accepted = 0
         var requests: [Request] = []
+        var completed = 0
     }
 
     private let state = Mutex(State())
@@ -86,6 +89,10 @@ public final class ScriptedUpstream: Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     /// Every request received so far, in order.
     public var requests: [Request] { state.withLock { $0.requests } }
+    /// Answers whose last byte the socket took (a caller that holds the upstream back keeps
+    /// this from counting a large answer).
+    public var completedAnswers: Int { state.withLock { $0.completed } }
+    fileprivate func answerCompleted() { state.withLock { $0.completed += 1 } }
     /// TCP connections accepted so far.
     public var accepted: Int { state.withLock { $0.accepted } }
 
@@ -185,7 +192,8 @@ private final class ScriptedUpstreamHandler: ChannelInboundHandler {
             headers.replaceOrAdd(name: "Content-Length", value: String(buffer.readableBytes))
             context.write(wrapOutboundOut(.head(head(reply.status, headers))), promise: nil)
             if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let upstream = self.upstream
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenSuccess { upstream.answerCompleted() }
         case .chunked(let pieces):
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
             context.writeAndFlush(wrapOutboundOut(.head(head(reply.status, headers))), promise: nil)
@@ -209,9 +217,13 @@ private final class ScriptedUpstreamHandler: ChannelInboundHandler {
                     bound.value.send(remaining, context: boundContext.value)
                 }
                 return
+            case .close:
+                context.close(promise: nil)
+                return
             }
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let upstream = self.upstream
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenSuccess { upstream.answerCompleted() }
     }
 
     private func head(_ status: Int, _ headers: HTTPHeaders) -> HTTPResponseHead {

@@ -284,7 +284,12 @@ struct ProxyHandler: Sendable {
     }
 
     /// One line per proxied request; never a token, never the query string.
-    func logLine(connection: String, method: HTTPRequest.Method, status: Int, started: ContinuousClock.Instant, bytes: Int? = nil, error: String? = nil) {
+    /// The access log's line for one request. `eventLoop`: answered by the event-loop path
+    /// (``ProxyFastPathHandler``), shown as `via=event-loop`.
+    func logLine(
+        connection: String, method: HTTPRequest.Method, status: Int, started: ContinuousClock.Instant, bytes: Int? = nil, error: String? = nil,
+        eventLoop: Bool = false
+    ) {
         guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
         let elapsed = ContinuousClock.now - started
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -294,6 +299,7 @@ struct ProxyHandler: Sendable {
         ]
         if let bytes { metadata["bytes"] = "\(bytes)" }
         if let error { metadata["error"] = "\(error)" }
+        if eventLoop { metadata["via"] = "event-loop" }
         logger.info("proxied", metadata: metadata)
     }
 }

@@ -126,34 +126,59 @@ struct ProxyFastPath: Sendable {
             body: request.body.map { .bytes($0) } ?? .none)
     }
 
-    /// Whether a whole answer can go straight back, or needs the async path's logic: a refresh
-    /// (401) or step-up (403, or an MCP tool result saying `insufficient_scope`) when the
-    /// plugin caches credentials, or a status whose framing the async path handles.
-    func needsAsyncPath(_ request: Request, head: HTTPResponseHead, body: ByteBuffer) -> Bool {
-        let status = head.status.code
-        if status < 200 || status == 204 || status == 304 { return true }
-        guard let strategy = request.connection.strategy, strategy.credentialScope != .uncached else { return false }
-        if status == 401 || status == 403 { return true }
-        if status == 200, request.target.prefix == .mcp, let sent = request.body,
-           JSONRPCPeek.mentions("tools/call", in: sent) || JSONRPCPeek.mentions("tools\\/call", in: sent),
-           head.headers.first(name: "content-type").map({ HeaderFilter.hasPrefixIgnoringCase($0, "application/json") }) == true,
-           JSONRPCPeek.mentions("insufficient_scope", in: body)
-        {
-            return true
+    /// Which answers the async path must handle for one request: a refresh (401) or a step-up
+    /// (403, or an MCP tool result saying `insufficient_scope`) when the plugin caches
+    /// credentials, and statuses whose framing it handles.
+    struct AnswerRule: Sendable {
+        /// The plugin caches credentials (a 401 or 403 may be answered by a fresh one).
+        var caching: Bool
+        /// An MCP `tools/call` through such a plugin (its result may ask for more scopes).
+        var toolCall: Bool
+
+        func needsAsyncPath(_ head: HTTPResponseHead) -> Bool {
+            let status = head.status.code
+            if status < 200 || status == 204 || status == 304 { return true }
+            return caching && (status == 401 || status == 403)
         }
-        return false
+
+        /// A JSON answer to a tool call that a scan must clear (or the async path must read).
+        func mayCarryScopeChallenge(_ head: HTTPResponseHead) -> Bool {
+            toolCall && head.status.code == 200
+                && head.headers.first(name: "content-type").map({ HeaderFilter.hasPrefixIgnoringCase($0, "application/json") }) == true
+        }
+    }
+
+    func answerRule(for request: Request) -> AnswerRule {
+        guard let strategy = request.connection.strategy, strategy.credentialScope != .uncached else { return AnswerRule(caching: false, toolCall: false) }
+        let toolCall = request.target.prefix == .mcp
+            && request.body.map { JSONRPCPeek.mentions("tools/call", in: $0) || JSONRPCPeek.mentions("tools\\/call", in: $0) } == true
+        return AnswerRule(caching: true, toolCall: toolCall)
+    }
+
+    /// Whether a whole answer can go straight back, or needs the async path's logic.
+    func needsAsyncPath(_ rule: AnswerRule, head: HTTPResponseHead, body: ByteBuffer) -> Bool {
+        rule.needsAsyncPath(head) || (rule.mayCarryScopeChallenge(head) && JSONRPCPeek.mentions("insufficient_scope", in: body))
     }
 
     /// Records the answer and returns the head to send back.
     func answerHead(_ request: Request, head: HTTPResponseHead, bodyLength: Int) -> HTTPResponseHead {
-        let status = Int(head.status.code)
+        proxy.logLine(connection: request.connection.name, method: request.method, status: Int(head.status.code), started: request.started, bytes: bodyLength, eventLoop: true)
+        return outgoingHead(request, head: head, contentLength: bodyLength)
+    }
+
+    /// Records a relayed answer and returns the head to send back: its length as the upstream
+    /// gave it, or none (NIO's encoder then chunks it). Logged when it ends.
+    func relayedHead(_ request: Request, head: HTTPResponseHead) -> HTTPResponseHead {
+        outgoingHead(request, head: head, contentLength: head.headers.first(name: "content-length").flatMap { Int($0) })
+    }
+
+    private func outgoingHead(_ request: Request, head: HTTPResponseHead, contentLength: Int?) -> HTTPResponseHead {
         if let caller = request.caller, let credential = request.credential {
-            proxy.record(status: status, connection: request.connection, caller: caller, credential: credential)
+            proxy.record(status: Int(head.status.code), connection: request.connection, caller: caller, credential: credential)
         }
-        proxy.logLine(connection: request.connection.name, method: request.method, status: status, started: request.started, bytes: bodyLength)
         var headers = HeaderFilter.downstreamHeaders(keeping: head.headers)
-        headers.add(name: "content-length", value: String(bodyLength))
-        headers.add(name: "server", value: "switchboard")
+        if let contentLength { headers.add(name: "content-length", value: String(contentLength)) }
+        headers.replaceOrAdd(name: "server", value: "switchboard")  // as the async path does (and nginx)
         // A proxy with a clock adds `Date` when the upstream sent none (RFC 9110 §6.6.1).
         if !headers.contains(name: "date") { headers.add(name: "date", value: HTTPDateHeader.now()) }
         return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
@@ -165,7 +190,7 @@ struct ProxyFastPath: Sendable {
         if mapped.status.code >= 500 {
             request.connection.activity.recordFailure(at: proxy.clock.now(), code: mapped.code, message: mapped.message, upstream: true)
         }
-        proxy.logLine(connection: request.connection.name, method: request.method, status: Int(mapped.status.code), started: request.started, error: mapped.code)
+        proxy.logLine(connection: request.connection.name, method: request.method, status: Int(mapped.status.code), started: request.started, error: mapped.code, eventLoop: true)
         return mapped
     }
 }

@@ -44,7 +44,18 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// A decoding error that arrived while this handler's answer was pending: Hummingbird
     /// answers it (400, close) once that answer is out, not in the middle of it.
     private var errorPending: (any Error)?
+    /// A streamed answer being relayed (see ``FastPathRelay``).
+    private var relaying: Relaying?
     private var context: ChannelHandlerContext?
+
+    private struct Relaying {
+        let request: ProxyFastPath.Request
+        let status: Int
+        let control: UpstreamRelayControl
+        var bytes = 0
+        /// Upstream reads are held until the caller's socket drains.
+        var paused = false
+    }
 
     init(path: ProxyFastPath) {
         self.path = path
@@ -121,7 +132,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
                     let refusal = error as? GatewayError ?? .internalError(request.connection.name)
                     self.path.proxy.logLine(
                         connection: request.connection.name, method: request.method, status: Int(refusal.status.code), started: request.started,
-                        error: refusal.code)
+                        error: refusal.code, eventLoop: true)
                     self.respondAsync(refusal.response())
                 }
             }
@@ -129,15 +140,17 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private func forward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
         let loop = context.eventLoop
-        path.proxy.upstreamClient.start(path.upstreamRequest(for: request), timeout: request.connection.responseTimeout, on: loop)
+        let rule = path.answerRule(for: request)
+        let relay = FastPathRelay(handler: NIOLoopBound(self, eventLoop: loop), request: NIOLoopBound(request, eventLoop: loop), rule: rule)
+        path.proxy.upstreamClient.start(path.upstreamRequest(for: request), timeout: request.connection.responseTimeout, relay: relay, on: loop)
             .hop(to: loop)
             .assumeIsolated()
             .whenComplete { result in
-                self.answered(request, result)
+                self.answered(request, rule: rule, result)
             }
     }
 
-    private func answered(_ request: ProxyFastPath.Request, _ result: Result<UpstreamResponseStart, any Error>) {
+    private func answered(_ request: ProxyFastPath.Request, rule: ProxyFastPath.AnswerRule, _ result: Result<UpstreamResponseStart, any Error>) {
         guard let context, context.channel.isActive else {
             // The caller left; a streamed answer's body is dropped with `result` (the upstream
             // connection then closes), a whole one was read already.
@@ -147,7 +160,8 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .failure(let error):
             respondAsync(path.failure(request, error: error).response())
         case .success(let start):
-            guard case .whole(let body) = start.body, !path.needsAsyncPath(request, head: start.head, body: body) else {
+            if case .relayed = start.body { return }  // the relay writes it (below)
+            guard case .whole(let body) = start.body, !path.needsAsyncPath(rule, head: start.head, body: body) else {
                 handOver(request, prefetched: start.clientResponse)
                 return
             }
@@ -157,6 +171,76 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             finished()
         }
+    }
+
+    // MARK: Relayed answers (from ``FastPathRelay``, on the event loop)
+
+    func relayHead(_ request: ProxyFastPath.Request, _ head: HTTPResponseHead, control: UpstreamRelayControl) {
+        guard let context, context.channel.isActive else {
+            control.abandon()
+            return
+        }
+        relaying = Relaying(request: request, status: Int(head.status.code), control: control)
+        context.write(wrapOutboundOut(.head(path.relayedHead(request, head: head))), promise: nil)
+    }
+
+    func relayBody(_ chunk: ByteBuffer) {
+        guard let context, relaying != nil else { return }
+        relaying!.bytes += chunk.readableBytes
+        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+    }
+
+    /// After each upstream read: what it brought goes out now (an event is not held back),
+    /// and a caller that cannot keep up holds the upstream's reads.
+    func relayFlush() {
+        guard let context, relaying != nil else { return }
+        context.flush()
+        // The flush may have ended the connection (and the relay with it).
+        if relaying?.paused == false, !context.channel.isWritable {
+            relaying!.paused = true
+            relaying!.control.pause()
+        }
+    }
+
+    func relayEnd() {
+        guard let context, let relay = relaying else { return }
+        relaying = nil
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        path.proxy.logLine(
+            connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
+            bytes: relay.bytes, eventLoop: true)
+        finished()
+    }
+
+    /// The upstream failed mid-answer: the caller's connection is closed (its answer is cut
+    /// short, and a cut-off body must not look complete).
+    func relayFailed() {
+        guard let relay = relaying else { return }
+        relaying = nil
+        path.proxy.logLine(
+            connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
+            bytes: relay.bytes, error: "stream_interrupted", eventLoop: true)
+        finished(failed: true)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if relaying?.paused == true, context.channel.isWritable {
+            relaying!.paused = false
+            relaying!.control.resume()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let relay = relaying {
+            // The caller left mid-answer: the rest is not read, the upstream connection closes.
+            relaying = nil
+            relay.control.abandon()
+            path.proxy.logLine(
+                connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
+                bytes: relay.bytes, error: "stream_interrupted", eventLoop: true)
+        }
+        context.fireChannelInactive()
     }
 
     /// The async path takes over, with the answer already received (or, for a first call

@@ -35,44 +35,48 @@ final class UpstreamClient: Sendable {
 
     /// A plain-HTTP request with a body already in memory (or none), without a task: the
     /// proxy's event-loop path. Same pool, deadline and stale-connection retry as `execute`;
-    /// the future completes on `loop`.
-    func start(_ request: UpstreamRequest, timeout: Duration, on loop: any EventLoop) -> EventLoopFuture<UpstreamResponseStart> {
+    /// the future completes on `loop`. `relay`: takes a streamed answer it accepts (the future
+    /// then completes with ``UpstreamResponseStart/Body/relayed``).
+    func start(
+        _ request: UpstreamRequest, timeout: Duration, relay: (any UpstreamBodyRelay)? = nil, on loop: any EventLoop
+    ) -> EventLoopFuture<UpstreamResponseStart> {
         precondition(request.origin.isPlainHTTP && request.isReplayable)
         let key = HTTP1ConnectionPool.Key(host: request.origin.host, port: request.origin.port)
         let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
         let (head, whole, _) = Self.wireHead(request)
-        return attempt(head: head, body: whole, key: key, deadline: deadline, retried: false, on: loop)
+        return attempt(head: head, body: whole, relay: relay, key: key, deadline: deadline, retried: false, on: loop)
     }
 
     private func attempt(
-        head: HTTPRequestHead, body: ByteBuffer?, key: HTTP1ConnectionPool.Key, deadline: NIODeadline, retried: Bool, on loop: any EventLoop
+        head: HTTPRequestHead, body: ByteBuffer?, relay: (any UpstreamBodyRelay)?, key: HTTP1ConnectionPool.Key, deadline: NIODeadline, retried: Bool,
+        on loop: any EventLoop
     ) -> EventLoopFuture<UpstreamResponseStart> {
         if let idle = pool.takeIdle(key, on: loop) {
-            return exchange(head: head, body: body, on: idle, reused: true, key: key, deadline: deadline, retried: retried, loop: loop)
+            return exchange(head: head, body: body, relay: relay, on: idle, reused: true, key: key, deadline: deadline, retried: retried, loop: loop)
         }
         return pool.acquire(key, deadline: deadline, on: loop).flatMap { connection, reused in
-            self.exchange(head: head, body: body, on: connection, reused: reused, key: key, deadline: deadline, retried: retried, loop: loop)
+            self.exchange(head: head, body: body, relay: relay, on: connection, reused: reused, key: key, deadline: deadline, retried: retried, loop: loop)
         }
     }
 
     private func exchange(
-        head: HTTPRequestHead, body: ByteBuffer?, on connection: HTTP1ConnectionPool.Connection, reused: Bool, key: HTTP1ConnectionPool.Key,
-        deadline: NIODeadline, retried: Bool, loop: any EventLoop
+        head: HTTPRequestHead, body: ByteBuffer?, relay: (any UpstreamBodyRelay)?, on connection: HTTP1ConnectionPool.Connection, reused: Bool,
+        key: HTTP1ConnectionPool.Key, deadline: NIODeadline, retried: Bool, loop: any EventLoop
     ) -> EventLoopFuture<UpstreamResponseStart> {
         let promise = loop.makePromise(of: UpstreamResponseStart.self)
         let handler = connection.handler
         let remaining = max(deadline - .now(), .milliseconds(1))
         if connection.channel.eventLoop.inEventLoop {
-            handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
+            handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, relay: relay, promise: promise)
         } else {
             connection.channel.eventLoop.execute {
-                handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, promise: promise)
+                handler.value.start(head: head, body: body, bodyFollows: false, responseTimeout: remaining, relay: relay, promise: promise)
             }
         }
         return promise.futureResult.flatMapError { error in
             // A kept connection the upstream had just closed: once more on a fresh one.
             if case UpstreamTransportError.closedEarly = error, reused, !retried {
-                return self.attempt(head: head, body: body, key: key, deadline: deadline, retried: true, on: loop)
+                return self.attempt(head: head, body: body, relay: relay, key: key, deadline: deadline, retried: true, on: loop)
             }
             return loop.makeFailedFuture(error)
         }
@@ -158,6 +162,7 @@ extension UpstreamResponseStart {
         switch self.body {
         case .whole(let bytes): body = .bytes(bytes)
         case .stream(let sequence): body = .stream(sequence)
+        case .relayed: body = .bytes(ByteBuffer())  // not reached: the relay has the body
         }
         return HTTPClientResponse(version: head.version, status: head.status, headers: head.headers, body: body)
     }

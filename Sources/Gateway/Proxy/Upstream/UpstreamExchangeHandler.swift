@@ -8,6 +8,8 @@ struct UpstreamResponseStart: Sendable {
     enum Body: Sendable {
         case whole(ByteBuffer)
         case stream(UpstreamResponseBody)
+        /// Handed part by part to the exchange's ``UpstreamBodyRelay``, which took the head too.
+        case relayed
     }
 
     var head: HTTPResponseHead
@@ -15,6 +17,38 @@ struct UpstreamResponseStart: Sendable {
 
     /// Answers up to this size (with a `Content-Length`) arrive whole.
     static let wholeLimit = 64 * 1024
+}
+
+/// Takes a streamed answer part by part on the caller's side, without a task (the proxy's
+/// event-loop path). Called on the upstream connection's event loop, in order: `accepts`,
+/// then `head`, `body`…, `flush` after each socket read, and `end` or `fail`.
+protocol UpstreamBodyRelay: Sendable {
+    /// Whether this answer is relayed; if not, it streams as ``UpstreamResponseStart/Body/stream``.
+    func accepts(_ head: HTTPResponseHead) -> Bool
+    func head(_ head: HTTPResponseHead, control: UpstreamRelayControl)
+    func body(_ chunk: ByteBuffer)
+    /// The upstream's read ended: what was passed on may be flushed.
+    func flush()
+    func end()
+    func fail(_ error: any Error)
+}
+
+/// The relay's hold on its exchange: back-pressure and giving up (any thread).
+struct UpstreamRelayControl: Sendable {
+    let handler: NIOLoopBound<UpstreamExchangeHandler>
+    let exchange: Int
+
+    /// The caller's side is full: stop reading the upstream.
+    func pause() { run { $0.pauseReading(exchange: exchange) } }
+    /// The caller's side drained.
+    func resume() { run { $0.resumeReading(exchange: exchange) } }
+    /// The caller went away: the answer's rest is not wanted and the connection is not reused.
+    func abandon() { run { $0.bodyAbandoned(exchange: exchange) } }
+
+    private func run(_ body: @escaping @Sendable (UpstreamExchangeHandler) -> Void) {
+        let handler = self.handler
+        if handler.eventLoop.inEventLoop { body(handler.value) } else { handler.eventLoop.execute { body(handler.value) } }
+    }
 }
 
 typealias UpstreamResponseBody = NIOThrowingAsyncSequenceProducer<
@@ -34,6 +68,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         case awaitingHead(EventLoopPromise<UpstreamResponseStart>)
         case collecting(EventLoopPromise<UpstreamResponseStart>, HTTPResponseHead, ByteBuffer)
         case streaming(UpstreamResponseBody.Source)
+        case relaying(any UpstreamBodyRelay)
         case closed
     }
 
@@ -53,6 +88,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// Numbers the exchanges on this connection, so a late call about an earlier answer's body
     /// (its consumer finishing after the connection was reused) touches nothing.
     private var exchange = 0
+    /// The current exchange's relay, until its answer's head decides whether it is used.
+    private var offeredRelay: (any UpstreamBodyRelay)?
     /// Called on the event loop when the exchange ended and the connection may be reused.
     var onReusable: (() -> Void)?
     /// Called on the event loop when the channel closed.
@@ -65,12 +102,17 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     /// Starts an exchange: writes the head (and a whole body, when there is one) and waits
     /// for the answer's head. `bodyFollows`: the caller streams the body, then calls `finishRequest`.
-    func start(head: HTTPRequestHead, body: ByteBuffer?, bodyFollows: Bool, responseTimeout: TimeAmount, promise: EventLoopPromise<UpstreamResponseStart>) {
+    /// `relay`: takes a streamed answer it accepts, instead of an async sequence.
+    func start(
+        head: HTTPRequestHead, body: ByteBuffer?, bodyFollows: Bool, responseTimeout: TimeAmount, relay: (any UpstreamBodyRelay)? = nil,
+        promise: EventLoopPromise<UpstreamResponseStart>
+    ) {
         guard let context, case .idle = state else {
             promise.fail(UpstreamTransportError.closedEarly)
             return
         }
         state = .awaitingHead(promise)
+        offeredRelay = relay
         exchange &+= 1
         resumePendingRead()
         requestDone = !bodyFollows
@@ -140,7 +182,17 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                head.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true
             {
                 state = .collecting(promise, head, context.channel.allocator.buffer(capacity: length))
+                offeredRelay = nil
                 return
+            }
+            if let relay = offeredRelay {
+                offeredRelay = nil
+                if relay.accepts(head) {
+                    state = .relaying(relay)
+                    relay.head(head, control: UpstreamRelayControl(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange))
+                    promise.succeed(UpstreamResponseStart(head: head, body: .relayed))
+                    return
+                }
             }
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let produced = UpstreamResponseBody.makeSequence(
@@ -152,6 +204,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             switch state {
             case .streaming(let source):
                 if source.yield(buffer) == .stopProducing { backpressured = true }
+            case .relaying(let relay):
+                relay.body(buffer)
             case .collecting(let promise, let head, var whole):
                 state = .idle  // drop the reference while appending (no copy of the buffer)
                 whole.writeBuffer(&buffer)
@@ -171,6 +225,14 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 releaseIfDone()
                 promise.succeed(UpstreamResponseStart(head: head, body: .whole(whole)))
                 return
+            case .relaying(let relay):
+                backpressured = false
+                state = .idle
+                responseDone = true
+                releaseIfDone()
+                relay.end()
+                resumePendingRead()
+                return
             default:
                 return
             }
@@ -178,6 +240,11 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             responseDone = true
             releaseIfDone()
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .relaying(let relay) = state { relay.flush() }
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -210,7 +277,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             // for the head is the response timeout's business.
             switch state {
             case .idle: context.close(promise: nil)
-            case .collecting, .streaming: fail(UpstreamTransportError.idleTimeout)
+            case .collecting, .streaming, .relaying: fail(UpstreamTransportError.idleTimeout)
             case .awaitingHead, .closed: break
             }
             return
@@ -222,6 +289,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         if backpressured { pendingRead = true } else { context.read() }
+    }
+
+    /// The relay's caller cannot take more for now.
+    func pauseReading(exchange: Int) {
+        guard exchange == self.exchange, case .relaying = state else { return }
+        backpressured = true
     }
 
     /// The caller's side wants more of the body.
@@ -257,6 +330,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     /// Fails whatever is in flight and closes the connection.
     private func fail(_ error: any Error) {
+        offeredRelay = nil
         headDeadline = nil
         headTimer?.cancel()
         headTimer = nil
@@ -268,6 +342,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         case .streaming(let source):
             state = .closed
             source.finish(error)
+            context?.close(promise: nil)
+        case .relaying(let relay):
+            state = .closed
+            relay.fail(error)
             context?.close(promise: nil)
         case .idle:
             if !requestDone || !responseDone {
