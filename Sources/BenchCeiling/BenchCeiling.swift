@@ -11,8 +11,12 @@ import NIOPosix
 /// the ceiling any gateway built on it can reach. `hummingbird-ahc` is the plainest proxy on
 /// the gateway's own two libraries: each request is sent on to `--upstream` with
 /// AsyncHTTPClient and its answer returned, with no routing, token or header work.
+/// `nio-proxy` is the plainest proxy SwiftNIO allows: each caller's connection gets its own
+/// upstream connection on the same event loop, and NIO's request and response parts are
+/// passed across as they are (what nginx does for `proxy_pass`, without even a pool): the
+/// least CPU any gateway on SwiftNIO can spend per proxied request.
 ///
-///     bench-ceiling --kind hummingbird|nio|hummingbird-ahc --port P --body-file F [--upstream URL]
+///     bench-ceiling --kind hummingbird|nio|hummingbird-ahc|nio-proxy --port P --body-file F [--upstream URL]
 @main
 struct BenchCeiling {
     static func main() async throws {
@@ -38,8 +42,9 @@ struct BenchCeiling {
         case "hummingbird": try await runHummingbird(port: port, body: body, contentType: contentType)
         case "nio": try await runNIO(port: port, body: body, contentType: contentType)
         case "hummingbird-ahc": try await runProxy(port: port, upstream: upstream)
+        case "nio-proxy": try await runNIOProxy(port: port, upstream: upstream)
         default:
-            FileHandle.standardError.write(Data("bench-ceiling: --kind must be hummingbird or nio\n".utf8))
+            FileHandle.standardError.write(Data("bench-ceiling: --kind must be hummingbird, nio, hummingbird-ahc or nio-proxy\n".utf8))
             exit(2)
         }
     }
@@ -86,6 +91,109 @@ struct BenchCeiling {
             }
             .bind(host: "127.0.0.1", port: port).get()
         try await channel.closeFuture.get()
+    }
+}
+
+extension BenchCeiling {
+    static func runNIOProxy(port: Int, upstream: String) async throws {
+        guard let url = URL(string: upstream), let host = url.host, let upstreamPort = url.port else {
+            FileHandle.standardError.write(Data("bench-ceiling: --upstream must be http://host:port/…\n".utf8))
+            exit(2)
+        }
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(ProxyFrontend(host: host, port: upstreamPort))
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+        try await channel.closeFuture.get()
+    }
+}
+
+/// The caller's side of the plainest proxy: one upstream connection of its own, opened on
+/// its event loop when the caller connects; request parts go across unchanged.
+final class ProxyFrontend: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let host: String
+    let port: Int
+    private var upstream: (any Channel)?
+    private var waiting: [HTTPClientRequestPart] = []
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let caller = context.channel
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ProxyBackend(caller: caller))
+                }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    bound.value.upstream = channel
+                    for part in bound.value.waiting { channel.write(part, promise: nil) }
+                    bound.value.waiting = []
+                    channel.flush()
+                case .failure:
+                    caller.close(promise: nil)
+                }
+            }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part: HTTPClientRequestPart
+        switch unwrapInboundIn(data) {
+        case .head(let head): part = .head(head)
+        case .body(let body): part = .body(.byteBuffer(body))
+        case .end(let trailers): part = .end(trailers)
+        }
+        guard let upstream else {
+            waiting.append(part)
+            return
+        }
+        if case .end = part { upstream.writeAndFlush(part, promise: nil) } else { upstream.write(part, promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upstream?.close(promise: nil)
+        context.fireChannelInactive()
+    }
+}
+
+/// The upstream's side: response parts go back to the caller unchanged.
+final class ProxyBackend: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    let caller: any Channel
+
+    init(caller: any Channel) { self.caller = caller }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): caller.write(HTTPServerResponsePart.head(head), promise: nil)
+        case .body(let body): caller.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
+        case .end(let trailers): caller.writeAndFlush(HTTPServerResponsePart.end(trailers), promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        caller.close(promise: nil)
+        context.fireChannelInactive()
     }
 }
 

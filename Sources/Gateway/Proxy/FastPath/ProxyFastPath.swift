@@ -177,10 +177,10 @@ struct ProxyFastPath: Sendable {
             proxy.record(status: Int(head.status.code), connection: request.connection, caller: caller, credential: credential)
         }
         var headers = HeaderFilter.downstreamHeaders(keeping: head.headers)
-        if let contentLength { headers.add(name: "content-length", value: String(contentLength)) }
-        headers.replaceOrAdd(name: "server", value: "switchboard")  // as the async path does (and nginx)
+        if let contentLength { headers.add(name: "Content-Length", value: String(contentLength)) }
+        headers.replaceOrAdd(name: "Server", value: "switchboard")  // as the async path does (and nginx)
         // A proxy with a clock adds `Date` when the upstream sent none (RFC 9110 §6.6.1).
-        if !headers.contains(name: "date") { headers.add(name: "date", value: HTTPDateHeader.now()) }
+        if !headers.contains(name: "date") { headers.add(name: "Date", value: HTTPDateHeader.now()) }
         return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
     }
 
