@@ -106,7 +106,9 @@ extension BenchCeiling {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    // No pipelining assistance: it stops reading while an answer is pending (two
+                    // epoll changes per request); requests go upstream in order, answers come back in order.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false)
                     try channel.pipeline.syncOperations.addHandler(ProxyFrontend(host: host, port: upstreamPort))
                 }
             }
