@@ -592,6 +592,33 @@ struct ProxyFastPathTests {
         }
     }
 
+    @Test("relayed streams pipelined with whole answers in one write: every answer in order, each its own, all from the event-loop path")
+    func pipelinedRelayedStreams() async throws {
+        let log = CapturedLog()
+        try await Self.withSetup(log: log) { gw, _ in
+            let token = try await Self.warmUp(gw.baseURL, token: gw.token())
+            let targets = ["sse?pause_ms=300", "get?n=1", "big?size=200000", "get?n=3", "sse?pause_ms=0", "get?n=5"]
+            let answers = try await Self.withRawConnection(gw.server.port) { client in
+                try await client.send(targets.enumerated().map { Self.request("/rest/svc/\($1)", token: token, headers: [("X-Tag", "p\($0)")]) })
+                return try await client.next(targets.count)
+            }
+            #expect(answers.count == targets.count)
+            for (i, (answer, target)) in zip(answers, targets).enumerated() {
+                #expect(answer.status == 200, "answer \(i): \(answer)")
+                #expect(Self.isEventLoopAnswer(answer.headers), "answer \(i)")
+                if target.hasPrefix("sse") {
+                    #expect(answer.text == Self.sseFirst + Self.sseRest, "answer \(i): \(answer)")
+                } else if target.hasPrefix("big") {
+                    #expect(answer.body == Self.pattern(200_000), "answer \(i): the body differs")
+                } else {
+                    #expect(Self.echo(answer.text)["tag"] == "p\(i)", "answer \(i): \(answer)")
+                }
+            }
+            let relayed = log.all.filter { $0.message == "proxied" && $0.metadata["via"] == "event-loop" && $0.metadata["error"] == nil }
+            #expect(relayed.count >= targets.count + 1, "\(relayed.count) event-loop access lines for the warm-up and \(targets.count) calls")
+        }
+    }
+
     @Test("a caller that stops reading a 32 MiB answer holds the upstream back (nothing piles up in the gateway), then gets every byte",
           arguments: [true, false])
     func slowReaderHoldsTheUpstreamBack(fastPath: Bool) async throws {
