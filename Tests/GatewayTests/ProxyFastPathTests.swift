@@ -619,6 +619,41 @@ struct ProxyFastPathTests {
         }
     }
 
+    @Test("relayed streams through one upstream connection shared by callers on different event loops: every answer whole and its own")
+    func relayedStreamsAcrossEventLoops() async throws {
+        try await Self.withSetup(gateway: Self.oneUpstreamConnection) { gw, upstream in
+            let token = try await Self.warmUp(gw.baseURL, token: gw.token())
+            // Accepted connections are spread over the event loops in turn, and the one upstream
+            // connection lives on one of them: the relay crosses loops for some callers.
+            let callers = 4
+            let targets = ["sse?pause_ms=50", "big?size=200000", "get?n=2"]
+            let results = try await withThrowingTaskGroup(of: [PipeliningClient.Response].self) { group in
+                for c in 0..<callers {
+                    group.addTask {
+                        try await Self.withRawConnection(gw.server.port) { client in
+                            var answers: [PipeliningClient.Response] = []
+                            for (i, target) in targets.enumerated() {
+                                try await client.send([Self.request("/rest/svc/\(target)", token: token, headers: [("X-Tag", "c\(c)-\(i)")])])
+                                if let answer = try await client.next(within: .seconds(20)) { answers.append(answer) }
+                            }
+                            return answers
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.count == callers)
+            for answers in results {
+                try #require(answers.count == targets.count, "\(answers.count) answers to \(targets.count) requests")
+                #expect(answers[0].text == Self.sseFirst + Self.sseRest, "\(answers[0])")
+                #expect(answers[1].body == Self.pattern(200_000), "the 200 KB body differs")
+                #expect(Self.echo(answers[2].text)["uri"] == "/base/get?n=2", "\(answers[2])")
+                #expect(answers.allSatisfy { Self.isEventLoopAnswer($0.headers) })
+            }
+            #expect(upstream.accepted == 1, "one upstream connection, shared: \(upstream.accepted) were opened")
+        }
+    }
+
     @Test("a caller that stops reading a 32 MiB answer holds the upstream back (nothing piles up in the gateway), then gets every byte",
           arguments: [true, false])
     func slowReaderHoldsTheUpstreamBack(fastPath: Bool) async throws {
