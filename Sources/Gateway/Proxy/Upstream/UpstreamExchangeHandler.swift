@@ -179,7 +179,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             headDeadline = nil
             keepAlive = head.isKeepAlive
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
-               head.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true
+               head.headers.first(name: "content-type").map({ HeaderFilter.hasPrefixIgnoringCase($0, "text/event-stream") }) != true
             {
                 state = .collecting(promise, head, context.channel.allocator.buffer(capacity: length))
                 offeredRelay = nil
