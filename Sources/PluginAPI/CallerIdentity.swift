@@ -6,9 +6,9 @@ public import Foundation
 /// never sees an unverified caller.
 public struct CallerIdentity: Sendable, Hashable {
     /// `sub` of the ID token.
-    public var subject: String
+    public var subject: String { didSet { userKey = Self.userKey(issuer: issuer, subject: subject) } }
     /// `iss` of the ID token.
-    public var issuer: String
+    public var issuer: String { didSet { userKey = Self.userKey(issuer: issuer, subject: subject) } }
     /// The audience the gateway accepted (`users.audience`).
     public var audience: String
     /// Okta's `uid` claim when present (stable user id across apps).
@@ -28,6 +28,7 @@ public struct CallerIdentity: Sendable, Hashable {
     ) {
         self.subject = subject
         self.issuer = issuer
+        self.userKey = Self.userKey(issuer: issuer, subject: subject)
         self.audience = audience
         self.userID = userID
         self.email = email
@@ -36,8 +37,11 @@ public struct CallerIdentity: Sendable, Hashable {
         self.subjectToken = subjectToken
     }
 
-    /// The key under which per-user state is kept: issuer + subject.
-    public var userKey: String { issuer + "#" + subject }
+    /// The key under which per-user state is kept: issuer + subject. Stored, not computed:
+    /// the proxy reads it several times per request (credential and status look-ups).
+    public private(set) var userKey: String
+
+    private static func userKey(issuer: String, subject: String) -> String { issuer + "#" + subject }
 }
 
 /// A token that must never be logged or forwarded upstream as is.
