@@ -33,6 +33,17 @@ struct JSONRPCPeek: Sendable {
         }
     }
 
+    /// Whether a kept MCP request body is a `tools/call` (either spelling: JSONSerialization
+    /// writes `tools\/call`), whose JSON answer may carry an `insufficient_scope` tool result.
+    static func isToolCall(_ body: ByteBuffer) -> Bool {
+        mentions("tools/call", in: body) || mentions("tools\\/call", in: body)
+    }
+
+    /// Whether an answer's `Content-Type` is JSON (any case, parameters allowed).
+    static func isJSON(contentType: String?) -> Bool {
+        contentType.map { HeaderFilter.hasPrefixIgnoringCase($0, "application/json") } == true
+    }
+
     init?(_ body: ByteBuffer) {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
         if let id = object["id"], !(id is NSNull),

@@ -89,7 +89,7 @@ struct ProxyHandler: Sendable {
         // result): a byte scan, not a JSON parse, on the hot path. The JSON-RPC id is read only
         // when an error must be answered in JSON-RPC form.
         let mcpBody = target.prefix == .mcp ? kept : nil
-        let isToolCall = retryable && mcpBody.map { JSONRPCPeek.mentions("tools/call", in: $0) || JSONRPCPeek.mentions("tools\\/call", in: $0) } == true
+        let isToolCall = retryable && mcpBody.map(JSONRPCPeek.isToolCall) == true
 
         var scopes = connection.scopes(for: caller.userKey)
         var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
@@ -126,7 +126,7 @@ struct ProxyHandler: Sendable {
                 if status == 403 {
                     challenge = ScopeChallengeParser.fromHeader(response.headers.first(name: "www-authenticate"))
                 } else if status == 200, isToolCall,
-                          response.headers.first(name: "content-type")?.lowercased().hasPrefix("application/json") == true {
+                          JSONRPCPeek.isJSON(contentType: response.headers.first(name: "content-type")) {
                     buffered = try? await response.body.collect(upTo: settings.maxReplayBody)
                     if let buffered, JSONRPCPeek.mentions("insufficient_scope", in: buffered) {
                         challenge = ScopeChallengeParser.fromToolResult(Data(buffered.readableBytesView))

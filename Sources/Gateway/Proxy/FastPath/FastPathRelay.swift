@@ -26,8 +26,5 @@ struct FastPathRelay: UpstreamBodyRelay {
 
     /// On the caller's event loop (often the upstream connection's own: no hop then). Calls
     /// from one upstream connection keep their order either way.
-    private func run(_ body: @escaping @Sendable (ProxyFastPathHandler) -> Void) {
-        let handler = self.handler
-        if handler.eventLoop.inEventLoop { body(handler.value) } else { handler.eventLoop.execute { body(handler.value) } }
-    }
+    private func run(_ body: @escaping @Sendable (ProxyFastPathHandler) -> Void) { handler.run(body) }
 }

@@ -143,15 +143,13 @@ struct ProxyFastPath: Sendable {
 
         /// A JSON answer to a tool call that a scan must clear (or the async path must read).
         func mayCarryScopeChallenge(_ head: HTTPResponseHead) -> Bool {
-            toolCall && head.status.code == 200
-                && head.headers.first(name: "content-type").map({ HeaderFilter.hasPrefixIgnoringCase($0, "application/json") }) == true
+            toolCall && head.status.code == 200 && JSONRPCPeek.isJSON(contentType: head.headers.first(name: "content-type"))
         }
     }
 
     func answerRule(for request: Request) -> AnswerRule {
         guard let strategy = request.connection.strategy, strategy.credentialScope != .uncached else { return AnswerRule(caching: false, toolCall: false) }
-        let toolCall = request.target.prefix == .mcp
-            && request.body.map { JSONRPCPeek.mentions("tools/call", in: $0) || JSONRPCPeek.mentions("tools\\/call", in: $0) } == true
+        let toolCall = request.target.prefix == .mcp && request.body.map(JSONRPCPeek.isToolCall) == true
         return AnswerRule(caching: true, toolCall: toolCall)
     }
 

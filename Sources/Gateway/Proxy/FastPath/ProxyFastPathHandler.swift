@@ -206,9 +206,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         guard let context, let relay = relaying else { return }
         relaying = nil
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        path.proxy.logLine(
-            connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
-            bytes: relay.bytes, eventLoop: true)
+        logRelayed(relay)
         finished()
     }
 
@@ -217,10 +215,14 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func relayFailed() {
         guard let relay = relaying else { return }
         relaying = nil
+        logRelayed(relay, error: "stream_interrupted")
+        finished(failed: true)
+    }
+
+    private func logRelayed(_ relay: Relaying, error: String? = nil) {
         path.proxy.logLine(
             connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
-            bytes: relay.bytes, error: "stream_interrupted", eventLoop: true)
-        finished(failed: true)
+            bytes: relay.bytes, error: error, eventLoop: true)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -236,9 +238,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             // The caller left mid-answer: the rest is not read, the upstream connection closes.
             relaying = nil
             relay.control.abandon()
-            path.proxy.logLine(
-                connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
-                bytes: relay.bytes, error: "stream_interrupted", eventLoop: true)
+            logRelayed(relay, error: "stream_interrupted")
         }
         context.fireChannelInactive()
     }

@@ -86,32 +86,26 @@ final class UpstreamClient: Sendable {
     /// memory or to stream.
     private static func wireHead(_ request: UpstreamRequest) -> (HTTPRequestHead, ByteBuffer?, LimitedBody<RequestBodySequence>?) {
         var headers = request.headers
-        set(&headers, name: "host", value: request.origin.hostHeader)
+        headers.replaceOrAdd(name: "host", value: request.origin.hostHeader)
         let whole: ByteBuffer?
         let stream: LimitedBody<RequestBodySequence>?
         switch request.body {
         case .none:
             switch request.method {
-            case .POST, .PUT, .PATCH: set(&headers, name: "content-length", value: "0")
+            case .POST, .PUT, .PATCH: headers.replaceOrAdd(name: "content-length", value: "0")
             default: break
             }
             (whole, stream) = (nil, nil)
         case .bytes(let bytes):
-            set(&headers, name: "content-length", value: String(bytes.readableBytes))
+            headers.replaceOrAdd(name: "content-length", value: String(bytes.readableBytes))
             (whole, stream) = (bytes, nil)
         case .stream(let body, let length):
-            if let length { set(&headers, name: "content-length", value: String(length)) } else {
-                set(&headers, name: "transfer-encoding", value: "chunked")
+            if let length { headers.replaceOrAdd(name: "content-length", value: String(length)) } else {
+                headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
             }
             (whole, stream) = (nil, body)
         }
         return (HTTPRequestHead(version: .http1_1, method: request.method, uri: request.target, headers: headers), whole, stream)
-    }
-
-    /// Sets a framing header. The header rules already dropped the caller's `Host` and
-    /// `Content-Length`, so this adds without `replaceOrAdd`'s removal (which copies the list).
-    private static func set(_ headers: inout HTTPHeaders, name: String, value: String) {
-        if headers.contains(name: name) { headers.replaceOrAdd(name: name, value: value) } else { headers.add(name: name, value: value) }
     }
 
     private func exchange(_ request: UpstreamRequest, on connection: HTTP1ConnectionPool.Connection, timeout: Duration) async throws -> HTTPClientResponse {

@@ -45,9 +45,19 @@ struct UpstreamRelayControl: Sendable {
     /// The caller went away: the answer's rest is not wanted and the connection is not reused.
     func abandon() { run { $0.bodyAbandoned(exchange: exchange) } }
 
-    private func run(_ body: @escaping @Sendable (UpstreamExchangeHandler) -> Void) {
-        let handler = self.handler
-        if handler.eventLoop.inEventLoop { body(handler.value) } else { handler.eventLoop.execute { body(handler.value) } }
+    private func run(_ body: @escaping @Sendable (UpstreamExchangeHandler) -> Void) { handler.run(body) }
+}
+
+extension NIOLoopBound {
+    /// Calls `body` with the value on its event loop: at once when already there, else queued
+    /// (calls queued from one thread keep their order).
+    func run(_ body: @escaping @Sendable (Value) -> Void) {
+        if eventLoop.inEventLoop {
+            body(value)
+        } else {
+            let bound = self
+            eventLoop.execute { body(bound.value) }
+        }
     }
 }
 
@@ -226,7 +236,6 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 promise.succeed(UpstreamResponseStart(head: head, body: .whole(whole)))
                 return
             case .relaying(let relay):
-                backpressured = false
                 state = .idle
                 responseDone = true
                 releaseIfDone()
