@@ -155,10 +155,27 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // agent0: the web app (sign-in, chat with tools through the gateway, the connections panel).
+        .target(
+            name: "Agent0",
+            dependencies: [
+                "OAuthCore", "SwitchboardJSON",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["README.md"],
+            resources: [.copy("Public")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn", "LLMAdapter",
+                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn", "LLMAdapter", "Agent0",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -104,8 +104,22 @@ public struct IdPConfig: Codable, Sendable {
         try YAMLDecoder().decode(IdPConfig.self, from: yaml)
     }
 
-    /// The embedded development defaults.
-    public static let developmentDefaults: IdPConfig = try! parse(developmentYAML)
+    /// The embedded development defaults (agent0 on :3000, todo0 on :5002, the GitHub stand-in on :7000).
+    public static let developmentDefaults: IdPConfig = development()
+
+    /// The development directory for services on other ports (`switchboard dev --port-offset`):
+    /// agent0's redirect URIs, todo0's resource indicator and the stand-in's token audiences follow them.
+    public static func development(
+        agent0: String = "http://127.0.0.1:3000", todo0Resource: String = "http://127.0.0.1:5002/mcp", isv: String = "http://127.0.0.1:7000"
+    ) -> IdPConfig {
+        var config = try! parse(developmentYAML)
+        config.webClients[0].redirectURIs = [agent0 + "/callback"] + (agent0.hasPrefix("http://127.0.0.1:") ? [agent0.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/callback"] : [])
+        config.webClients[0].postLogoutRedirectURIs = [agent0 + "/"] + (agent0.hasPrefix("http://127.0.0.1:") ? [agent0.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/"] : [])
+        config.authorizationServers[0].resources = [todo0Resource]
+        config.thirdPartyApps[0].audience = isv
+        config.thirdPartyApps[1].audience = isv + "/mcp"
+        return config
+    }
 
     static let developmentYAML = """
         users:

@@ -13,6 +13,8 @@ public struct IdentityProviderOptions: Sendable {
     public var dataDirectory: String = ".switchboard"
     /// idp.yaml; nil uses the embedded development defaults.
     public var configPath: String?
+    /// A directory given as a value (wins over `configPath`), e.g. `IdPConfig.development(…)` on other ports.
+    public var config: IdPConfig?
     public var logger: Logger = Logger(label: "switchboard.idp")
     public var onServerRunning: (@Sendable (Int) async -> Void)?
 
@@ -28,14 +30,14 @@ public func loadIdentityProviderConfig(_ path: String?) throws -> IdPConfig {
 /// Builds the identity provider. With port 0 and no explicit issuer, the issuer becomes
 /// `http://{host}:{bound port}` once the server listens.
 public func buildIdentityProviderApplication(_ options: IdentityProviderOptions) async throws -> some ApplicationProtocol {
-    let config = try loadIdentityProviderConfig(options.configPath)
+    let config = try options.config ?? loadIdentityProviderConfig(options.configPath)
     let issuer = options.issuer ?? "http://\(options.host):\(options.port)"
     let idp = try await IdentityProvider.open(config: config, issuer: issuer, dataDirectory: options.dataDirectory, logger: options.logger)
     let router = Router(context: BasicRequestContext.self)
     IdPRoutes(idp: idp).register(on: router)
     let logger = options.logger
     let onRunning = options.onServerRunning
-    if options.configPath == nil {
+    if options.configPath == nil || options.config != nil {
         logger.notice("development users (embedded defaults): \(config.users.map { "\($0.username) / \($0.password)" }.joined(separator: ", "))")
     }
     return Application(
@@ -53,7 +55,7 @@ public func buildIdentityProviderApplication(_ options: IdentityProviderOptions)
 /// `switchboard idp --init-agent`: creates the agent's key pair, registers the public key in
 /// the IdP's database and writes the private key (mode 600). Returns a one-line summary.
 public func initializeAgent(options: IdentityProviderOptions, agentID: String, keyID: String, privateKeyPath: String) async throws -> String {
-    let config = try loadIdentityProviderConfig(options.configPath)
+    let config = try options.config ?? loadIdentityProviderConfig(options.configPath)
     let idp = try await IdentityProvider.open(
         config: config, issuer: options.issuer ?? "http://\(options.host):\(options.port)", dataDirectory: options.dataDirectory, logger: options.logger)
     try idp.initAgent(agentID: agentID, keyID: keyID, privateKeyPath: privateKeyPath)

@@ -9,8 +9,11 @@ public struct TokenResponse: Sendable, Decodable {
     public var expiresIn: Int?
     public var scope: String?
     public var issuedTokenType: String?
+    /// OIDC: the ID token of an authorization-code answer.
+    public var idToken: String?
 
     enum CodingKeys: String, CodingKey {
+        case idToken = "id_token"
         case accessToken = "access_token"
         case tokenType = "token_type"
         case expiresIn = "expires_in"
@@ -55,9 +58,11 @@ public struct TokenEndpointClient: Sendable {
         self.timeout = timeout
     }
 
-    public func request(_ endpoint: String, form: [(String, String)]) async throws(TokenEndpointError) -> TokenResponse {
+    /// `headers`: extra request headers, e.g. `Authorization: Basic …` for client_secret_basic.
+    public func request(_ endpoint: String, form: [(String, String)], headers: [(String, String)] = []) async throws(TokenEndpointError) -> TokenResponse {
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
         request.body = .bytes(ByteBuffer(string: Self.encode(form)))
@@ -111,7 +116,8 @@ public struct TokenEndpointClient: Sendable {
         throw last
     }
 
-    static func encode(_ form: [(String, String)]) -> String {
+    /// `application/x-www-form-urlencoded` (RFC 6749 appendix B; also the query of a redirect).
+    public static func encode(_ form: [(String, String)]) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return form.map { "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }

@@ -9,8 +9,12 @@ import NIOHTTP1
 /// never leaves the gateway), as are `Host`, `Content-Length` (recomputed), `Proxy-*`,
 /// `Expect` and client-supplied `Forwarded`/`X-Forwarded-*`; the plugin's headers are added.
 /// Toward the agent, hop-by-hop headers, `Content-Length` (recomputed) and `Set-Cookie`
-/// (cookies could never come back, since `Cookie` is not forwarded) are dropped.
+/// (cookies could never come back, since `Cookie` is not forwarded) are dropped, and so is
+/// an upstream's `Switchboard-Step-Up`: only the gateway says what a step-up obtained.
 enum HeaderFilter {
+    /// The answer header naming the scopes a step-up added for this call (space separated).
+    static let stepUpHeader = "switchboard-step-up"
+
     /// A caller's header that never goes upstream (any case; `Connection`-listed names aside).
     static func dropsUpstream(_ name: String) -> Bool {
         isHopByHop(name) || isNeverUpstream(name) || hasPrefixIgnoringCase(name, "x-forwarded-")
@@ -19,6 +23,7 @@ enum HeaderFilter {
     /// An upstream's header that never goes back to the caller (any case; `Connection`-listed aside).
     static func dropsDownstream(_ name: String) -> Bool {
         isHopByHop(name) || equalsIgnoringCase(name, "content-length") || equalsIgnoringCase(name, "set-cookie")
+            || equalsIgnoringCase(name, stepUpHeader)
     }
 
     /// Names listed in the `Connection` header(s), lowercased.

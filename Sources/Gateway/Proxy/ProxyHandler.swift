@@ -95,6 +95,7 @@ struct ProxyHandler: Sendable {
         var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
         var refreshed = false
         var stepUps = 0
+        var widened: Set<String> = []  // scopes the step-ups added, told to the caller
         var first = prefetched
         while true {
             let response: HTTPClientResponse
@@ -140,12 +141,14 @@ struct ProxyHandler: Sendable {
                         "connection": "\(connection.name)", "scopes": "\(wanted.sorted().joined(separator: " "))", "step": "\(stepUps)",
                     ])
                     scopes = wanted
+                    let held = credential.scopes
                     credential = try await obtain(connection, caller: caller, scopes: wanted, reason: .stepUp, mcpBody: mcpBody)
+                    widened.formUnion((credential.scopes.isEmpty ? wanted : credential.scopes).subtracting(held))
                     connection.remember(scopes: credential.scopes.isEmpty ? wanted : credential.scopes, for: caller.userKey)
                     continue
                 }
                 if let buffered {
-                    return answer(response, status: status, body: .buffered(buffered), connection: connection, caller: caller, credential: credential, method: request.method, started: started)
+                    return answer(response, status: status, body: .buffered(buffered), connection: connection, caller: caller, credential: credential, method: request.method, started: started, widened: widened)
                 }
             }
             // A small answer of known length (not an event stream) is read whole and sent as one
@@ -155,9 +158,9 @@ struct ProxyHandler: Sendable {
                response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true,
                let whole = try? await response.body.collect(upTo: length)
             {
-                return answer(response, status: status, body: .buffered(whole), connection: connection, caller: caller, credential: credential, method: request.method, started: started)
+                return answer(response, status: status, body: .buffered(whole), connection: connection, caller: caller, credential: credential, method: request.method, started: started, widened: widened)
             }
-            return answer(response, status: status, body: .stream, connection: connection, caller: caller, credential: credential, method: request.method, started: started)
+            return answer(response, status: status, body: .stream, connection: connection, caller: caller, credential: credential, method: request.method, started: started, widened: widened)
         }
     }
 
@@ -169,10 +172,11 @@ struct ProxyHandler: Sendable {
     /// Records the outcome and streams (or returns the already-read) upstream answer.
     private func answer(
         _ response: HTTPClientResponse, status: Int, body: AnswerBody, connection: Connection, caller: CallerIdentity, credential: Credential,
-        method: HTTPRequest.Method, started: ContinuousClock.Instant
+        method: HTTPRequest.Method, started: ContinuousClock.Instant, widened: Set<String> = []
     ) -> Response {
         record(status: status, connection: connection, caller: caller, credential: credential)
-        let headers = HeaderFilter.downstreamHeaders(from: response.headers)
+        var headers = HeaderFilter.downstreamHeaders(from: response.headers)
+        if !widened.isEmpty { headers[HTTPField.Name(HeaderFilter.stepUpHeader)!] = widened.sorted().joined(separator: " ") }
         let name = connection.name
         switch body {
         case .buffered(let buffer):
