@@ -58,6 +58,7 @@ struct IDJAGEndToEndTests {
             #expect(first.status == 200, "\(first)")
             let result = try #require(first.result, "no tool result: \(first)")
             #expect(result["isError"] as? Bool == false, "\(first)")
+            #expect(first.headers.first(name: "switchboard-step-up") == "mcp:tools:manage", "the answer must name the scopes the step-up added: \(first.headers)")
             let todo = (result["structuredContent"] as? [String: Any])?["todo"] as? [String: Any]
             let id = try #require((todo?["id"] as? NSNumber)?.intValue, "no todo id in \(first)")
 
@@ -71,6 +72,7 @@ struct IDJAGEndToEndTests {
             let second = try await env.callTool("todo0", "create-todo", ["title": "call mom"], id: 2, token: alice.idToken)
             #expect(second.status == 200, "\(second)")
             #expect(second.result?["isError"] as? Bool == false, "\(second)")
+            #expect(second.headers.first(name: "switchboard-step-up") == nil, "no step-up happened, yet the answer says one did")
             let deleted = try await env.callTool("todo0", "delete-todo", ["id": id], id: 3, token: alice.idToken)
             #expect(deleted.status == 200, "\(deleted)")
             #expect(deleted.result?["isError"] as? Bool == false, "\(deleted)")
@@ -139,6 +141,7 @@ struct ToolResultStepUpTests {
             #expect(answer.status == 200, "\(answer)")
             #expect(answer.body.contains("done with manage"), "the agent must see the replayed, successful result: \(answer.body)")
             #expect(!answer.body.contains("insufficient_scope"), "\(answer.body)")
+            #expect(answer.headers.first(name: "switchboard-step-up")?.split(separator: " ").contains("mcp:tools:manage") == true, "\(answer.headers)")
             let card = try await env.card("scoped")
             #expect((EndToEnd.count(card, "step_ups") ?? 0) >= 1, "\(card)")
         }

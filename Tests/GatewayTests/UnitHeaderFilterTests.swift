@@ -160,6 +160,15 @@ struct UnitHeaderFilterNIOVariantTests {
         #expect(viaHeaders == ["content-type: application/json", "mcp-session-id: s", "date: today", "etag: \"v1\""])
     }
 
+    /// Only the gateway says what a step-up obtained: an upstream cannot claim one.
+    @Test func upstreamStepUpHeaderNeverReachesTheCaller() {
+        var answer = HTTPHeaders()
+        answer.add(name: "Switchboard-Step-Up", value: "admin:everything")
+        answer.add(name: "x-kept", value: "1")
+        #expect(Self.pairs(HeaderFilter.downstreamHeaders(keeping: answer)) == ["x-kept: 1"])
+        #expect(HeaderFilter.downstreamHeaders(from: answer)[HTTPField.Name("switchboard-step-up")!] == nil)
+    }
+
     @Test func keepAliveOnlyConnectionHeaderListsNothingExtra() {
         let answer = HTTPHeaders([("Connection", "Keep-Alive"), ("X-Kept", "1"), ("Keep-Alive", "timeout=5")])
         #expect(Self.pairs(HeaderFilter.downstreamHeaders(keeping: answer)) == ["x-kept: 1"])
