@@ -116,12 +116,19 @@ struct IdPRoutes: Sendable {
         return (user, s.authTime, id)
     }
 
-    func html(_ text: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    /// `redirectsTo`: the registered redirect URI a form on this page ends at. Browsers apply
+    /// `form-action` to the redirects after a form post too, so the sign-in form's 302 to the
+    /// client would be blocked with `'self'` alone; that one origin is added, nothing wider.
+    func html(_ text: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:], redirectsTo: String? = nil) -> Response {
         var h = headers
         h[.contentType] = "text/html; charset=utf-8"
         h[.cacheControl] = "no-store"
         h[HTTPField.Name("X-Frame-Options")!] = "DENY"
-        h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+        var formAction = "'self'"
+        if let redirectsTo, let url = URL(string: redirectsTo), let scheme = url.scheme, let host = url.host {
+            formAction += " \(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
+        }
+        h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; form-action \(formAction)"
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
@@ -152,7 +159,7 @@ struct IdPRoutes: Sendable {
         if params["prompt"] == "none" {
             return problemResponse(.redirect(uri: authz.redirectURI, error: "login_required", description: "the user is not signed in", state: authz.state))
         }
-        return html(HTMLPages.login(hidden: authz.hiddenFields, error: nil, users: idp.config.users.map(\.username)))
+        return html(HTMLPages.login(hidden: authz.hiddenFields, error: nil, users: idp.config.users.map(\.username)), redirectsTo: authz.redirectURI)
     }
 
     func authorizePost(_ request: Request) async -> Response {
@@ -163,7 +170,8 @@ struct IdPRoutes: Sendable {
               constantTimeEquals(user.password, password)
         else {
             idp.logger.notice("failed sign-in", metadata: ["username": "\(form["username"] ?? "")"])
-            return html(HTMLPages.login(hidden: authz.hiddenFields, error: "Wrong username or password.", users: idp.config.users.map(\.username)), status: .unauthorized)
+            return html(HTMLPages.login(hidden: authz.hiddenFields, error: "Wrong username or password.", users: idp.config.users.map(\.username)), status: .unauthorized,
+                        redirectsTo: authz.redirectURI)
         }
         let sessionID = RandomToken.make()
         let now = idp.now()

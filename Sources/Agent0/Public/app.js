@@ -476,13 +476,17 @@
 
   function isOpenEntry(e) { return e.state !== 'done' && e.state !== 'skipped' && e.state !== 'failed' && e.state !== 'past'; }
 
-  /** Only the first unresolved card can be acted on; the others wait their turn. */
+  /**
+   * Only the first unresolved card that holds a tool call can be acted on (one resume at a
+   * time); the others wait their turn. A card that holds no call (a server that needs consent
+   * before it can list its tools) never blocks the queue and stays usable.
+   */
   function updateConsentQueue() {
     let first = true;
     state.consents.forEach((e) => {
       if (!isOpenEntry(e)) return;
-      if (first) {
-        first = false;
+      if (!e.waiting || first) {
+        if (e.waiting) first = false;
         e.card.classList.remove('queued');
         if (e.state === 'pending') {
           e.open.disabled = state.busy;
