@@ -7,28 +7,59 @@ import NIOCore
 import NIOHTTP1
 import PluginAPI
 
-/// The request pipeline of `/mcp/{name}` and `/rest/{name}/…`:
-/// route → limits → inbound identity → plugin credential → upstream call → streamed answer.
+/// The async driver of the proxy pipeline (`/mcp/{name}`, `/rest/{name}/…`): admission →
+/// inbound identity → plugin credential → upstream call → answer policy → streamed answer.
+/// The rules of each step live in `Pipeline/` and are shared with the event-loop driver
+/// (``ProxyFastPath``), which hands a call over here as it is (``takeOver``).
 struct ProxyHandler: Sendable {
     let holder: RegistryHolder
     let upstreamClient: UpstreamClient
     let logger: Logger
     let clock: any GatewayClock
 
-    /// `prefetched`: the upstream's answer to this very request, already received by the
-    /// event-loop path (``ProxyFastPath``), which hands over what needs this path's logic
-    /// (a refresh, a step-up, a streamed answer); it stands for the first upstream call.
-    func handle(_ request: Request, target: ProxyTarget, prefetched: HTTPClientResponse? = nil) async -> Response {
-        let started = ContinuousClock.now
-        let registry = holder.registry  // this request keeps this generation to the end
-        let connection: Connection
+    /// A call Hummingbird routed here: admitted under the registry generation it keeps to the end.
+    func handle(_ request: Request, target: ProxyTarget) async -> Response {
+        let registry = holder.registry
+        let exchange: ProxyExchange
+        let contentLength = request.headers[.contentLength].flatMap { Int($0) }
         do {
-            connection = try route(target, in: registry, method: request.method)
+            let connection = try Admission.route(target, in: registry, method: request.method)
+            exchange = ProxyExchange(registry: registry, target: target, connection: connection, method: request.method)
+            var bytes = 0
+            for f in request.headers { bytes += f.name.rawName.utf8.count + f.value.utf8.count }
+            do {
+                try Admission.checkHeaders(count: request.headers.count, bytes: bytes, settings: registry.settings)
+                try Admission.checkBody(contentLength: contentLength, connection: connection)
+            } catch {
+                logLine(connection: connection.name, method: request.method, status: Int(error.status.code), started: exchange.started, error: error.code)
+                return error.response()
+            }
         } catch {
             return error.response()
         }
+        let chunked = request.headers[.transferEncoding] != nil
+        return await run(exchange, headers: request.headers, body: .incoming(request.body, contentLength: contentLength, chunked: chunked), prefetched: nil)
+    }
+
+    /// A call the event-loop driver admitted (and perhaps authenticated, and perhaps already
+    /// sent: `prefetched` is the upstream's answer to it, standing for the first upstream
+    /// call), handed over whole: no second routing, authentication or registry read.
+    func takeOver(_ exchange: ProxyExchange, headers: HTTPFields, body: ByteBuffer?, prefetched: HTTPClientResponse?) async -> Response {
+        await run(exchange, headers: headers, body: .kept(body), prefetched: prefetched)
+    }
+
+    /// The request body as the driver has it.
+    enum InboundBody {
+        /// Read whole already (the event-loop driver reads the small bodies it takes).
+        case kept(ByteBuffer?)
+        /// Still arriving.
+        case incoming(RequestBody, contentLength: Int?, chunked: Bool)
+    }
+
+    private func run(_ exchange: ProxyExchange, headers: HTTPFields, body: InboundBody, prefetched: HTTPClientResponse?) async -> Response {
+        let connection = exchange.connection
         do {
-            return try await forward(request, target: target, connection: connection, registry: registry, started: started, prefetched: prefetched)
+            return try await forward(exchange, headers: headers, body: body, prefetched: prefetched)
         } catch {
             // Only failures of the connection itself (upstream, credential) count against it;
             // a caller's bad token or oversized body says nothing about the connection.
@@ -36,63 +67,51 @@ struct ProxyHandler: Sendable {
             if error.status.code >= 500, isUpstream {
                 connection.activity.recordFailure(at: clock.now(), code: error.code, message: error.message, upstream: isUpstream)
             }
-            logLine(connection: connection.name, method: request.method, status: Int(error.status.code), started: started, error: error.code)
+            logLine(connection: connection.name, method: exchange.method, status: Int(error.status.code), started: exchange.started, error: error.code)
             return error.response()
         }
     }
 
-    func route(_ target: ProxyTarget, in registry: Registry, method: HTTPRequest.Method) throws(GatewayError) -> Connection {
-        let table = target.prefix == .mcp ? registry.mcpRoutes : registry.restRoutes
-        guard let connection = table[target.segment] else {
-            throw GatewayError.unknownConnection((target.prefix == .mcp ? "/mcp/" : "/rest/") + target.segment)
+    private func forward(_ exchange: ProxyExchange, headers: HTTPFields, body inbound: InboundBody, prefetched: HTTPClientResponse?) async throws(GatewayError) -> Response {
+        let connection = exchange.connection
+        let settings = exchange.registry.settings
+        let caller: CallerIdentity
+        if let known = exchange.caller {
+            caller = known
+        } else {
+            caller = try await exchange.registry.authenticator.authenticate(headers[.authorization])
+            exchange.caller = caller
         }
-        guard connection.enabled else { throw GatewayError.disabled(connection.name, reason: connection.plan.disabledReason) }
-        if target.prefix == .mcp {
-            guard target.remainder.isEmpty || target.remainder == "/" else {
-                throw GatewayError(code: "not_found", status: .notFound, message: "an MCP route has no sub-paths", connection: connection.name)
-            }
-            guard method == .post || method == .get || method == .delete else {
-                throw GatewayError.methodNotAllowed(method, allowed: "GET, POST, DELETE", connection: connection.name)
-            }
-        }
-        return connection
-    }
-
-    private func forward(
-        _ request: Request, target: ProxyTarget, connection: Connection, registry: Registry, started: ContinuousClock.Instant,
-        prefetched: HTTPClientResponse?
-    ) async throws(GatewayError) -> Response {
-        let settings = registry.settings
-        let fields = request.headers
-        try checkHeaderLimits(fields, settings: settings)
-        let contentLength = fields[.contentLength].flatMap { Int($0) }
-        if let contentLength, contentLength > connection.maxRequestBody {
-            throw GatewayError.payloadTooLarge(limit: connection.maxRequestBody, connection: connection.name)
-        }
-
-        let caller = try await registry.authenticator.authenticate(fields[.authorization])
 
         // A request can be replayed (token refresh, scope step-up) when its plugin caches
         // credentials and its body is small enough to keep; everything else streams once.
         // Small bodies with a known length are read first (one buffer upstream, resendable by
         // the HTTP client on a fresh connection, replayable); larger ones stream.
-        let retryable = connection.strategy.map { $0.credentialScope != .uncached } ?? false
         var kept: ByteBuffer?
-        if let contentLength, contentLength > 0, contentLength <= settings.maxReplayBody {
-            do { kept = try await request.body.collect(upTo: contentLength) } catch {
-                throw GatewayError.invalidPath("the request body could not be read", connection: connection.name)
+        let hasBody: Bool
+        switch inbound {
+        case .kept(let body):
+            kept = body
+            hasBody = (body?.readableBytes ?? 0) > 0
+        case .incoming(let body, let contentLength, let chunked):
+            if let contentLength, Admission.keepsBody(contentLength: contentLength, settings: settings) {
+                do { kept = try await body.collect(upTo: contentLength) } catch {
+                    throw GatewayError.invalidPath("the request body could not be read", connection: connection.name)
+                }
             }
+            hasBody = (contentLength ?? 0) > 0 || chunked
         }
-        let hasBody = (contentLength ?? 0) > 0 || fields[.transferEncoding] != nil
-        let canReplay = retryable && (kept != nil || !hasBody)
-        // Whether this is an MCP tool call (its JSON answer may carry an insufficient_scope tool
-        // result): a byte scan, not a JSON parse, on the hot path. The JSON-RPC id is read only
-        // when an error must be answered in JSON-RPC form.
-        let mcpBody = target.prefix == .mcp ? kept : nil
-        let isToolCall = retryable && mcpBody.map(JSONRPCPeek.isToolCall) == true
+        let policy = exchange.answerPolicy(body: exchange.target.prefix == .mcp ? kept : nil)
+        let canReplay = policy.caching && (kept != nil || !hasBody)
+        let mcpBody = exchange.target.prefix == .mcp ? kept : nil
 
         var scopes = connection.scopes(for: caller.userKey)
-        var credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
+        var credential: Credential
+        if prefetched != nil, let sent = exchange.credential {
+            credential = sent  // what the event-loop driver injected into the answer it hands over
+        } else {
+            credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
+        }
         var refreshed = false
         var stepUps = 0
         var widened: Set<String> = []  // scopes the step-ups added, told to the caller
@@ -103,7 +122,7 @@ struct ProxyHandler: Sendable {
                 first = nil
                 response = answered
             } else {
-                let upstream = try buildUpstream(request, target: target, connection: connection, credential: credential, kept: kept, contentLength: contentLength)
+                let upstream = try buildUpstream(exchange, headers: headers, inbound: inbound, credential: credential, kept: kept)
                 do {
                     // No logger handed to the client: at trace level it would print the injected credential.
                     response = try await upstreamClient.execute(upstream, timeout: connection.responseTimeout)
@@ -111,31 +130,43 @@ struct ProxyHandler: Sendable {
                     throw UpstreamErrorMapping.map(error, connection: connection)
                 }
             }
+            exchange.credential = credential
             let status = Int(response.status.code)
+            var answerBody: AnswerBody?
             if canReplay, let strategy = connection.strategy {
-                // 1. The credential was refused (expired, revoked): get a fresh one, replay once.
-                if status == 401, !refreshed {
+                var challenge: ScopeChallenge?
+                switch policy.judge(
+                    status: status, wwwAuthenticate: response.headers.first(name: "www-authenticate"),
+                    contentType: response.headers.first(name: "content-type"), refreshed: refreshed)
+                {
+                case .pass:
+                    break
+                case .refresh:
+                    // The credential was refused (expired, revoked): get a fresh one, replay once.
                     refreshed = true
-                    await discard(response)
+                    await discard(response.body)
                     logger.info("upstream refused the credential; refreshing", metadata: ["connection": "\(connection.name)"])
                     credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .refresh, mcpBody: mcpBody)
                     continue
-                }
-                // 2. Scope step-up: a 403 challenge, or an MCP tool result saying insufficient_scope.
-                var challenge: ScopeChallenge?
-                var buffered: ByteBuffer?
-                if status == 403 {
-                    challenge = ScopeChallengeParser.fromHeader(response.headers.first(name: "www-authenticate"))
-                } else if status == 200, isToolCall,
-                          JSONRPCPeek.isJSON(contentType: response.headers.first(name: "content-type")) {
-                    buffered = try? await response.body.collect(upTo: settings.maxReplayBody)
-                    if let buffered, JSONRPCPeek.mentions("insufficient_scope", in: buffered) {
-                        challenge = ScopeChallengeParser.fromToolResult(Data(buffered.readableBytesView))
+                case .stepUp(let c):
+                    challenge = c
+                case .readBody:
+                    if let buffered = try? await response.body.collect(upTo: settings.maxReplayBody) {
+                        answerBody = .buffered(buffered)
+                        challenge = AnswerPolicy.challenge(inJSON: buffered)
                     }
+                case .readFirstEvent:
+                    let started = await StartedStream.read(response.body, upTo: settings.maxReplayBody)
+                    answerBody = .started(started)
+                    challenge = AnswerPolicy.challenge(inFirstEvent: started.prefix)
                 }
                 if let challenge, stepUps < 2, case .possible(let wanted) = strategy.stepUp(for: challenge, held: credential) {
                     stepUps += 1
-                    if buffered == nil { await discard(response) }
+                    switch answerBody {
+                    case nil: await discard(response.body)
+                    case .started(let started)?: await started.discardRest()
+                    default: break
+                    }
                     connection.activity.recordStepUp()
                     logger.info("scope step-up", metadata: [
                         "connection": "\(connection.name)", "scopes": "\(wanted.sorted().joined(separator: " "))", "step": "\(stepUps)",
@@ -147,44 +178,49 @@ struct ProxyHandler: Sendable {
                     connection.remember(scopes: credential.scopes.isEmpty ? wanted : credential.scopes, for: caller.userKey)
                     continue
                 }
-                if let buffered {
-                    return answer(response, status: status, body: .buffered(buffered), connection: connection, caller: caller, credential: credential, method: request.method, started: started, widened: widened)
-                }
+            }
+            if let answerBody {
+                return answer(response, status: status, body: answerBody, exchange: exchange, caller: caller, credential: credential, widened: widened)
             }
             // A small answer of known length (not an event stream) is read whole and sent as one
             // buffer: cheaper than a streamed body, and it delays nothing (its length is known).
             // (Not for HEAD: its Content-Length describes a body that is not sent.)
-            if request.method != .head, let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
-               response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") != true,
+            if exchange.method != .head, let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
+               !AnswerPolicy.isEventStream(response.headers.first(name: "content-type")),
                let whole = try? await response.body.collect(upTo: length)
             {
-                return answer(response, status: status, body: .buffered(whole), connection: connection, caller: caller, credential: credential, method: request.method, started: started, widened: widened)
+                return answer(response, status: status, body: .buffered(whole), exchange: exchange, caller: caller, credential: credential, widened: widened)
             }
-            return answer(response, status: status, body: .stream, connection: connection, caller: caller, credential: credential, method: request.method, started: started, widened: widened)
+            return answer(response, status: status, body: .stream(response.body), exchange: exchange, caller: caller, credential: credential, widened: widened)
         }
     }
 
     enum AnswerBody {
-        case stream
+        case stream(HTTPClientResponse.Body)
+        /// An event stream whose first event was read to judge it: that, then the rest.
+        case started(StartedStream)
         case buffered(ByteBuffer)
     }
 
     /// Records the outcome and streams (or returns the already-read) upstream answer.
     private func answer(
-        _ response: HTTPClientResponse, status: Int, body: AnswerBody, connection: Connection, caller: CallerIdentity, credential: Credential,
-        method: HTTPRequest.Method, started: ContinuousClock.Instant, widened: Set<String> = []
+        _ response: HTTPClientResponse, status: Int, body: AnswerBody, exchange: ProxyExchange, caller: CallerIdentity, credential: Credential,
+        widened: Set<String>
     ) -> Response {
+        let connection = exchange.connection
+        let method = exchange.method
+        let started = exchange.started
         record(status: status, connection: connection, caller: caller, credential: credential)
         var headers = HeaderFilter.downstreamHeaders(from: response.headers)
         if !widened.isEmpty { headers[HTTPField.Name(HeaderFilter.stepUpHeader)!] = widened.sorted().joined(separator: " ") }
         let name = connection.name
+        let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase)
         switch body {
         case .buffered(let buffer):
             logLine(connection: name, method: method, status: status, started: started, bytes: buffer.readableBytes)
-            return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers, body: ResponseBody(byteBuffer: buffer))
-        case .stream:
+            return Response(status: responseStatus, headers: headers, body: ResponseBody(byteBuffer: buffer))
+        case .stream(let upstreamBody):
             let length = response.headers.first(name: "content-length").flatMap { Int($0) }
-            let upstreamBody = response.body
             let streamed = ResponseBody(contentLength: method == .head ? nil : length) { writer in
                 var bytes = 0
                 do {
@@ -199,7 +235,25 @@ struct ProxyHandler: Sendable {
                     throw error
                 }
             }
-            return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers, body: streamed)
+            return Response(status: responseStatus, headers: headers, body: streamed)
+        case .started(let stream):
+            let length = response.headers.first(name: "content-length").flatMap { Int($0) }
+            let streamed = ResponseBody(contentLength: method == .head ? nil : length) { writer in
+                var bytes = stream.prefix.readableBytes
+                do {
+                    if stream.prefix.readableBytes > 0 { try await writer.write(stream.prefix) }
+                    while let chunk = try await stream.next() {
+                        bytes += chunk.readableBytes
+                        try await writer.write(chunk)
+                    }
+                    try await writer.finish(nil)
+                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes)
+                } catch {
+                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes, error: "stream_interrupted")
+                    throw error
+                }
+            }
+            return Response(status: responseStatus, headers: headers, body: streamed)
         }
     }
 
@@ -223,31 +277,32 @@ struct ProxyHandler: Sendable {
     }
 
     private func buildUpstream(
-        _ request: Request, target: ProxyTarget, connection: Connection, credential: Credential, kept: ByteBuffer?, contentLength: Int?
+        _ exchange: ProxyExchange, headers: HTTPFields, inbound: InboundBody, credential: Credential, kept: ByteBuffer?
     ) throws(GatewayError) -> UpstreamRequest {
-        guard let origin = connection.upstreamOrigin else { throw GatewayError.internalError(connection.name) }
-        var path = origin.basePath
-        path += target.remainder
-        if path.isEmpty { path = "/" }
-        if let query = target.query { path += "?"; path += query }
+        let connection = exchange.connection
+        guard let origin = connection.upstreamOrigin, let path = exchange.upstreamTarget else { throw GatewayError.internalError(connection.name) }
         let body: UpstreamRequest.Body
         if let kept {
             body = .bytes(kept)
-        } else if let contentLength {
-            body = contentLength > 0 ? .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: contentLength) : .none
-        } else if request.headers[.transferEncoding] != nil {
-            body = .stream(LimitedBody(base: request.body, limit: connection.maxRequestBody), length: nil)
+        } else if case .incoming(let incoming, let contentLength, let chunked) = inbound {
+            if let contentLength {
+                body = contentLength > 0 ? .stream(LimitedBody(base: incoming, limit: connection.maxRequestBody), length: contentLength) : .none
+            } else if chunked {
+                body = .stream(LimitedBody(base: incoming, limit: connection.maxRequestBody), length: nil)
+            } else {
+                body = .none
+            }
         } else {
             body = .none
         }
         return UpstreamRequest(
-            origin: origin, method: HTTPMethod(rawValue: request.method.rawValue), target: path,
-            headers: HeaderFilter.upstreamHeaders(from: request.headers, inject: credential.headers), body: body)
+            origin: origin, method: HTTPMethod(rawValue: exchange.method.rawValue), target: path,
+            headers: HeaderFilter.upstreamHeaders(from: headers, inject: credential.headers), body: body)
     }
 
     /// Reads and drops an answer that is about to be replaced by a replay.
-    private func discard(_ response: HTTPClientResponse) async {
-        _ = try? await response.body.collect(upTo: 1 << 20)
+    private func discard(_ body: HTTPClientResponse.Body) async {
+        _ = try? await body.collect(upTo: 1 << 20)
     }
 
     /// The plugin's credential (through the cache), or the gateway error the agent sees.
@@ -273,17 +328,6 @@ struct ProxyHandler: Sendable {
             if let detail = failure.detail { e.extra["detail"] = detail }
             if let retry = failure.retryAfter { e.headers[.retryAfter] = String(retry) }
             throw e
-        }
-    }
-
-    func checkHeaderLimits(_ fields: HTTPFields, settings: GatewaySettings) throws(GatewayError) {
-        if fields.count > settings.maxHeaderCount {
-            throw GatewayError.headersTooLarge("more than \(settings.maxHeaderCount) header fields")
-        }
-        var total = 0
-        for f in fields { total += f.name.rawName.utf8.count + f.value.utf8.count }
-        if total > settings.maxHeaderBytes {
-            throw GatewayError.headersTooLarge("request headers exceed \(settings.maxHeaderBytes) bytes")
         }
     }
 

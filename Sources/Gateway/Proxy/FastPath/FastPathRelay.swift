@@ -10,9 +10,7 @@ struct FastPathRelay: UpstreamBodyRelay {
     let request: NIOLoopBound<ProxyFastPath.Request>
     let rule: ProxyFastPath.AnswerRule
 
-    func accepts(_ head: HTTPResponseHead) -> Bool {
-        !rule.needsAsyncPath(head) && !rule.mayCarryScopeChallenge(head)
-    }
+    func accepts(_ head: HTTPResponseHead) -> Bool { rule.relays(head) }
 
     func head(_ head: HTTPResponseHead, control: UpstreamRelayControl) {
         let request = self.request

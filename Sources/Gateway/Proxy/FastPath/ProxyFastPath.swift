@@ -31,131 +31,124 @@ struct ProxyFastPath: Sendable {
         }
     }
 
-    /// A request taken by the event-loop path, with everything its checks found. A class:
-    /// it moves between the handler's states and closures without being copied.
+    /// A request taken by the event-loop driver: the pipeline's exchange (admitted under one
+    /// registry generation), and what this driver needs of the wire. A class: it moves
+    /// between the handler's states and closures without being copied.
     final class Request {
+        let exchange: ProxyExchange
         let head: HTTPRequestHead
-        let method: HTTPRequest.Method
-        let target: ProxyTarget
-        let connection: Connection
-        let authenticator: InboundAuthenticator
         let authorization: String
-        /// Nil until the caller's token is verified (a first call: see ``ProxyFastPathHandler``).
-        var caller: CallerIdentity?
-        /// Nil until known: the plugin's cached (or fixed) credential for `caller`.
-        var credential: Credential?
         let origin: UpstreamOrigin
-        let started: ContinuousClock.Instant
         var body: ByteBuffer?
 
-        init(
-            head: HTTPRequestHead, method: HTTPRequest.Method, target: ProxyTarget, connection: Connection, authenticator: InboundAuthenticator,
-            authorization: String, origin: UpstreamOrigin, started: ContinuousClock.Instant
-        ) {
+        var connection: Connection { exchange.connection }
+        var target: ProxyTarget { exchange.target }
+        var method: HTTPRequest.Method { exchange.method }
+        var started: ContinuousClock.Instant { exchange.started }
+        var authenticator: InboundAuthenticator { exchange.registry.authenticator }
+        /// Nil until the caller's token is verified (a first call: see ``ProxyFastPathHandler``).
+        var caller: CallerIdentity? {
+            get { exchange.caller }
+            set { exchange.caller = newValue }
+        }
+        /// Nil until known: the plugin's cached (or fixed) credential for `caller`.
+        var credential: Credential? {
+            get { exchange.credential }
+            set { exchange.credential = newValue }
+        }
+
+        init(exchange: ProxyExchange, head: HTTPRequestHead, authorization: String, origin: UpstreamOrigin) {
+            self.exchange = exchange
             self.head = head
-            self.method = method
-            self.target = target
-            self.connection = connection
-            self.authenticator = authenticator
             self.authorization = authorization
             self.origin = origin
-            self.started = started
         }
     }
 
-    /// The request as the event-loop path takes it, or nil: the async path's turn.
+    /// The request as the event-loop driver takes it, or nil: the async driver's turn (which
+    /// also words every refusal). The admission rules are the pipeline's (``Admission``); the
+    /// rest is what this driver can do without waiting.
     func take(_ head: HTTPRequestHead) -> Request? {
         // HTTP/1.1 keep-alive only: the async path closes after `Connection: close` or HTTP/1.0.
         guard head.version == .http1_1, head.isKeepAlive, let method = Self.forwardable(head.method),
               let target = try? ProxyTarget.parse(head.uri)
         else { return nil }
-        let registry = proxy.holder.registry
-        guard let connection = try? proxy.route(target, in: registry, method: method),
+        let registry = proxy.holder.registry  // the one read: the exchange keeps this generation
+        guard let connection = try? Admission.route(target, in: registry, method: method),
               let origin = connection.upstreamOrigin, origin.isPlainHTTP
         else { return nil }
         let headers = head.headers
         let settings = registry.settings
-        guard headers.count <= settings.maxHeaderCount else { return nil }
-        var total = 0
-        for (name, value) in headers { total += name.utf8.count + value.utf8.count }
-        guard total <= settings.maxHeaderBytes,
+        var bytes = 0
+        for (name, value) in headers { bytes += name.utf8.count + value.utf8.count }
+        guard (try? Admission.checkHeaders(count: headers.count, bytes: bytes, settings: settings)) != nil,
               !headers.contains(name: "transfer-encoding"), !headers.contains(name: "expect"), !headers.contains(name: "upgrade")
         else { return nil }
         if let value = headers.first(name: "content-length") {
-            guard let n = Int(value), n >= 0, n <= connection.maxRequestBody, n <= settings.maxReplayBody else { return nil }
+            // Only bodies it keeps whole (the async driver streams the others).
+            guard let n = Int(value), n >= 0, (try? Admission.checkBody(contentLength: n, connection: connection)) != nil,
+                  n == 0 || Admission.keepsBody(contentLength: n, settings: settings)
+            else { return nil }
         }
         // A token not verified yet is verified on the way (once however many requests carry
         // it); a caller without one gets the async path's 401.
         guard let authorization = headers.first(name: "authorization") else { return nil }
-        let request = Request(
-            head: head, method: method, target: target, connection: connection, authenticator: registry.authenticator,
-            authorization: authorization, origin: origin, started: .now)
+        let exchange = ProxyExchange(registry: registry, target: target, connection: connection, method: method)
         if let caller = registry.authenticator.cachedCaller(authorization) {
-            guard let credential = cachedCredential(connection, caller: caller) else { return nil }
-            request.caller = caller
-            request.credential = credential
+            guard let credential = CredentialResolver.cached(for: connection, caller: caller) else { return nil }
+            exchange.caller = caller
+            exchange.credential = credential
         }
-        return request
-    }
-
-    /// The credential ``CredentialResolver`` would hand out now, if it needs no plugin call.
-    func cachedCredential(_ connection: Connection, caller: CallerIdentity) -> Credential? {
-        guard let strategy = connection.strategy, connection.strategyContext != nil else { return Credential() }
-        if let fixed = strategy.fixedCredential { return fixed }
-        let user: String
-        switch strategy.credentialScope {
-        case .uncached: return nil
-        case .shared: user = ""
-        case .perUser: user = caller.userKey
-        }
-        let scopes = connection.scopes(for: caller.userKey)
-        let key = CredentialKey(user: user, scopes: scopes.map { $0.sorted().joined(separator: " ") } ?? "*")
-        guard case .inject(let credential)? = connection.credentials.value(forKey: key) else { return nil }
-        return credential
+        return Request(exchange: exchange, head: head, authorization: authorization, origin: origin)
     }
 
     /// The upstream request (body in memory).
     func upstreamRequest(for request: Request) -> UpstreamRequest {
-        var path = request.origin.basePath
-        path += request.target.remainder
-        if path.isEmpty { path = "/" }
-        if let query = request.target.query { path += "?"; path += query }
-        return UpstreamRequest(
-            origin: request.origin, method: request.head.method, target: path,
+        UpstreamRequest(
+            origin: request.origin, method: request.head.method, target: request.exchange.upstreamTarget ?? "/",
             headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential?.headers ?? [:]),
             body: request.body.map { .bytes($0) } ?? .none)
     }
 
-    /// Which answers the async path must handle for one request: a refresh (401) or a step-up
-    /// (403, or an MCP tool result saying `insufficient_scope`) when the plugin caches
-    /// credentials, and statuses whose framing it handles.
+    /// Which answers this driver leaves to the async driver: those the answer policy does not
+    /// simply pass (a refresh, a step-up, a tool result to read), and statuses whose framing
+    /// the async driver's writer handles.
     struct AnswerRule: Sendable {
-        /// The plugin caches credentials (a 401 or 403 may be answered by a fresh one).
-        var caching: Bool
-        /// An MCP `tools/call` through such a plugin (its result may ask for more scopes).
-        var toolCall: Bool
+        let policy: AnswerPolicy
 
-        func needsAsyncPath(_ head: HTTPResponseHead) -> Bool {
+        /// Framing this driver's writer does not do (1xx, 204, 304).
+        static func framingNeedsAsyncPath(_ head: HTTPResponseHead) -> Bool {
             let status = head.status.code
-            if status < 200 || status == 204 || status == 304 { return true }
-            return caching && (status == 401 || status == 403)
+            return status < 200 || status == 204 || status == 304
         }
 
-        /// A JSON answer to a tool call that a scan must clear (or the async path must read).
-        func mayCarryScopeChallenge(_ head: HTTPResponseHead) -> Bool {
-            toolCall && head.status.code == 200 && JSONRPCPeek.isJSON(contentType: head.headers.first(name: "content-type"))
+        func decision(_ head: HTTPResponseHead) -> AnswerPolicy.Decision {
+            policy.judge(
+                status: Int(head.status.code), wwwAuthenticate: head.headers.first(name: "www-authenticate"),
+                contentType: head.headers.first(name: "content-type"), refreshed: false)
+        }
+
+        /// Whether a streamed answer can be relayed here as it comes (nothing to judge in it).
+        func relays(_ head: HTTPResponseHead) -> Bool {
+            guard !Self.framingNeedsAsyncPath(head) else { return false }
+            if case .pass = decision(head) { return true }
+            return false
+        }
+
+        /// Whether a whole answer goes to the async driver (which replays the call).
+        func needsAsyncPath(_ head: HTTPResponseHead, body: ByteBuffer) -> Bool {
+            if Self.framingNeedsAsyncPath(head) { return true }
+            switch decision(head) {
+            case .pass: return false
+            case .refresh, .stepUp: return true
+            case .readBody: return AnswerPolicy.challenge(inJSON: body) != nil
+            case .readFirstEvent: return AnswerPolicy.challenge(inFirstEvent: body) != nil
+            }
         }
     }
 
     func answerRule(for request: Request) -> AnswerRule {
-        guard let strategy = request.connection.strategy, strategy.credentialScope != .uncached else { return AnswerRule(caching: false, toolCall: false) }
-        let toolCall = request.target.prefix == .mcp && request.body.map(JSONRPCPeek.isToolCall) == true
-        return AnswerRule(caching: true, toolCall: toolCall)
-    }
-
-    /// Whether a whole answer can go straight back, or needs the async path's logic.
-    func needsAsyncPath(_ rule: AnswerRule, head: HTTPResponseHead, body: ByteBuffer) -> Bool {
-        rule.needsAsyncPath(head) || (rule.mayCarryScopeChallenge(head) && JSONRPCPeek.mentions("insufficient_scope", in: body))
+        AnswerRule(policy: request.exchange.answerPolicy(body: request.body))
     }
 
     /// Records the answer and returns the head to send back.

@@ -122,7 +122,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 switch result {
                 case .success(let caller):
                     request.caller = caller
-                    if let credential = self.path.cachedCredential(request.connection, caller: caller) {
+                    if let credential = CredentialResolver.cached(for: request.connection, caller: caller) {
                         request.credential = credential
                         self.forward(request, context: context)
                     } else {
@@ -161,7 +161,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             respondAsync(path.failure(request, error: error).response())
         case .success(let start):
             if case .relayed = start.body { return }  // the relay writes it (below)
-            guard case .whole(let body) = start.body, !path.needsAsyncPath(rule, head: start.head, body: body) else {
+            guard case .whole(let body) = start.body, !rule.needsAsyncPath(start.head, body: body) else {
                 handOver(request, prefetched: start.clientResponse)
                 return
             }
@@ -252,11 +252,11 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             return
         }
         let proxy = path.proxy
-        let hummingbirdRequest = Hummingbird.Request(head: head, body: RequestBody(buffer: request.body ?? ByteBuffer()))
-        let target = request.target
+        let exchange = request.exchange
+        let body = request.body
         let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))
         Task {
-            let response = await proxy.handle(hummingbirdRequest, target: target, prefetched: prefetched)
+            let response = await proxy.takeOver(exchange, headers: head.headerFields, body: body, prefetched: prefetched)
             await writer.send(response)
         }
     }

@@ -15,6 +15,31 @@ struct CredentialKey: Hashable, Sendable {
 enum CredentialResolver {
     static let refreshMargin: TimeInterval = 30
 
+    /// The cache key of `caller`'s credential for `scopes`; nil when the plugin's credentials
+    /// are not cached.
+    static func key(_ strategy: any AuthStrategy, caller: CallerIdentity, scopes: Set<String>?) -> CredentialKey? {
+        let user: String
+        switch strategy.credentialScope {
+        case .uncached: return nil
+        case .shared: user = ""
+        case .perUser: user = caller.userKey
+        }
+        return CredentialKey(user: user, scopes: scopes.map { $0.sorted().joined(separator: " ") } ?? "*")
+    }
+
+    /// The credential ``credential(for:caller:scopes:reason:)`` would hand out now for the
+    /// caller's current scope set, if it needs no plugin call (a cache hit, a fixed one, or
+    /// none needed); nil otherwise. The event-loop driver's question: can this call go on
+    /// without waiting?
+    static func cached(for connection: Connection, caller: CallerIdentity) -> Credential? {
+        guard let strategy = connection.strategy, connection.strategyContext != nil else { return Credential() }
+        if let fixed = strategy.fixedCredential { return fixed }
+        guard let key = key(strategy, caller: caller, scopes: connection.scopes(for: caller.userKey)),
+              case .inject(let credential)? = connection.credentials.value(forKey: key)
+        else { return nil }
+        return credential
+    }
+
     static func credential(
         for connection: Connection, caller: CallerIdentity, scopes: Set<String>? = nil, reason: CredentialReason = .initial
     ) async -> CredentialOutcome {
@@ -23,13 +48,7 @@ enum CredentialResolver {
         }
         if let fixed = strategy.fixedCredential { return .inject(fixed) }
         let request = CredentialRequest(caller: caller, scopes: scopes, reason: reason)
-        let user: String
-        switch strategy.credentialScope {
-        case .uncached: return await strategy.credential(for: request, context: context)
-        case .shared: user = ""
-        case .perUser: user = caller.userKey
-        }
-        let key = CredentialKey(user: user, scopes: scopes.map { $0.sorted().joined(separator: " ") } ?? "*")
+        guard let key = key(strategy, caller: caller, scopes: scopes) else { return await strategy.credential(for: request, context: context) }
         if reason != .initial { connection.credentials.remove(key) }
         do {
             return try await connection.credentials.value(forKey: key) {

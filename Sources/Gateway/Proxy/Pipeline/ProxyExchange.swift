@@ -1,0 +1,47 @@
+import HTTPTypes
+import NIOCore
+import PluginAPI
+
+/// One proxied call as it passes the pipeline's steps, whichever driver runs them. It holds
+/// the registry generation the call was admitted under: a reload while the call is on its way
+/// (or while it is handed from the event-loop driver to the async one) changes nothing for
+/// it. A class: the event-loop driver moves it between its states and closures uncopied.
+///
+/// `@unchecked Sendable`: one driver owns it at a time. The event-loop driver uses it on its
+/// loop; a hand-over gives it to the async driver, and the event-loop driver reads only its
+/// `let`s after that.
+final class ProxyExchange: @unchecked Sendable {
+    let registry: Registry
+    let target: ProxyTarget
+    let connection: Connection
+    let method: HTTPRequest.Method
+    let started: ContinuousClock.Instant
+    /// The verified caller; nil until the ID token is verified.
+    var caller: CallerIdentity?
+    /// The credential to inject; nil until known.
+    var credential: Credential?
+
+    init(registry: Registry, target: ProxyTarget, connection: Connection, method: HTTPRequest.Method, started: ContinuousClock.Instant = .now) {
+        self.registry = registry
+        self.target = target
+        self.connection = connection
+        self.method = method
+        self.started = started
+    }
+
+    /// The upstream's request target: its base path, this call's remainder, its query.
+    var upstreamTarget: String? {
+        guard let origin = connection.upstreamOrigin else { return nil }
+        var path = origin.basePath
+        path += target.remainder
+        if path.isEmpty { path = "/" }
+        if let query = target.query { path += "?"; path += query }
+        return path
+    }
+
+    /// How this call's answers are judged (refresh, step-up): see ``AnswerPolicy``. `body`:
+    /// the request body when it was kept.
+    func answerPolicy(body: ByteBuffer?) -> AnswerPolicy {
+        AnswerPolicy(connection: connection, isMCP: target.prefix == .mcp, body: body)
+    }
+}
