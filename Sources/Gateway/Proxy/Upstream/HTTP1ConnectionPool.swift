@@ -24,28 +24,9 @@ final class HTTP1ConnectionPool: Sendable {
         }
     }
 
-    /// How a waiter is woken: a suspended task, or a promise (the proxy's event-loop path).
-    private enum Resumer {
-        case continuation(CheckedContinuation<Connection?, any Error>)
-        case promise(EventLoopPromise<Connection?>)
-
-        /// nil: open a new connection (a slot was freed); a connection: use this one.
-        func resume(returning connection: Connection?) {
-            switch self {
-            case .continuation(let c): c.resume(returning: connection)
-            case .promise(let p): p.succeed(connection)
-            }
-        }
-
-        func resume(throwing error: any Error) {
-            switch self {
-            case .continuation(let c): c.resume(throwing: error)
-            case .promise(let p): p.fail(error)
-            }
-        }
-    }
-
-    private typealias Waiter = (id: UInt64, resumer: Resumer)
+    /// A waiter's promise: nil to open a new connection (a slot was freed), or the connection
+    /// to use.
+    private typealias Waiter = (id: UInt64, promise: EventLoopPromise<Connection?>)
 
     private struct Origin {
         var idle: [Connection] = []
@@ -56,14 +37,10 @@ final class HTTP1ConnectionPool: Sendable {
     private struct State {
         var origins: [Key: Origin] = [:]
         var nextWaiter: UInt64 = 0
-        /// Waiters told to wait that have not queued their continuation yet.
-        var arriving: Set<UInt64> = []
-        /// Of those, the ones cancelled (or timed out) before they queued.
-        var cancelled: [UInt64: any Error] = [:]
     }
 
     private let state = Mutex(State())
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
     let maxPerOrigin: Int
     let connectTimeout: TimeAmount
     let idleTimeout: TimeAmount
@@ -83,58 +60,29 @@ final class HTTP1ConnectionPool: Sendable {
 
     /// An idle connection to `key`, a new one, or the next one handed back before `deadline`
     /// (else ``UpstreamTransportError/responseTimeout``); `reused` tells whether it served an
-    /// earlier request.
+    /// earlier request. The task's cancellation ends its wait. (The event-loop form below does
+    /// the work; this one only adds the cancellation.)
     func acquire(_ key: Key, deadline: ContinuousClock.Instant) async throws -> (Connection, reused: Bool) {
-        while true {
-            let next = state.withLock { state -> Next in
-                var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
-                defer { state.origins[key] = origin }
-                if let next = claim(&origin, preferring: nil) { return next }
-                state.nextWaiter += 1
-                state.arriving.insert(state.nextWaiter)
-                return .wait(state.nextWaiter)
+        enum Wait { case none, waiting(UInt64), cancelled }
+        let wait = Mutex(Wait.none)
+        let remaining = deadline - ContinuousClock.now
+        let nioDeadline = NIODeadline.now() + .nanoseconds(max(remaining, .zero).nanoseconds)
+        return try await withTaskCancellationHandler {
+            try await acquire(key, deadline: nioDeadline, on: group.next()) { id in
+                let cancelled = wait.withLock { w -> Bool in
+                    if case .cancelled = w { return true }
+                    w = .waiting(id)
+                    return false
+                }
+                if cancelled { self.abandonWait(id, key: key, with: CancellationError()) }
+            }.get()
+        } onCancel: {
+            let id = wait.withLock { w -> UInt64? in
+                if case .waiting(let id) = w { return id }
+                w = .cancelled
+                return nil
             }
-            switch next {
-            case .use(let connection):
-                return (connection, true)
-            case .connect:
-                do {
-                    return (try await connect(key), false)
-                } catch {
-                    slotFreed(key)
-                    throw error
-                }
-            case .wait(let id):
-                // A timer on an event loop (cheap), not a task per waiter.
-                let remaining = deadline - ContinuousClock.now
-                let timer = group.next().scheduleTask(in: .nanoseconds(remaining.nanoseconds)) { [weak self] in
-                    self?.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout)
-                }
-                defer { timer.cancel() }
-                let handed = try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Connection?, any Error>) in
-                        let early = state.withLock { state -> (any Error)? in
-                            state.arriving.remove(id)
-                            if let error = state.cancelled.removeValue(forKey: id) { return error }
-                            state.origins[key, default: Origin()].waiters.append((id, .continuation(continuation)))
-                            return nil
-                        }
-                        if let early { continuation.resume(throwing: early) }
-                    }
-                } onCancel: {
-                    abandonWait(id, key: key, with: CancellationError())
-                }
-                if let handed {
-                    if handed.channel.isActive { return (handed, true) }
-                    continue
-                }
-                do {
-                    return (try await connect(key), false)
-                } catch {
-                    slotFreed(key)
-                    throw error
-                }
-            }
+            if let id { abandonWait(id, key: key, with: CancellationError()) }
         }
     }
 
@@ -170,9 +118,12 @@ final class HTTP1ConnectionPool: Sendable {
         return nil
     }
 
-    /// The same as ``acquire(_:deadline:)`` without a task: for the proxy's event-loop path.
-    /// The future completes on `loop`; a new connection is opened on `loop`.
-    func acquire(_ key: Key, deadline: NIODeadline, on loop: any EventLoop) -> EventLoopFuture<(Connection, reused: Bool)> {
+    /// ``acquire(_:deadline:)`` without a task: for the proxy's event-loop path. The future
+    /// completes on `loop`; a new connection is opened on `loop`. `onWait`: told the waiter's
+    /// id when the request has to wait (so a cancelled task can end its wait).
+    func acquire(
+        _ key: Key, deadline: NIODeadline, on loop: any EventLoop, onWait: (@Sendable (UInt64) -> Void)? = nil
+    ) -> EventLoopFuture<(Connection, reused: Bool)> {
         var promise: EventLoopPromise<Connection?>?
         let next = state.withLock { state -> Next in
             var origin = state.origins.removeValue(forKey: key) ?? Origin()  // uniquely held: mutated in place
@@ -180,7 +131,7 @@ final class HTTP1ConnectionPool: Sendable {
             if let next = claim(&origin, preferring: loop) { return next }
             state.nextWaiter += 1
             let handOver = loop.makePromise(of: Connection?.self)
-            origin.waiters.append((state.nextWaiter, .promise(handOver)))
+            origin.waiters.append((state.nextWaiter, handOver))
             promise = handOver
             return .wait(state.nextWaiter)
         }
@@ -191,14 +142,16 @@ final class HTTP1ConnectionPool: Sendable {
             return connectOnLoop(key, loop: loop)
         case .wait(let id):
             guard let promise else { preconditionFailure("a waiter without its promise") }
+            // A timer on the event loop (cheap), not a task per waiter.
             let timer = loop.scheduleTask(deadline: deadline) { [weak self] in
                 self?.abandonWait(id, key: key, with: UpstreamTransportError.responseTimeout)
             }
+            onWait?(id)
             return promise.futureResult.flatMap { [self] handed in
                 timer.cancel()
                 if let handed {
                     if handed.channel.isActive { return loop.makeSucceededFuture((handed, true)) }
-                    return self.acquire(key, deadline: deadline, on: loop)
+                    return self.acquire(key, deadline: deadline, on: loop, onWait: onWait)
                 }
                 return self.connectOnLoop(key, loop: loop)
             }.flatMapErrorThrowing { error in
@@ -213,10 +166,6 @@ final class HTTP1ConnectionPool: Sendable {
             self.slotFreed(key)
             throw error
         }
-    }
-
-    private func connect(_ key: Key) async throws -> Connection {
-        try await connect(key, on: group.next()).get()
     }
 
     /// Opens a connection on `loop` (its slot is already counted); fails with an
@@ -261,13 +210,10 @@ final class HTTP1ConnectionPool: Sendable {
     /// Ends a wait (cancelled, timed out) unless the waiter was already handed a connection.
     private func abandonWait(_ id: UInt64, key: Key, with error: any Error) {
         let waiter = state.withLock { state -> Waiter? in
-            if let index = state.origins[key]?.waiters.firstIndex(where: { $0.id == id }) {
-                return state.origins[key]!.waiters.remove(at: index)
-            }
-            if state.arriving.contains(id) { state.cancelled[id] = error }
-            return nil
+            guard let index = state.origins[key]?.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.origins[key]!.waiters.remove(at: index)
         }
-        waiter?.resumer.resume(throwing: error)
+        waiter?.promise.fail(error)
     }
 
     /// A finished exchange's connection: to the first waiter, or kept for the next request.
@@ -277,7 +223,7 @@ final class HTTP1ConnectionPool: Sendable {
             state.origins[key, default: Origin()].idle.append(connection)
             return nil
         }
-        waiter?.resumer.resume(returning: connection)
+        waiter?.promise.succeed(connection)
     }
 
     /// A connection closed: its slot goes to the first waiter, who opens a new one.
@@ -294,7 +240,7 @@ final class HTTP1ConnectionPool: Sendable {
             origin.open = max(0, origin.open - 1)
             return nil
         }
-        waiter?.resumer.resume(returning: nil)
+        waiter?.promise.succeed(nil)
     }
 
     /// Closes every idle connection (at shutdown).

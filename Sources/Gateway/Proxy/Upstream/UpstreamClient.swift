@@ -18,24 +18,21 @@ final class UpstreamClient: Sendable {
     /// The answer's head, with its body to stream. `timeout`: until the response head.
     func execute(_ request: UpstreamRequest, timeout: Duration) async throws -> HTTPClientResponse {
         guard request.origin.isPlainHTTP else { return try await viaAsyncHTTPClient(request, timeout: timeout) }
-        let key = HTTP1ConnectionPool.Key(host: request.origin.host, port: request.origin.port)
-        // One deadline for the wait for a free connection and for the answer's head.
-        let deadline = ContinuousClock.now + timeout
-        var retried = false
-        while true {
-            let (connection, reused) = try await pool.acquire(key, deadline: deadline)
-            do {
-                return try await exchange(request, on: connection, timeout: max(deadline - ContinuousClock.now, .milliseconds(1)))
-            } catch UpstreamTransportError.closedEarly where reused && request.isReplayable && !retried {
-                // A kept connection the upstream had just closed: once more on a fresh one.
-                retried = true
-            }
+        // A body in memory (or none): the one exchange path, with its stale-connection retry.
+        if request.isReplayable {
+            return try await start(request, timeout: timeout, on: pool.group.next()).get().clientResponse
         }
+        // A streamed body is sent once (it cannot be sent again): no retry.
+        let key = HTTP1ConnectionPool.Key(host: request.origin.host, port: request.origin.port)
+        let deadline = ContinuousClock.now + timeout  // one deadline for the wait and the answer's head
+        let (connection, _) = try await pool.acquire(key, deadline: deadline)
+        return try await exchange(request, on: connection, timeout: max(deadline - ContinuousClock.now, .milliseconds(1)))
     }
 
-    /// A plain-HTTP request with a body already in memory (or none), without a task: the
-    /// proxy's event-loop path. Same pool, deadline and stale-connection retry as `execute`;
-    /// the future completes on `loop`. `relay`: takes a streamed answer it accepts (the future
+    /// A plain-HTTP request with a body already in memory (or none), without a task (the
+    /// proxy's event-loop driver; `execute` awaits it too): one deadline for the wait for a
+    /// connection and for the answer's head, and one retry on a fresh connection when a kept
+    /// one turns out closed. The future completes on `loop`. `relay`: takes a streamed answer it accepts (the future
     /// then completes with ``UpstreamResponseStart/Body/relayed``).
     func start(
         _ request: UpstreamRequest, timeout: Duration, relay: (any UpstreamBodyRelay)? = nil, on loop: any EventLoop
