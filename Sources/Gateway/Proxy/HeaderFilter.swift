@@ -26,34 +26,9 @@ enum HeaderFilter {
             || equalsIgnoringCase(name, stepUpHeader)
     }
 
-    /// Names listed in the `Connection` header(s), lowercased.
-    static func connectionListed(_ fields: HTTPFields) -> Set<String> {
-        var out: Set<String> = []
-        for value in fields[values: .connection] {
-            for token in value.split(separator: ",") {
-                out.insert(token.trimmingCharacters(in: .whitespaces).lowercased())
-            }
-        }
-        return out
-    }
-
-    /// The headers to send upstream: the caller's end-to-end headers plus `inject`.
-    static func upstreamHeaders(from fields: HTTPFields, inject: HTTPFields) -> HTTPHeaders {
-        let listed = fields.contains(.connection) ? connectionListed(fields) : []
-        var out = HTTPHeaders()
-        out.reserveCapacity(fields.count + inject.count)
-        for field in fields {
-            let name = field.name.canonicalName
-            if dropsUpstream(name) || listed.contains(name) { continue }
-            if inject.contains(field.name) { continue }
-            out.add(name: field.name.rawName, value: field.value)
-        }
-        for field in inject { out.add(name: field.name.rawName, value: field.value) }
-        return out
-    }
-
-    /// ``upstreamHeaders(from:inject:)`` for NIO's own header type (the event-loop path):
-    /// the same rules, judged on the bytes of each name without allocating.
+    /// The headers to send upstream: the caller's end-to-end headers plus `inject` (the
+    /// plugin's, which replace the caller's of the same name). NIO's header type is the
+    /// proxy's one wire type (both drivers); names are judged on their bytes, no allocation.
     static func upstreamHeaders(from headers: HTTPHeaders, inject: HTTPFields) -> HTTPHeaders {
         let listed = listedNames(headers)
         var out = HTTPHeaders()
@@ -68,7 +43,8 @@ enum HeaderFilter {
         return out
     }
 
-    /// ``downstreamHeaders(from:)`` without leaving NIO's header type (the event-loop path).
+    /// The upstream's answer headers that go back to the caller (the event-loop driver
+    /// writes them as they are; ``downstreamHeaders(from:)`` converts for Hummingbird).
     static func downstreamHeaders(keeping headers: HTTPHeaders) -> HTTPHeaders {
         let listed = listedNames(headers)
         var out = HTTPHeaders()
@@ -83,7 +59,7 @@ enum HeaderFilter {
 
     /// Names listed in `Connection`, lowercased (`keep-alive` alone, the usual value, is
     /// hop-by-hop anyway and costs nothing).
-    private static func listedNames(_ headers: HTTPHeaders) -> [String] {
+    static func listedNames(_ headers: HTTPHeaders) -> [String] {
         var plain = true
         for (name, value) in headers where equalsIgnoringCase(name, "connection") {
             if !(equalsIgnoringCase(value, "keep-alive") || equalsIgnoringCase(value, "close")) { plain = false }
@@ -130,7 +106,8 @@ enum HeaderFilter {
         return true
     }
 
-    /// The headers to return to the caller from the upstream's response.
+    /// The headers to return to the caller from the upstream's response, as Hummingbird's
+    /// type (the async driver's edge).
     static func downstreamHeaders(from headers: HTTPHeaders) -> HTTPFields {
         let kept = downstreamHeaders(keeping: headers)
         var out = HTTPFields()

@@ -38,13 +38,17 @@ struct ProxyHandler: Sendable {
             return error.response()
         }
         let chunked = request.headers[.transferEncoding] != nil
-        return await run(exchange, headers: request.headers, body: .incoming(request.body, contentLength: contentLength, chunked: chunked), prefetched: nil)
+        // Into the proxy's one wire type (NIO's, as the event-loop driver has it) at the edge.
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(request.headers.count)
+        for field in request.headers { headers.add(name: field.name.rawName, value: field.value) }
+        return await run(exchange, headers: headers, body: .incoming(request.body, contentLength: contentLength, chunked: chunked), prefetched: nil)
     }
 
     /// A call the event-loop driver admitted (and perhaps authenticated, and perhaps already
     /// sent: `prefetched` is the upstream's answer to it, standing for the first upstream
     /// call), handed over whole: no second routing, authentication or registry read.
-    func takeOver(_ exchange: ProxyExchange, headers: HTTPFields, body: ByteBuffer?, prefetched: HTTPClientResponse?) async -> Response {
+    func takeOver(_ exchange: ProxyExchange, headers: HTTPHeaders, body: ByteBuffer?, prefetched: HTTPClientResponse?) async -> Response {
         await run(exchange, headers: headers, body: .kept(body), prefetched: prefetched)
     }
 
@@ -56,7 +60,7 @@ struct ProxyHandler: Sendable {
         case incoming(RequestBody, contentLength: Int?, chunked: Bool)
     }
 
-    private func run(_ exchange: ProxyExchange, headers: HTTPFields, body: InboundBody, prefetched: HTTPClientResponse?) async -> Response {
+    private func run(_ exchange: ProxyExchange, headers: HTTPHeaders, body: InboundBody, prefetched: HTTPClientResponse?) async -> Response {
         let connection = exchange.connection
         do {
             return try await forward(exchange, headers: headers, body: body, prefetched: prefetched)
@@ -72,14 +76,14 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    private func forward(_ exchange: ProxyExchange, headers: HTTPFields, body inbound: InboundBody, prefetched: HTTPClientResponse?) async throws(GatewayError) -> Response {
+    private func forward(_ exchange: ProxyExchange, headers: HTTPHeaders, body inbound: InboundBody, prefetched: HTTPClientResponse?) async throws(GatewayError) -> Response {
         let connection = exchange.connection
         let settings = exchange.registry.settings
         let caller: CallerIdentity
         if let known = exchange.caller {
             caller = known
         } else {
-            caller = try await exchange.registry.authenticator.authenticate(headers[.authorization])
+            caller = try await exchange.registry.authenticator.authenticate(headers.first(name: "authorization"))
             exchange.caller = caller
         }
 
@@ -277,7 +281,7 @@ struct ProxyHandler: Sendable {
     }
 
     private func buildUpstream(
-        _ exchange: ProxyExchange, headers: HTTPFields, inbound: InboundBody, credential: Credential, kept: ByteBuffer?
+        _ exchange: ProxyExchange, headers: HTTPHeaders, inbound: InboundBody, credential: Credential, kept: ByteBuffer?
     ) throws(GatewayError) -> UpstreamRequest {
         let connection = exchange.connection
         guard let origin = connection.upstreamOrigin, let path = exchange.upstreamTarget else { throw GatewayError.internalError(connection.name) }

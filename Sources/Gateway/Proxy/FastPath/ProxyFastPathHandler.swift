@@ -3,7 +3,6 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypesHTTP1
 
 /// Sits in each accepted connection's pipeline between NIO's HTTP/1 codec and Hummingbird
 /// (``GatewayHTTP1Channel``): takes
@@ -246,17 +245,13 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The async path takes over, with the answer already received (or, for a first call
     /// whose credential needs the plugin, from the start).
     private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse?) {
-        guard let head = try? HTTPRequest(request.head, secure: false, splitCookie: false) else {
-            // Not reached: the head passed the same checks the codec makes.
-            respondAsync(GatewayError(code: "bad_request", status: .badRequest, message: "the request could not be handled").response())
-            return
-        }
         let proxy = path.proxy
         let exchange = request.exchange
+        let headers = request.head.headers
         let body = request.body
         let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))
         Task {
-            let response = await proxy.takeOver(exchange, headers: head.headerFields, body: body, prefetched: prefetched)
+            let response = await proxy.takeOver(exchange, headers: headers, body: body, prefetched: prefetched)
             await writer.send(response)
         }
     }
