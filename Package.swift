@@ -249,6 +249,21 @@ let package = Package(
         ),
         .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "SwitchboardTesting"], swiftSettings: strict),
         .testTarget(
+            name: "Agent0Tests",
+            dependencies: [
+                "Agent0", "Gateway", "StandardPlugins", "IdentityProvider", "Todo0", "OAuthCore", "SwitchboardJSON", "SwitchboardTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "StandardPlugins", "PluginAPI", "SwitchboardTesting", "OAuthCore",

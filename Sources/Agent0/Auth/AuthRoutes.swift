@@ -58,8 +58,11 @@ struct AuthRoutes: Sendable {
         do throws(OIDCClient.Failure) {
             signIn = try await agent.oidc.redeem(code: code, pending: pending, redirectURI: agent.redirectURI)
         } catch {
-            agent.logger.notice("sign-in refused", metadata: ["reason": "\(Self.failure(error).code)"])
-            return refuse(Self.failure(error))
+            // The token endpoint gave no answer to use: 502 token_exchange_failed (README).
+            var refusal = Self.failure(error)
+            if case .unavailable = error { refusal.code = "token_exchange_failed" }
+            agent.logger.notice("sign-in refused", metadata: ["reason": "\(refusal.code)"])
+            return refuse(refusal)
         }
         // A new session id at every sign-in; the session this browser had, if any, ends.
         await agent.sessions.remove(Cookies.value(Cookies.session, in: request.headers[.cookie]))

@@ -34,6 +34,9 @@ actor SessionStore {
     }
 
     private var sessions: [String: Session] = [:]
+    /// Sessions that ended because their ID token expired (id → when): their cookie keeps
+    /// answering `expired`, not `none`, for a day (the session itself, token and all, is gone).
+    private var ended: [String: Date] = [:]
     private var pending: [String: PendingSignIn] = [:]
     private let loginTimeout: Duration
     private let now: @Sendable () -> Date
@@ -65,16 +68,21 @@ actor SessionStore {
 
     func create(_ user: SignedInUser) -> Session {
         let cutoff = now()
+        for (id, s) in sessions where s.user.expiresAt <= cutoff { ended[id] = s.user.expiresAt }
         sessions = sessions.filter { $0.value.user.expiresAt > cutoff }
+        ended = ended.filter { $0.value > cutoff.addingTimeInterval(-86_400) }
         let session = Session(user: user)
         sessions[session.id] = session
         return session
     }
 
     func lookup(_ id: String?) -> Lookup {
-        guard let id, let session = sessions[id] else { return .none }
+        guard let id else { return .none }
+        if ended[id] != nil { return .expired }
+        guard let session = sessions[id] else { return .none }
         guard session.user.expiresAt > now() else {
             sessions.removeValue(forKey: id)
+            ended[id] = session.user.expiresAt
             return .expired
         }
         return .valid(session)
@@ -83,6 +91,7 @@ actor SessionStore {
     @discardableResult
     func remove(_ id: String?) -> Session? {
         guard let id else { return nil }
+        ended.removeValue(forKey: id)
         return sessions.removeValue(forKey: id)
     }
 }
