@@ -195,13 +195,12 @@ struct ProxyHandler: Sendable {
             {
                 return answer(response, status: status, body: .buffered(whole), exchange: exchange, caller: caller, credential: credential, widened: widened)
             }
-            return answer(response, status: status, body: .stream(response.body), exchange: exchange, caller: caller, credential: credential, widened: widened)
+            return answer(response, status: status, body: .started(.unread(response.body)), exchange: exchange, caller: caller, credential: credential, widened: widened)
         }
     }
 
     enum AnswerBody {
-        case stream(HTTPClientResponse.Body)
-        /// An event stream whose first event was read to judge it: that, then the rest.
+        /// Streamed back as it comes (after what was read to judge it, if anything).
         case started(StartedStream)
         case buffered(ByteBuffer)
     }
@@ -223,23 +222,6 @@ struct ProxyHandler: Sendable {
         case .buffered(let buffer):
             logLine(connection: name, method: method, status: status, started: started, bytes: buffer.readableBytes)
             return Response(status: responseStatus, headers: headers, body: ResponseBody(byteBuffer: buffer))
-        case .stream(let upstreamBody):
-            let length = response.headers.first(name: "content-length").flatMap { Int($0) }
-            let streamed = ResponseBody(contentLength: method == .head ? nil : length) { writer in
-                var bytes = 0
-                do {
-                    for try await chunk in upstreamBody {
-                        bytes += chunk.readableBytes
-                        try await writer.write(chunk)
-                    }
-                    try await writer.finish(nil)
-                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes)
-                } catch {
-                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes, error: "stream_interrupted")
-                    throw error
-                }
-            }
-            return Response(status: responseStatus, headers: headers, body: streamed)
         case .started(let stream):
             let length = response.headers.first(name: "content-length").flatMap { Int($0) }
             let streamed = ResponseBody(contentLength: method == .head ? nil : length) { writer in

@@ -1,8 +1,9 @@
 import AsyncHTTPClient
 import NIOCore
 
-/// An upstream event stream whose first event was read to judge it (``AnswerPolicy``): the
-/// bytes read so far, then the rest, unbuffered.
+/// An upstream answer's body as the async driver streams it back: the bytes read to judge it
+/// (an event stream's first event, see ``AnswerPolicy``; none for most answers), then the
+/// rest, unbuffered.
 ///
 /// `@unchecked Sendable`: one task at a time uses it — the pipeline while it reads the first
 /// event, then the response writer — never two at once.
@@ -15,6 +16,11 @@ final class StartedStream: @unchecked Sendable {
     private init(prefix: ByteBuffer, iterator: HTTPClientResponse.Body.AsyncIterator) {
         self.prefix = prefix
         self.iterator = iterator
+    }
+
+    /// A stream nothing was read of yet (the common answer: passed on as it comes).
+    static func unread(_ body: HTTPClientResponse.Body) -> StartedStream {
+        StartedStream(prefix: ByteBuffer(), iterator: body.makeAsyncIterator())
     }
 
     /// Reads until the first event with data has ended, the stream ends, or `limit` bytes.
