@@ -123,6 +123,22 @@ extension EndToEnd {
         guard done.status == 200 else { throw E2EError("consent approval: \(done)") }
     }
 
+    /// The agent revokes `user`'s consent for the STS app of `resource` at the IdP (RFC 7009
+    /// with an STS token of that grant); throws unless the IdP then asks for consent again.
+    func revokeConsent(of user: SignedInUser, resource: String) async throws {
+        let stsForm = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"), ("requested_token_type", "urn:okta:params:oauth:token-type:oauth-sts"),
+            ("subject_token", user.idToken), ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), ("resource", resource),
+        ]
+        let sts = try await Self.postForm(tokenEndpoint, stsForm + (try agentAssertion(for: tokenEndpoint)))
+        guard let stsToken = sts.json["access_token"] as? String else { throw E2EError("STS token for the revocation: \(sts)") }
+        let revokeEndpoint = issuer + "/oauth2/v1/revoke"
+        let revoked = try await Self.postForm(revokeEndpoint, [("token", stsToken), ("token_type_hint", "oauth_sts")] + (try agentAssertion(for: revokeEndpoint)))
+        guard revoked.status == 200 else { throw E2EError("revocation: \(revoked)") }
+        let again = try await Self.postForm(tokenEndpoint, stsForm + (try agentAssertion(for: tokenEndpoint)))
+        guard again.json["error"] as? String == "interaction_required" else { throw E2EError("the IdP still brokers after revocation: \(again)") }
+    }
+
     /// A client assertion (private_key_jwt) of the agent for `endpoint`.
     func agentAssertion(for endpoint: String) throws -> [(String, String)] {
         try ClientAssertion.formFields(clientID: Self.agentID, tokenEndpoint: endpoint, key: agentKey)

@@ -153,8 +153,10 @@ final class EndToEnd: Sendable {
     }
 
     /// Builds and starts a gateway on a free port for `configPath` (throws what `buildGatewayApplication` throws).
-    static func startGateway(configPath: String) async throws -> RunningServer {
+    /// `fastPath`: ``GatewayOptions/fastPath`` (false: every call takes the async path).
+    static func startGateway(configPath: String, fastPath: Bool = true) async throws -> RunningServer {
         var options = GatewayOptions(configPath: configPath, plugins: StandardPlugins.registry())
+        options.fastPath = fastPath
         options.port = 0
         options.environment = [:]
         options.handleSIGHUP = false

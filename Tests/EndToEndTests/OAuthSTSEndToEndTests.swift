@@ -97,19 +97,7 @@ struct OAuthSTSEndToEndTests {
             #expect(commented.status == 201, "\(commented)")
             let obtained = ContinuousClock.now  // the gateway got its token before this answer
 
-            // The agent revokes the grant at the IdP (RFC 7009 with an STS token of that grant).
-            let stsForm = [
-                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"), ("requested_token_type", "urn:okta:params:oauth:token-type:oauth-sts"),
-                ("subject_token", alice.idToken), ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), ("resource", "orn:dev:idp:github"),
-            ]
-            let sts = try await EndToEnd.postForm(env.tokenEndpoint, stsForm + (try env.agentAssertion(for: env.tokenEndpoint)))
-            let stsToken = try #require(sts.json["access_token"] as? String, "\(sts)")
-            let revokeEndpoint = env.issuer + "/oauth2/v1/revoke"
-            let revoked = try await EndToEnd.postForm(
-                revokeEndpoint, [("token", stsToken), ("token_type_hint", "oauth_sts")] + (try env.agentAssertion(for: revokeEndpoint)))
-            #expect(revoked.status == 200, "\(revoked)")
-            let again = try await EndToEnd.postForm(env.tokenEndpoint, stsForm + (try env.agentAssertion(for: env.tokenEndpoint)))
-            #expect(again.json["error"] as? String == "interaction_required", "the IdP still brokers after revocation: \(again)")
+            try await env.revokeConsent(of: alice, resource: "orn:dev:idp:github")
 
             // Once the cached token is due for refresh, the gateway asks the IdP again.
             try await Task.sleep(until: obtained + .milliseconds(4500))
