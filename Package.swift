@@ -6,6 +6,28 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Every product a target may depend on, named once. A target lists exactly what its files
+// import (scripts/check-imports, run by scripts/test, keeps this true).
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras: Target.Dependency = .product(name: "_CryptoExtras", package: "swift-crypto")
+let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", package: "hummingbird")
+let jwtKit: Target.Dependency = .product(name: "JWTKit", package: "jwt-kit")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let nioConcurrencyHelpers: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let nioHTTPTypes: Target.Dependency = .product(name: "NIOHTTPTypes", package: "swift-nio-extras")
+let nioHTTPTypesHTTP1: Target.Dependency = .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+
 let package = Package(
     name: "Switchboard",
     platforms: [.macOS(.v15)],
@@ -33,50 +55,35 @@ let package = Package(
         // What a plugin sees. No Hummingbird, no Gateway.
         .target(
             name: "PluginAPI",
-            dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: [asyncHTTPClient, httpTypes, logging],
+            swiftSettings: strict
+        ),
+        // Tests a plugin without a gateway: fixtures, validation, a provisioned strategy, test clock, captured log.
+        .target(
+            name: "PluginTestKit",
+            dependencies: ["PluginAPI", asyncHTTPClient, httpTypes, logging, yams],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // JWT / JWKS verification shared by every service.
         .target(
             name: "OAuthCore",
-            dependencies: [
-                .product(name: "JWTKit", package: "jwt-kit"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-            ],
+            dependencies: [asyncHTTPClient, crypto, cryptoExtras, jwtKit, logging, nioCore],
             swiftSettings: strict
         ),
         // Built-in auth-strategy plugins: one target each, PluginAPI (+ OAuthCore) only.
         .target(name: "NoneStrategy", dependencies: ["PluginAPI"], path: "Plugins/NoneStrategy", swiftSettings: strict),
         // Shared by the OAuth plugins: agent key loading, token endpoint discovery, error mapping.
-        .target(name: "OAuthPluginSupport", dependencies: ["PluginAPI", "OAuthCore"], path: "Plugins/OAuthPluginSupport", swiftSettings: strict),
-        .target(name: "IDJAGStrategy", dependencies: ["PluginAPI", "OAuthCore", "OAuthPluginSupport"], path: "Plugins/IDJAGStrategy", swiftSettings: strict),
-        .target(name: "OAuthSTSStrategy", dependencies: ["PluginAPI", "OAuthCore", "OAuthPluginSupport"], path: "Plugins/OAuthSTSStrategy", swiftSettings: strict),
+        .target(name: "OAuthPluginSupport", dependencies: ["OAuthCore", "PluginAPI"], path: "Plugins/OAuthPluginSupport", swiftSettings: strict),
+        .target(name: "IDJAGStrategy", dependencies: ["OAuthCore", "OAuthPluginSupport", "PluginAPI"], path: "Plugins/IDJAGStrategy", swiftSettings: strict),
+        .target(name: "OAuthSTSStrategy", dependencies: ["OAuthCore", "OAuthPluginSupport", "PluginAPI"], path: "Plugins/OAuthSTSStrategy", swiftSettings: strict),
         // The list of built-in plugins; the only place that names them all.
-        .target(name: "StandardPlugins", dependencies: ["PluginAPI", "NoneStrategy", "IDJAGStrategy", "OAuthSTSStrategy"], swiftSettings: strict),
+        .target(name: "StandardPlugins", dependencies: ["IDJAGStrategy", "NoneStrategy", "OAuthSTSStrategy", "PluginAPI"], swiftSettings: strict),
         .target(
             name: "Gateway",
             dependencies: [
-                "PluginAPI", "OAuthCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                "OAuthCore", "PluginAPI", asyncHTTPClient, httpTypes, hummingbird, hummingbirdCore, logging, nioCore,
+                nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, serviceLifecycle, unixSignals, yams,
             ],
             swiftSettings: strict
         ),
@@ -84,14 +91,7 @@ let package = Package(
         .target(
             name: "IdentityProvider",
             dependencies: [
-                "OAuthCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "OAuthCore", crypto, grdb, httpTypes, hummingbird, logging, nioCore, yams,
             ],
             swiftSettings: strict
         ),
@@ -101,12 +101,7 @@ let package = Package(
         .target(
             name: "MCPServerKit",
             dependencies: [
-                "OAuthCore", "SwitchboardJSON",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "OAuthCore", "SwitchboardJSON", asyncHTTPClient, httpTypes, hummingbird, logging, nioCore,
             ],
             swiftSettings: strict
         ),
@@ -114,14 +109,8 @@ let package = Package(
         .target(
             name: "Todo0",
             dependencies: [
-                "OAuthCore", "MCPServerKit", "SwitchboardJSON",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "MCPServerKit", "SwitchboardJSON", asyncHTTPClient, grdb, httpTypes, hummingbird, logging, nioCore,
+                serviceLifecycle,
             ],
             swiftSettings: strict
         ),
@@ -129,13 +118,7 @@ let package = Package(
         .target(
             name: "ISVStandIn",
             dependencies: [
-                "OAuthCore", "MCPServerKit", "SwitchboardJSON",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "MCPServerKit", "SwitchboardJSON", asyncHTTPClient, grdb, httpTypes, hummingbird, logging, nioCore,
             ],
             swiftSettings: strict
         ),
@@ -143,15 +126,8 @@ let package = Package(
         .target(
             name: "LLMAdapter",
             dependencies: [
-                "SwitchboardJSON",
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "SwitchboardJSON", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioCore, nioHTTP1,
+                serviceLifecycle,
             ],
             swiftSettings: strict
         ),
@@ -159,14 +135,8 @@ let package = Package(
         .target(
             name: "Agent0",
             dependencies: [
-                "OAuthCore", "SwitchboardJSON",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "OAuthCore", "SwitchboardJSON", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioCore,
+                nioHTTP1,
             ],
             exclude: ["README.md"],
             resources: [.copy("Public")],
@@ -175,101 +145,91 @@ let package = Package(
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn", "LLMAdapter", "Agent0",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
+                "Todo0", argumentParser, hummingbird, logging, serviceLifecycle,
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "BenchCeiling",
-            dependencies: [
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
+            dependencies: [asyncHTTPClient, hummingbird, nioCore, nioHTTP1, nioPosix],
             swiftSettings: strict
         ),
         // Test helpers: start services on free loopback ports, real keys, real JWKS.
         .target(
             name: "SwitchboardTesting",
             dependencies: [
-                "OAuthCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                "OAuthCore", asyncHTTPClient, crypto, cryptoExtras, hummingbird, logging, nioCore, nioHTTP1, nioPosix,
             ],
             path: "Tests/SwitchboardTesting",
             swiftSettings: strict
         ),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], swiftSettings: strict),
+        // One per plugin, through PluginTestKit; the OAuth ones against the real development IdP.
+        .testTarget(name: "NoneStrategyTests", dependencies: ["NoneStrategy", "PluginAPI", "PluginTestKit"], swiftSettings: strict),
+        .testTarget(
+            name: "IDJAGStrategyTests",
+            dependencies: [
+                "IDJAGStrategy", "IdentityProvider", "OAuthCore", "PluginAPI", "PluginTestKit", "SwitchboardTesting",
+                asyncHTTPClient, logging,
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OAuthSTSStrategyTests",
+            dependencies: [
+                "IdentityProvider", "OAuthCore", "OAuthSTSStrategy", "PluginAPI", "PluginTestKit", "SwitchboardTesting",
+                asyncHTTPClient, logging,
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "IdentityProvider", "Todo0", "ISVStandIn", "OAuthCore", "SwitchboardTesting",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "Gateway", "ISVStandIn", "IdentityProvider", "OAuthCore", "PluginAPI", "StandardPlugins",
+                "SwitchboardTesting", "Todo0", asyncHTTPClient, httpTypes, hummingbird, logging,
+                nioConcurrencyHelpers, nioCore, nioHTTP1, serviceLifecycle,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "Todo0Tests",
             dependencies: [
-                "Todo0", "OAuthCore", "SwitchboardTesting",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "OAuthCore", "SwitchboardTesting", "Todo0", asyncHTTPClient, logging, nioCore, nioHTTP1,
+                serviceLifecycle,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IdentityProviderTests",
             dependencies: [
-                "IdentityProvider", "OAuthCore", "SwitchboardTesting",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "IdentityProvider", "OAuthCore", "SwitchboardTesting", asyncHTTPClient, logging, nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "LLMAdapterTests",
             dependencies: [
-                "LLMAdapter", "SwitchboardJSON", "SwitchboardTesting",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "LLMAdapter", "SwitchboardJSON", "SwitchboardTesting", asyncHTTPClient, crypto, httpTypes,
+                hummingbird, logging, nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "SwitchboardTesting"], swiftSettings: strict),
+        .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "SwitchboardTesting", asyncHTTPClient], swiftSettings: strict),
         .testTarget(
             name: "Agent0Tests",
             dependencies: [
-                "Agent0", "Gateway", "StandardPlugins", "IdentityProvider", "Todo0", "OAuthCore", "SwitchboardJSON", "SwitchboardTesting",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Agent0", "Gateway", "IdentityProvider", "OAuthCore", "StandardPlugins", "SwitchboardJSON",
+                "SwitchboardTesting", "Todo0", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioCore,
+                nioHTTP1, serviceLifecycle,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "StandardPlugins", "PluginAPI", "SwitchboardTesting", "OAuthCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "JWTKit", package: "jwt-kit"),
+                "Gateway", "OAuthCore", "PluginAPI", "StandardPlugins", "SwitchboardTesting", asyncHTTPClient, crypto,
+                httpTypes, hummingbird, logging, nioConcurrencyHelpers, nioCore, nioHTTP1, nioPosix, serviceLifecycle,
             ],
             swiftSettings: strict
         ),
