@@ -79,11 +79,19 @@ let package = Package(
         .target(name: "OAuthSTSStrategy", dependencies: ["OAuthCore", "OAuthPluginSupport", "PluginAPI"], path: "Plugins/OAuthSTSStrategy", swiftSettings: strict),
         // The list of built-in plugins; the only place that names them all.
         .target(name: "StandardPlugins", dependencies: ["IDJAGStrategy", "NoneStrategy", "OAuthSTSStrategy", "PluginAPI"], swiftSettings: strict),
+        // The proxy's HTTP/1.1 client for plain-HTTP upstreams (its own keep-alive pool and
+        // exchange handler on SwiftNIO), AsyncHTTPClient for HTTPS ones. Knows nothing of the gateway.
+        .target(
+            name: "Upstream",
+            dependencies: [asyncHTTPClient, nioCore, nioHTTP1, nioPosix],
+            swiftSettings: strict
+        ),
         .target(
             name: "Gateway",
             dependencies: [
-                "OAuthCore", "PluginAPI", asyncHTTPClient, httpTypes, hummingbird, hummingbirdCore, logging, nioCore,
-                nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, serviceLifecycle, unixSignals, yams,
+                "OAuthCore", "PluginAPI", "Upstream", asyncHTTPClient, httpTypes, hummingbird, hummingbirdCore,
+                logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, serviceLifecycle, unixSignals,
+                yams,
             ],
             swiftSettings: strict
         ),
@@ -178,8 +186,8 @@ let package = Package(
         .testTarget(
             name: "OAuthSTSStrategyTests",
             dependencies: [
-                "IdentityProvider", "OAuthCore", "OAuthSTSStrategy", "PluginAPI", "PluginTestKit", "SwitchboardTesting",
-                asyncHTTPClient, logging,
+                "IdentityProvider", "OAuthCore", "OAuthSTSStrategy", "PluginAPI", "PluginTestKit",
+                "SwitchboardTesting", asyncHTTPClient, logging,
             ],
             swiftSettings: strict
         ),
@@ -225,11 +233,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "UpstreamTests", dependencies: ["SwitchboardTesting", "Upstream", asyncHTTPClient, nioCore, nioHTTP1], swiftSettings: strict),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "OAuthCore", "PluginAPI", "StandardPlugins", "SwitchboardTesting", asyncHTTPClient, crypto,
-                httpTypes, hummingbird, logging, nioConcurrencyHelpers, nioCore, nioHTTP1, nioPosix, serviceLifecycle,
+                "Gateway", "OAuthCore", "PluginAPI", "StandardPlugins", "SwitchboardTesting", "Upstream",
+                asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioConcurrencyHelpers, nioCore, nioHTTP1,
+                nioPosix, serviceLifecycle,
             ],
             swiftSettings: strict
         ),

@@ -6,6 +6,7 @@ public import Logging
 import NIOCore
 public import PluginAPI
 import ServiceLifecycle
+import Upstream
 
 /// Everything `switchboard gateway` needs to start. The CLI and the tests build the same one.
 public struct GatewayOptions: Sendable {

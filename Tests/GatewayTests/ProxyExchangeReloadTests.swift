@@ -9,6 +9,7 @@ import PluginAPI
 import StandardPlugins
 import SwitchboardTesting
 import Testing
+import Upstream
 
 /// A call keeps the registry generation it was admitted under, across the hand-over from the
 /// event-loop driver to the async driver: a reload in between changes nothing for it.

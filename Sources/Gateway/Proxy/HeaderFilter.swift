@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import HTTPTypes
 import NIOHTTP1
+import Upstream
 
 /// Which headers cross the gateway, in each direction.
 ///
@@ -91,20 +92,10 @@ enum HeaderFilter {
         }
     }
 
-    /// `name` equals `lower` (lowercase ASCII letters, digits and `-`) ignoring ASCII case.
-    static func equalsIgnoringCase(_ name: String, _ lower: String) -> Bool {
-        name.utf8.count == lower.utf8.count && hasPrefixIgnoringCase(name, lower)
-    }
+    /// `name` equals `lower` (lowercase ASCII) ignoring ASCII case (``ASCIICase``).
+    static func equalsIgnoringCase(_ name: String, _ lower: String) -> Bool { ASCIICase.equals(name, lower) }
 
-    static func hasPrefixIgnoringCase(_ name: String, _ lower: String) -> Bool {
-        var it = name.utf8.makeIterator()
-        for expected in lower.utf8 {
-            guard let byte = it.next() else { return false }
-            // Setting bit 0x20 lowercases ASCII letters and leaves digits and `-` as they are.
-            if byte | 0x20 != expected { return false }
-        }
-        return true
-    }
+    static func hasPrefixIgnoringCase(_ name: String, _ lower: String) -> Bool { ASCIICase.hasPrefix(name, lower) }
 
     /// The headers to return to the caller from the upstream's response, as Hummingbird's
     /// type (the async driver's edge).

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PluginAPI
+import Upstream
 
 /// The async driver of the proxy pipeline (`/mcp/{name}`, `/rest/{name}/…`): admission →
 /// inbound identity → plugin credential → upstream call → answer policy → streamed answer.
@@ -335,14 +336,5 @@ struct ProxyHandler: Sendable {
         if let error { metadata["error"] = "\(error)" }
         if eventLoop { metadata["via"] = "event-loop" }
         logger.info("proxied", metadata: metadata)
-    }
-}
-
-extension Duration {
-    /// Nanoseconds, saturating at Int64.max (NIO and AsyncHTTPClient take Int64 nanoseconds).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        if seconds >= Int64.max / 1_000_000_000 - 1 { return Int64.max }
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

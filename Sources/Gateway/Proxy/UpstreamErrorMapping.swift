@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOPosix
+import Upstream
 
 /// Turns an upstream call's failure into the gateway error the agent sees.
 enum UpstreamErrorMapping {

@@ -1,6 +1,7 @@
 import Foundation
 import PluginAPI
 import Synchronization
+import Upstream
 
 /// A connection as the proxy uses it: validated, with its upstream parsed and its plugin
 /// provisioned. Immutable; a reload builds new ones (reusing unchanged ones whole).

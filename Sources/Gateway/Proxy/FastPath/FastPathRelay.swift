@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Upstream
 
 /// Carries a streamed answer (an event stream, a large body, one of unknown length) from the
 /// upstream connection to the caller's ``ProxyFastPathHandler`` part by part, on the event

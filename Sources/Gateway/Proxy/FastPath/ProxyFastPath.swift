@@ -3,6 +3,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import PluginAPI
+import Upstream
 
 /// The proxy's event-loop path: a request whose every first check can be answered without
 /// waiting — route found and enabled, headers within limits, a small body of known length, a

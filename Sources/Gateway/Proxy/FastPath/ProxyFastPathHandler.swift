@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import Upstream
 
 /// Sits in each accepted connection's pipeline between NIO's HTTP/1 codec and Hummingbird
 /// (``GatewayHTTP1Channel``): takes

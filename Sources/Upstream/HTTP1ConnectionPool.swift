@@ -1,16 +1,21 @@
-import NIOCore
+public import NIOCore
 import NIOHTTP1
-import NIOPosix
+public import NIOPosix
 import Synchronization
 
 /// Keep-alive HTTP/1.1 connections to plain-HTTP upstreams, per host and port. A request
 /// takes an idle connection, or opens one while fewer than `maxPerOrigin` are open, or waits
 /// (first come, first served) for one to be handed back: under a burst the upstream sees a
 /// steady set of connections instead of a connect/close storm.
-final class HTTP1ConnectionPool: Sendable {
-    struct Key: Hashable, Sendable {
-        var host: String
-        var port: Int
+public final class HTTP1ConnectionPool: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     /// One connection and its exchange handler (touched only on the channel's event loop).
@@ -40,12 +45,12 @@ final class HTTP1ConnectionPool: Sendable {
     }
 
     private let state = Mutex(State())
-    let group: any EventLoopGroup
-    let maxPerOrigin: Int
-    let connectTimeout: TimeAmount
-    let idleTimeout: TimeAmount
+    public let group: any EventLoopGroup
+    public let maxPerOrigin: Int
+    public let connectTimeout: TimeAmount
+    public let idleTimeout: TimeAmount
 
-    init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxPerOrigin: Int, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxPerOrigin: Int, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.group = group
         self.maxPerOrigin = max(1, maxPerOrigin)
         self.connectTimeout = connectTimeout
@@ -244,7 +249,7 @@ final class HTTP1ConnectionPool: Sendable {
     }
 
     /// Closes every idle connection (at shutdown).
-    func shutdown() async {
+    public func shutdown() async {
         let all = state.withLock { state -> [Connection] in
             let idle = state.origins.values.flatMap(\.idle)
             for key in state.origins.keys { state.origins[key]!.idle = [] }

@@ -1,28 +1,28 @@
-import NIOCore
-import NIOHTTP1
+public import NIOCore
+public import NIOHTTP1
 
 /// The answer's beginning: its head and its body, which arrives as the caller reads it — or,
 /// for a small answer of known length that is not an event stream, the whole body at once
 /// (read on the event loop: no per-chunk hand-over to the caller's task).
-struct UpstreamResponseStart: Sendable {
-    enum Body: Sendable {
+public struct UpstreamResponseStart: Sendable {
+    public enum Body: Sendable {
         case whole(ByteBuffer)
         case stream(UpstreamResponseBody)
         /// Handed part by part to the exchange's ``UpstreamBodyRelay``, which took the head too.
         case relayed
     }
 
-    var head: HTTPResponseHead
-    var body: Body
+    public var head: HTTPResponseHead
+    public var body: Body
 
     /// Answers up to this size (with a `Content-Length`) arrive whole.
-    static let wholeLimit = 64 * 1024
+    public static let wholeLimit = 64 * 1024
 }
 
 /// Takes a streamed answer part by part on the caller's side, without a task (the proxy's
 /// event-loop path). Called on the upstream connection's event loop, in order: `accepts`,
 /// then `head`, `body`…, `flush` after each socket read, and `end` or `fail`.
-protocol UpstreamBodyRelay: Sendable {
+public protocol UpstreamBodyRelay: Sendable {
     /// Whether this answer is relayed; if not, it streams as ``UpstreamResponseStart/Body/stream``.
     func accepts(_ head: HTTPResponseHead) -> Bool
     func head(_ head: HTTPResponseHead, control: UpstreamRelayControl)
@@ -34,16 +34,16 @@ protocol UpstreamBodyRelay: Sendable {
 }
 
 /// The relay's hold on its exchange: back-pressure and giving up (any thread).
-struct UpstreamRelayControl: Sendable {
+public struct UpstreamRelayControl: Sendable {
     let handler: NIOLoopBound<UpstreamExchangeHandler>
     let exchange: Int
 
     /// The caller's side is full: stop reading the upstream.
-    func pause() { run { $0.pauseReading(exchange: exchange) } }
+    public func pause() { run { $0.pauseReading(exchange: exchange) } }
     /// The caller's side drained.
-    func resume() { run { $0.resumeReading(exchange: exchange) } }
+    public func resume() { run { $0.resumeReading(exchange: exchange) } }
     /// The caller went away: the answer's rest is not wanted and the connection is not reused.
-    func abandon() { run { $0.bodyAbandoned(exchange: exchange) } }
+    public func abandon() { run { $0.bodyAbandoned(exchange: exchange) } }
 
     private func run(_ body: @escaping @Sendable (UpstreamExchangeHandler) -> Void) { handler.run(body) }
 }
@@ -51,7 +51,7 @@ struct UpstreamRelayControl: Sendable {
 extension NIOLoopBound {
     /// Calls `body` with the value on its event loop: at once when already there, else queued
     /// (calls queued from one thread keep their order).
-    func run(_ body: @escaping @Sendable (Value) -> Void) {
+    public func run(_ body: @escaping @Sendable (Value) -> Void) {
         if eventLoop.inEventLoop {
             body(value)
         } else {
@@ -61,7 +61,7 @@ extension NIOLoopBound {
     }
 }
 
-typealias UpstreamResponseBody = NIOThrowingAsyncSequenceProducer<
+public typealias UpstreamResponseBody = NIOThrowingAsyncSequenceProducer<
     ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDelegate
 >
 
@@ -189,7 +189,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             headDeadline = nil
             keepAlive = head.isKeepAlive
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length <= UpstreamResponseStart.wholeLimit,
-               head.headers.first(name: "content-type").map({ HeaderFilter.hasPrefixIgnoringCase($0, "text/event-stream") }) != true
+               head.headers.first(name: "content-type").map({ ASCIICase.hasPrefix($0, "text/event-stream") }) != true
             {
                 state = .collecting(promise, head, context.channel.allocator.buffer(capacity: length))
                 offeredRelay = nil
@@ -368,16 +368,16 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 }
 
 /// Asks the handler for more body when the caller's side drained (hops to the event loop).
-struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
+public struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
     let handler: NIOLoopBound<UpstreamExchangeHandler>
     let eventLoop: any EventLoop
     let exchange: Int
 
-    func produceMore() {
+    public func produceMore() {
         eventLoop.execute { handler.value.resumeReading(exchange: exchange) }
     }
 
-    func didTerminate() {
+    public func didTerminate() {
         eventLoop.execute { handler.value.bodyAbandoned(exchange: exchange) }
     }
 }

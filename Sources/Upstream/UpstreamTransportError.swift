@@ -1,6 +1,6 @@
 /// How a call on the gateway's own HTTP/1.1 upstream client failed (mapped to
 /// `upstream_timeout` / `upstream_unreachable` by ``UpstreamErrorMapping``).
-enum UpstreamTransportError: Error, Equatable {
+public enum UpstreamTransportError: Error, Equatable {
     /// No TCP connection within `timeouts.connect`.
     case connectTimeout
     /// The connection was refused or could not be made.

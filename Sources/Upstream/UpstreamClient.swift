@@ -1,22 +1,22 @@
-import AsyncHTTPClient
-import NIOCore
+public import AsyncHTTPClient
+public import NIOCore
 import NIOHTTP1
 
 /// How the proxy reaches upstreams: plain-HTTP upstreams (the common case: services next to
 /// the gateway) through its own keep-alive HTTP/1.1 client on SwiftNIO, which costs about
 /// half of AsyncHTTPClient's per-request machinery (see bench/results/notes.md); HTTPS
 /// upstreams through AsyncHTTPClient (TLS, HTTP/2).
-final class UpstreamClient: Sendable {
-    let pool: HTTP1ConnectionPool
-    let fallback: HTTPClient
+public final class UpstreamClient: Sendable {
+    public let pool: HTTP1ConnectionPool
+    public let fallback: HTTPClient
 
-    init(pool: HTTP1ConnectionPool, fallback: HTTPClient) {
+    public init(pool: HTTP1ConnectionPool, fallback: HTTPClient) {
         self.pool = pool
         self.fallback = fallback
     }
 
     /// The answer's head, with its body to stream. `timeout`: until the response head.
-    func execute(_ request: UpstreamRequest, timeout: Duration) async throws -> HTTPClientResponse {
+    public func execute(_ request: UpstreamRequest, timeout: Duration) async throws -> HTTPClientResponse {
         guard request.origin.isPlainHTTP else { return try await viaAsyncHTTPClient(request, timeout: timeout) }
         // A body in memory (or none): the one exchange path, with its stale-connection retry.
         if request.isReplayable {
@@ -34,7 +34,7 @@ final class UpstreamClient: Sendable {
     /// connection and for the answer's head, and one retry on a fresh connection when a kept
     /// one turns out closed. The future completes on `loop`. `relay`: takes a streamed answer it accepts (the future
     /// then completes with ``UpstreamResponseStart/Body/relayed``).
-    func start(
+    public func start(
         _ request: UpstreamRequest, timeout: Duration, relay: (any UpstreamBodyRelay)? = nil, on loop: any EventLoop
     ) -> EventLoopFuture<UpstreamResponseStart> {
         precondition(request.origin.isPlainHTTP && request.isReplayable)
@@ -81,11 +81,11 @@ final class UpstreamClient: Sendable {
 
     /// The request head as sent (`Host`, `Content-Length` or chunked set), with the body in
     /// memory or to stream.
-    private static func wireHead(_ request: UpstreamRequest) -> (HTTPRequestHead, ByteBuffer?, LimitedBody<RequestBodySequence>?) {
+    private static func wireHead(_ request: UpstreamRequest) -> (HTTPRequestHead, ByteBuffer?, (any AsyncSequence<ByteBuffer, any Error> & Sendable)?) {
         var headers = request.headers
         headers.replaceOrAdd(name: "host", value: request.origin.hostHeader)
         let whole: ByteBuffer?
-        let stream: LimitedBody<RequestBodySequence>?
+        let stream: (any AsyncSequence<ByteBuffer, any Error> & Sendable)?
         switch request.body {
         case .none:
             switch request.method {
@@ -150,14 +150,14 @@ final class UpstreamClient: Sendable {
         return try await fallback.execute(upstream, timeout: .nanoseconds(timeout.nanoseconds))
     }
 
-    func shutdown() async {
+    public func shutdown() async {
         await pool.shutdown()
     }
 }
 
 extension UpstreamResponseStart {
     /// The answer as the proxy's async path handles it.
-    var clientResponse: HTTPClientResponse {
+    public var clientResponse: HTTPClientResponse {
         let body: HTTPClientResponse.Body
         switch self.body {
         case .whole(let bytes): body = .bytes(bytes)

@@ -1,52 +1,56 @@
-import Hummingbird
-import NIOCore
-import NIOHTTP1
-
-/// The caller's request body as Hummingbird hands it over.
-typealias RequestBodySequence = RequestBody
+public import NIOCore
+public import NIOHTTP1
 
 /// One request to an upstream, as the proxy builds it: the parsed origin, the method, path
 /// and headers, and the body (none, a kept buffer, or the caller's stream).
-struct UpstreamRequest: Sendable {
-    enum Body: Sendable {
+public struct UpstreamRequest: Sendable {
+    public enum Body: Sendable {
         case none
         case bytes(ByteBuffer)
         /// Streamed once, as it arrives; `length` nil means chunked.
-        case stream(LimitedBody<RequestBodySequence>, length: Int?)
+        case stream(any AsyncSequence<ByteBuffer, any Error> & Sendable, length: Int?)
     }
 
-    var origin: UpstreamOrigin
-    var method: HTTPMethod
+    public var origin: UpstreamOrigin
+    public var method: HTTPMethod
     /// Path and query, already encoded (`/mcp?x=1`).
-    var target: String
-    var headers: HTTPHeaders
-    var body: Body
+    public var target: String
+    public var headers: HTTPHeaders
+    public var body: Body
+
+    public init(origin: UpstreamOrigin, method: HTTPMethod, target: String, headers: HTTPHeaders, body: Body) {
+        self.origin = origin
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+    }
 
     /// Replayable on a fresh connection (nothing read from the caller is lost).
-    var isReplayable: Bool {
+    public var isReplayable: Bool {
         if case .stream = body { return false }
         return true
     }
 
-    var url: String { origin.baseURL + target }
+    public var url: String { origin.baseURL + target }
 }
 
 /// Scheme, host and port of an upstream, parsed once per connection.
-struct UpstreamOrigin: Sendable, Hashable {
-    var scheme: String
-    var host: String
-    var port: Int
+public struct UpstreamOrigin: Sendable, Hashable {
+    public var scheme: String
+    public var host: String
+    public var port: Int
     /// The upstream's own path prefix (`/mcp` of `http://h:5002/mcp`), without a trailing `/`.
-    var basePath: String
+    public var basePath: String
 
-    var isPlainHTTP: Bool { scheme == "http" }
+    public var isPlainHTTP: Bool { scheme == "http" }
     /// `Host` header value: the port only when it is not the scheme's default (computed once:
     /// every request sends it).
-    let hostHeader: String
-    var baseURL: String { "\(scheme)://\(hostHeader)" }
+    public let hostHeader: String
+    public var baseURL: String { "\(scheme)://\(hostHeader)" }
 
     /// Parses `http(s)://host[:port][/path]`; nil for anything else.
-    init?(_ url: String) {
+    public init?(_ url: String) {
         let lower = url.lowercased()
         let scheme: String
         if lower.hasPrefix("http://") { scheme = "http" } else if lower.hasPrefix("https://") { scheme = "https" } else { return nil }
