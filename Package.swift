@@ -61,7 +61,7 @@ let package = Package(
         // Tests a plugin without a gateway: fixtures, validation, a provisioned strategy, test clock, captured log.
         .target(
             name: "PluginTestKit",
-            dependencies: ["PluginAPI", asyncHTTPClient, httpTypes, logging, yams],
+            dependencies: ["ConfigYAML", "PluginAPI", asyncHTTPClient, httpTypes, logging],
             exclude: ["README.md"],
             swiftSettings: strict
         ),
@@ -79,6 +79,9 @@ let package = Package(
         .target(name: "OAuthSTSStrategy", dependencies: ["OAuthCore", "OAuthPluginSupport", "PluginAPI"], path: "Plugins/OAuthSTSStrategy", swiftSettings: strict),
         // The list of built-in plugins; the only place that names them all.
         .target(name: "StandardPlugins", dependencies: ["IDJAGStrategy", "NoneStrategy", "OAuthSTSStrategy", "PluginAPI"], swiftSettings: strict),
+        // connections.yaml's YAML reader (text → ConfigNode with line:column), shared by the
+        // gateway and PluginTestKit.
+        .target(name: "ConfigYAML", dependencies: ["PluginAPI", yams], swiftSettings: strict),
         // The proxy's HTTP/1.1 client for plain-HTTP upstreams (its own keep-alive pool and
         // exchange handler on SwiftNIO), AsyncHTTPClient for HTTPS ones. Knows nothing of the gateway.
         .target(
@@ -89,9 +92,9 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "OAuthCore", "PluginAPI", "Upstream", asyncHTTPClient, httpTypes, hummingbird, hummingbirdCore,
-                logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, serviceLifecycle, unixSignals,
-                yams,
+                "ConfigYAML", "OAuthCore", "PluginAPI", "Upstream", asyncHTTPClient, httpTypes, hummingbird,
+                hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix,
+                serviceLifecycle, unixSignals,
             ],
             swiftSettings: strict
         ),

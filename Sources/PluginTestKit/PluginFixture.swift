@@ -2,6 +2,7 @@ public import AsyncHTTPClient
 import Foundation
 import Logging
 public import PluginAPI
+import ConfigYAML
 
 /// One connection of a plugin under test, its `auth` block, the connections it may reference
 /// and the agent identity: everything the gateway would hand the plugin's factory, without a
@@ -42,7 +43,7 @@ public struct PluginFixture: Sendable {
         yaml: String, connection name: String, agent: AgentIdentity? = nil, file: String = "connections.yaml",
         baseDirectory: String = "."
     ) throws(ConfigError) {
-        let root = try YAMLConfig.parse(yaml, file: file)
+        let root = try YAMLSource.parse(yaml, file: file)
         let document = try ConfigDecoder(file: file, baseDirectory: baseDirectory).decode(FixtureDocument.self, from: root)
         let descriptors = document.connections.map(\.descriptor)
         guard let index = document.connections.firstIndex(where: { $0.name == name }) else {
@@ -68,7 +69,7 @@ public struct PluginFixture: Sendable {
         self.connection = connection
         self.connections = [connection] + others
         self.agent = agent
-        self.auth = try YAMLConfig.parse(auth, file: file)
+        self.auth = try YAMLSource.parse(auth, file: file)
         self.file = file
         self.baseDirectory = baseDirectory
     }

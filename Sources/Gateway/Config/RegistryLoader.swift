@@ -1,5 +1,6 @@
 public import Foundation
 public import PluginAPI
+import ConfigYAML
 
 /// Reads connections.yaml into a validated ``RegistryPlan``: parse → interpolate → strict
 /// decode → checks of names, kinds, URLs, routes and references → each plugin decodes and

@@ -1,10 +1,12 @@
-import Foundation
-import PluginAPI
+public import PluginAPI
 import Yams
 
-/// Turns YAML text into a ``ConfigNode`` tree with line and column on every node.
-enum YAMLSource {
-    static func parse(_ text: String, file: String) throws(ConfigError) -> ConfigNode {
+/// Turns YAML text into a ``ConfigNode`` tree with line and column on every node: the one
+/// YAML reader of connections.yaml, used by the gateway and by PluginTestKit (so a plugin's
+/// decoding errors point in a test where they would in the file). No `${VAR}` interpolation
+/// here: that is the gateway's step after parsing.
+public enum YAMLSource {
+    public static func parse(_ text: String, file: String = "connections.yaml") throws(ConfigError) -> ConfigNode {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
