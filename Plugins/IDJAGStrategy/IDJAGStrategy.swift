@@ -74,7 +74,7 @@ struct IDJAGStrategy: AuthStrategy {
         do {
             let orgEndpoint: String
             if let configured = config.tokenEndpoint { orgEndpoint = configured } else {
-                orgEndpoint = try await TokenEndpoints.lookup(request.caller.issuer, client: client, cache: context.cache)
+                orgEndpoint = try await TokenEndpoints.lookup(request.caller.issuer, client: client, cache: context.cache, clock: context.clock)
             }
             let scopeList = scopes.sorted().joined(separator: " ")
             let jag = try await client.request(orgEndpoint, form: [
@@ -85,7 +85,7 @@ struct IDJAGStrategy: AuthStrategy {
                 ("audience", asIssuer), ("resource", resource), ("scope", scopeList),
             ] + ClientAssertion.formFields(clientID: agentID, tokenEndpoint: orgEndpoint, key: key, now: context.clock.now()))
             context.reportUse(asName, context.clock.now().addingTimeInterval(TimeInterval(jag.expiresIn ?? 300)))
-            let asEndpoint = try await TokenEndpoints.lookup(asIssuer, client: client, cache: context.cache)
+            let asEndpoint = try await TokenEndpoints.lookup(asIssuer, client: client, cache: context.cache, clock: context.clock)
             let token = try await client.request(asEndpoint, form: [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", jag.accessToken), ("scope", scopeList),
             ] + ClientAssertion.formFields(clientID: agentID, tokenEndpoint: asEndpoint, key: key, now: context.clock.now()))

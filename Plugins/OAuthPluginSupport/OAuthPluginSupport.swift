@@ -18,10 +18,11 @@ public enum AgentKey {
 
 /// Token endpoint discovery (cached per issuer) and error mapping shared by the plugins.
 public enum TokenEndpoints {
-    public static func lookup(_ issuer: String, client: TokenEndpointClient, cache: PluginCache) async throws -> String {
+    /// `clock`: the context's (every expiry decision of a plugin uses it, so tests can move it).
+    public static func lookup(_ issuer: String, client: TokenEndpointClient, cache: PluginCache, clock: any GatewayClock) async throws -> String {
         let value = try await cache.value(forKey: "token_endpoint " + issuer) {
             let endpoint = try await client.tokenEndpoint(issuer: issuer)
-            return (endpoint as any Sendable, CacheLifetime.until(Date().addingTimeInterval(3600)))
+            return (endpoint as any Sendable, CacheLifetime.until(clock.now().addingTimeInterval(3600)))
         }
         return value as? String ?? ""
     }

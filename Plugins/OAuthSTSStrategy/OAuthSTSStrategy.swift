@@ -52,7 +52,7 @@ struct OAuthSTSStrategy: AuthStrategy {
         do {
             let endpoint: String
             if let configured = config.tokenEndpoint { endpoint = configured } else {
-                endpoint = try await TokenEndpoints.lookup(request.caller.issuer, client: client, cache: context.cache)
+                endpoint = try await TokenEndpoints.lookup(request.caller.issuer, client: client, cache: context.cache, clock: context.clock)
             }
             let token = try await client.request(endpoint, form: [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
