@@ -170,9 +170,16 @@ let package = Package(
         .target(
             name: "SwitchboardTesting",
             dependencies: [
-                "OAuthCore", asyncHTTPClient, crypto, cryptoExtras, hummingbird, logging, nioCore, nioHTTP1, nioPosix,
+                "OAuthCore", asyncHTTPClient, crypto, cryptoExtras, httpTypes, hummingbird, logging, nioCore, nioHTTP1, nioPosix,
             ],
             path: "Tests/SwitchboardTesting",
+            swiftSettings: strict
+        ),
+        // Test helpers that run the real services in-process (the development IdP, todo0).
+        .target(
+            name: "SystemTesting",
+            dependencies: ["IdentityProvider", "PluginAPI", "SwitchboardTesting", "Todo0", logging, serviceLifecycle],
+            path: "Tests/SystemTesting",
             swiftSettings: strict
         ),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], swiftSettings: strict),
@@ -181,16 +188,14 @@ let package = Package(
         .testTarget(
             name: "IDJAGStrategyTests",
             dependencies: [
-                "IDJAGStrategy", "IdentityProvider", "OAuthCore", "PluginAPI", "PluginTestKit", "SwitchboardTesting",
-                asyncHTTPClient, logging,
+                "IDJAGStrategy", "OAuthCore", "PluginAPI", "PluginTestKit", "SystemTesting", asyncHTTPClient,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OAuthSTSStrategyTests",
             dependencies: [
-                "IdentityProvider", "OAuthCore", "OAuthSTSStrategy", "PluginAPI", "PluginTestKit",
-                "SwitchboardTesting", asyncHTTPClient, logging,
+                "OAuthCore", "OAuthSTSStrategy", "PluginAPI", "PluginTestKit", "SystemTesting", asyncHTTPClient,
             ],
             swiftSettings: strict
         ),
@@ -198,23 +203,22 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "Gateway", "ISVStandIn", "IdentityProvider", "OAuthCore", "PluginAPI", "StandardPlugins",
-                "SwitchboardTesting", "Todo0", asyncHTTPClient, httpTypes, hummingbird, logging,
-                nioConcurrencyHelpers, nioCore, nioHTTP1, serviceLifecycle,
+                "SwitchboardTesting", "SystemTesting", "Todo0", httpTypes, hummingbird, logging, nioConcurrencyHelpers,
+                nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "Todo0Tests",
             dependencies: [
-                "OAuthCore", "SwitchboardTesting", "Todo0", asyncHTTPClient, logging, nioCore, nioHTTP1,
-                serviceLifecycle,
+                "OAuthCore", "SwitchboardTesting", "SystemTesting", "Todo0", asyncHTTPClient, nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IdentityProviderTests",
             dependencies: [
-                "IdentityProvider", "OAuthCore", "SwitchboardTesting", asyncHTTPClient, logging, nioCore, nioHTTP1,
+                "IdentityProvider", "OAuthCore", "SwitchboardTesting", "SystemTesting", nioHTTP1,
             ],
             swiftSettings: strict
         ),
@@ -222,7 +226,7 @@ let package = Package(
             name: "LLMAdapterTests",
             dependencies: [
                 "LLMAdapter", "SwitchboardJSON", "SwitchboardTesting", asyncHTTPClient, crypto, httpTypes,
-                hummingbird, logging, nioCore, nioHTTP1,
+                hummingbird, nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),
@@ -231,8 +235,7 @@ let package = Package(
             name: "Agent0Tests",
             dependencies: [
                 "Agent0", "Gateway", "IdentityProvider", "OAuthCore", "StandardPlugins", "SwitchboardJSON",
-                "SwitchboardTesting", "Todo0", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioCore,
-                nioHTTP1, serviceLifecycle,
+                "SwitchboardTesting", "SystemTesting", "Todo0", crypto, httpTypes, hummingbird, logging, nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),

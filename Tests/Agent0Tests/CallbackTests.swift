@@ -1,5 +1,6 @@
 import Foundation
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
 /// `/login` and `/callback`: the authorization request agent0 makes, and every way it refuses
@@ -31,8 +32,8 @@ struct CallbackTests {
             #expect(first.header("Cache-Control") == "no-store")
             let location = try #require(first.header("Location"))
             let discovery = try await browser.get(stack.issuer + "/.well-known/openid-configuration")
-            #expect(Form.withoutQuery(location) == discovery.json?["authorization_endpoint"]?.string)
-            let q = Form.query(location)
+            #expect(TestHTTP.withoutQuery(location) == discovery.jsonValue?["authorization_endpoint"]?.string)
+            let q = TestHTTP.query(location)
             #expect(q["response_type"] == "code")
             #expect(q["client_id"] == "agent0")
             #expect(q["redirect_uri"] == stack.publicURL + "/callback")
@@ -48,7 +49,7 @@ struct CallbackTests {
 
             // Every attempt is new.
             let second = try await browser.get(stack.url("/login"))
-            let q2 = Form.query(try #require(second.header("Location")))
+            let q2 = TestHTTP.query(try #require(second.header("Location")))
             #expect(q2["state"] != q["state"])
             #expect(q2["nonce"] != q["nonce"])
             #expect(q2["code_challenge"] != q["code_challenge"])
@@ -68,7 +69,7 @@ struct CallbackTests {
             // The genuine callback (a valid code and state) now finds no sign-in in progress.
             browser.setCookie(Agent0Stack.loginCookie, loginID)
             Self.expectRefused(try await browser.get(start.callbackURL), 400, "login_expired", browser: browser)
-            #expect(try await browser.get(stack.url("/auth/status")).json == ["authenticated": false])
+            #expect(try await browser.get(stack.url("/auth/status")).jsonValue == ["authenticated": false])
         }
     }
 
@@ -113,7 +114,7 @@ struct CallbackTests {
         try await withAgent0Stack(.init(identity: .standIn(.deny))) { stack in
             let browser = stack.browser()
             let start = try await stack.startSignIn(browser)
-            #expect(Form.query(start.callbackURL)["error"] == "access_denied")
+            #expect(TestHTTP.query(start.callbackURL)["error"] == "access_denied")
             let answer = try await browser.get(start.callbackURL)
             Self.expectRefused(answer, 400, "access_denied", browser: browser)
             #expect(stack.standIn?.idTokens.isEmpty == true)
@@ -129,7 +130,7 @@ struct CallbackTests {
             Self.expectRefused(answer, 400, "invalid_nonce", browser: browser)
             // The code was redeemed and a correctly signed ID token came back: only the nonce failed.
             #expect(stack.standIn?.idTokens.count == 1)
-            #expect(try await browser.get(stack.url("/auth/status")).json == ["authenticated": false])
+            #expect(try await browser.get(stack.url("/auth/status")).jsonValue == ["authenticated": false])
         }
     }
 
@@ -161,9 +162,9 @@ struct CallbackTests {
             let forged = try Self.replacing("code", with: RandomToken.make(), in: start.callbackURL)
             let answer = try await browser.get(forged)
             #expect(answer.status == 400, "\(answer)")
-            #expect(answer.json?["error"]?.string != nil)
+            #expect(answer.jsonValue?["error"]?.string != nil)
             #expect(browser.cookie(Agent0Stack.sessionCookie) == nil)
-            #expect(try await browser.get(stack.url("/auth/status")).json == ["authenticated": false])
+            #expect(try await browser.get(stack.url("/auth/status")).jsonValue == ["authenticated": false])
         }
     }
 }

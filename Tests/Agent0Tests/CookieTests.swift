@@ -1,6 +1,7 @@
 import Agent0
 import Foundation
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
 /// agent0's cookies: `agent0_session` and `agent0_login` are HttpOnly, SameSite=Lax, Path=/,
@@ -37,12 +38,12 @@ struct CookieTests {
 
             // The session cookie expires with the ID token (expires_at in /auth/status).
             let status = try await browser.get(stack.url("/auth/status"))
-            let expires = try #require(status.json?["expires_at"]?.string.flatMap { ISO8601DateFormatter().date(from: $0) })
+            let expires = try #require(status.jsonValue?["expires_at"]?.string.flatMap { ISO8601DateFormatter().date(from: $0) })
             let maxAge = try #require(session?.maxAge)
             #expect(abs(Double(maxAge) - expires.timeIntervalSinceNow) < 10, "Max-Age \(maxAge) vs expires_at \(expires)")
 
             // The logout's clearing cookie carries the same flags.
-            let csrf = try #require(status.json?["csrf_token"]?.string)
+            let csrf = try #require(status.jsonValue?["csrf_token"]?.string)
             let logout = try await stack.post(browser, "/logout", json: "{}", csrf: csrf)
             Self.expectFlags(logout.setCookie(Agent0Stack.sessionCookie), secure: false)
             #expect(logout.setCookie(Agent0Stack.sessionCookie)?.deletes == true)
@@ -55,7 +56,7 @@ struct CookieTests {
         try await withAgent0Stack(.init(publicURL: publicURL)) { stack in
             let browser = stack.browser()
             let start = try await stack.startSignIn(browser)
-            #expect(Form.query(start.authorizeURL)["redirect_uri"] == publicURL + "/callback")
+            #expect(TestHTTP.query(start.authorizeURL)["redirect_uri"] == publicURL + "/callback")
             Self.expectFlags(start.login.setCookie(Agent0Stack.loginCookie), secure: true)
 
             let callback = try await browser.get(start.callbackURL)
@@ -64,16 +65,16 @@ struct CookieTests {
             Self.expectFlags(callback.setCookie(Agent0Stack.loginCookie), secure: true)
 
             let status = try await browser.get(stack.url("/auth/status"))
-            let csrf = try #require(status.json?["csrf_token"]?.string)
+            let csrf = try #require(status.jsonValue?["csrf_token"]?.string)
             // The page's origin is the public one; the listener's own http origin is foreign.
             let own = try await stack.post(browser, "/api/chat/resume", json: #"{"consent_id":"c-1"}"#, csrf: csrf, origin: publicURL)
-            #expect(own.json?["error"]?.string == "nothing_waiting", "\(own)")
+            #expect(own.jsonValue?["error"]?.string == "nothing_waiting", "\(own)")
             let listener = try await stack.post(browser, "/api/chat/resume", json: #"{"consent_id":"c-1"}"#, csrf: csrf, origin: stack.baseURL)
-            #expect(listener.json?["error"]?.string == "csrf_failed", "\(listener)")
+            #expect(listener.jsonValue?["error"]?.string == "csrf_failed", "\(listener)")
 
             let logout = try await stack.post(browser, "/logout", json: "{}", csrf: csrf, origin: publicURL)
             Self.expectFlags(logout.setCookie(Agent0Stack.sessionCookie), secure: true)
-            #expect(Form.query(logout.json?["redirect"]?.string ?? "")["post_logout_redirect_uri"] == publicURL + "/")
+            #expect(TestHTTP.query(logout.jsonValue?["redirect"]?.string ?? "")["post_logout_redirect_uri"] == publicURL + "/")
         }
     }
 
@@ -96,7 +97,7 @@ struct CookieTests {
             let old = stack.browser()
             old.setCookie(Agent0Stack.sessionCookie, first.session)
             RouteTests.expectError(try await old.get(stack.url("/api/history")), 401, "not_signed_in")
-            #expect(try await old.get(stack.url("/auth/status")).json == ["authenticated": false])
+            #expect(try await old.get(stack.url("/auth/status")).jsonValue == ["authenticated": false])
             // The old CSRF token does not work with the new session either.
             RouteTests.expectError(try await stack.post(browser, "/api/chat/resume", json: #"{"consent_id":"c"}"#, csrf: first.csrf), 403, "csrf_failed")
             #expect(try await browser.get(stack.url("/api/history")).status == 200)

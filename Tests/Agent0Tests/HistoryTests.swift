@@ -16,7 +16,7 @@ struct HistoryTests {
         let answer = try await browser.get(stack.url("/api/history"))
         #expect(answer.status == 200, "\(answer)")
         #expect(answer.header("Cache-Control") == "no-store")
-        return try #require(answer.json?["entries"]?.array, "\(answer)")
+        return try #require(answer.jsonValue?["entries"]?.array, "\(answer)")
     }
 
     @Test("alice's conversation is hers: bob's history is empty, bob's model context holds none of it, and each sees only their own")
@@ -27,7 +27,7 @@ struct HistoryTests {
             let secret = "alice's secret plan " + UUID().uuidString
             let turn = try await stack.chat(aliceBrowser, alice, secret)
             #expect(turn.status == 200, "\(turn)")
-            #expect(turn.json?["message"]?.string == "You said: \(secret)")
+            #expect(turn.jsonValue?["message"]?.string == "You said: \(secret)")
 
             let aliceEntries = try await Self.entries(stack, aliceBrowser)
             #expect(aliceEntries.map { $0["role"]?.string } == ["user", "assistant"])

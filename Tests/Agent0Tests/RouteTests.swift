@@ -1,6 +1,7 @@
 import Foundation
 import OAuthCore
 import SwitchboardJSON
+import SwitchboardTesting
 import Testing
 
 /// Every route's JSON and error answers, against agent0 with the development IdP, the gateway
@@ -22,9 +23,9 @@ struct RouteTests {
         #expect(answer.status == status, "\(answer)", sourceLocation: sourceLocation)
         #expect(answer.header("Content-Type") == "application/json", sourceLocation: sourceLocation)
         #expect(answer.header("Cache-Control") == "no-store", sourceLocation: sourceLocation)
-        #expect(answer.json?["error"]?.string == code, "\(answer)", sourceLocation: sourceLocation)
-        #expect((answer.json?["message"]?.string ?? "").count > 3, "an error carries a sentence: \(answer)", sourceLocation: sourceLocation)
-        #expect(answer.json?.object?.keys.sorted() == ["error", "message"], "\(answer)", sourceLocation: sourceLocation)
+        #expect(answer.jsonValue?["error"]?.string == code, "\(answer)", sourceLocation: sourceLocation)
+        #expect((answer.jsonValue?["message"]?.string ?? "").count > 3, "an error carries a sentence: \(answer)", sourceLocation: sourceLocation)
+        #expect(answer.jsonValue?.object?.keys.sorted() == ["error", "message"], "\(answer)", sourceLocation: sourceLocation)
     }
 
     @Test("GET /health answers {\"status\":\"ok\"}")
@@ -33,7 +34,7 @@ struct RouteTests {
             let answer = try await stack.browser().get(stack.url("/health"))
             #expect(answer.status == 200)
             #expect(answer.header("Content-Type") == "application/json")
-            #expect(answer.json == ["status": "ok"])
+            #expect(answer.jsonValue == ["status": "ok"])
         }
     }
 
@@ -44,7 +45,7 @@ struct RouteTests {
             let out = try await browser.get(stack.url("/auth/status"))
             #expect(out.status == 200)
             #expect(out.header("Cache-Control") == "no-store")
-            #expect(out.json == ["authenticated": false])
+            #expect(out.jsonValue == ["authenticated": false])
 
             let before = Date()
             let alice = try await stack.signIn(browser, as: "alice")
@@ -99,7 +100,7 @@ struct RouteTests {
                 Self.expectError(try await Self.send(stack, browser, route), 401, "session_expired")
             }
             let status = try await browser.get(stack.url("/auth/status"))
-            #expect(status.json == ["authenticated": false, "reason": "session_expired"])
+            #expect(status.jsonValue == ["authenticated": false, "reason": "session_expired"])
             // Still so after another sign-in swept the expired sessions away.
             _ = try await stack.signIn(stack.browser())
             Self.expectError(try await browser.get(stack.url("/api/history")), 401, "session_expired")
@@ -112,7 +113,7 @@ struct RouteTests {
         try await withAgent0Stack { stack in
             let browser = stack.browser()
             let alice = try await stack.signIn(browser)
-            let own = Form.origin(stack.publicURL)
+            let own = TestHTTP.origin(stack.publicURL)
             for (path, body) in [("/api/chat", #"{"message":"hello"}"#), ("/api/chat/resume", #"{"consent_id":"c-1"}"#)] {
                 Self.expectError(try await stack.post(browser, path, json: body, csrf: nil), 403, "csrf_failed")
                 Self.expectError(try await stack.post(browser, path, json: body, csrf: RandomToken.make()), 403, "csrf_failed")
@@ -160,7 +161,7 @@ struct RouteTests {
             Self.expectError(try await stack.post(browser, "/api/chat", json: #"{"message":"\#(long)"}"#, csrf: alice.csrf), 400, "invalid_request")
             #expect(stack.llm.requests.isEmpty)
             // None of them left anything in the history.
-            #expect(try await browser.get(stack.url("/api/history")).json == ["entries": []])
+            #expect(try await browser.get(stack.url("/api/history")).jsonValue == ["entries": []])
         }
     }
 
@@ -185,7 +186,7 @@ struct RouteTests {
             let answer = try await browser.get(stack.url("/api/connections"))
             #expect(answer.status == 200, "\(answer)")
             #expect(answer.header("Cache-Control") == "no-store")
-            let doc = try #require(answer.json)
+            let doc = try #require(answer.jsonValue)
             #expect(doc["connections"]?.array?.compactMap { $0["name"]?.string } == ["alpha"])
             #expect(doc["user"]?["subject"]?.string == alice.status["subject"]?.string, "the gateway saw this user's ID token: \(answer)")
             #expect(doc["user"]?["connections"]?.array != nil)
@@ -198,21 +199,21 @@ struct RouteTests {
         try await withAgent0Stack { stack in
             let browser = stack.browser()
             let alice = try await stack.signIn(browser)
-            let answer = try await stack.post(browser, "/logout", json: "{}", csrf: alice.csrf, origin: Form.origin(stack.publicURL))
+            let answer = try await stack.post(browser, "/logout", json: "{}", csrf: alice.csrf, origin: TestHTTP.origin(stack.publicURL))
             #expect(answer.status == 200, "\(answer)")
             #expect(answer.header("Cache-Control") == "no-store")
-            let redirect = try #require(answer.json?["redirect"]?.string)
-            #expect(answer.json?.object?.keys.sorted() == ["redirect"])
+            let redirect = try #require(answer.jsonValue?["redirect"]?.string)
+            #expect(answer.jsonValue?.object?.keys.sorted() == ["redirect"])
 
             // The end-session endpoint is the one the IdP's discovery names.
             let discovery = try await browser.get(stack.issuer + "/.well-known/openid-configuration")
-            let endSession = try #require(discovery.json?["end_session_endpoint"]?.string)
-            #expect(Form.withoutQuery(redirect) == endSession)
-            let query = Form.query(redirect)
+            let endSession = try #require(discovery.jsonValue?["end_session_endpoint"]?.string)
+            #expect(TestHTTP.withoutQuery(redirect) == endSession)
+            let query = TestHTTP.query(redirect)
             #expect(query["post_logout_redirect_uri"] == stack.publicURL + "/")
             // The hint is alice's ID token, as the IdP signed it.
             let hint = try #require(query["id_token_hint"])
-            let keys = JWKSKeySet(issuer: stack.issuer, httpClient: Browser.client)
+            let keys = JWKSKeySet(issuer: stack.issuer, httpClient: TestHTTP.client)
             let claims = try await JWTVerifier(policy: .idToken(issuer: stack.issuer, clientID: "agent0"), keySet: keys).verify(hint)
             #expect(claims.subject == alice.status["subject"]?.string)
 
@@ -220,11 +221,11 @@ struct RouteTests {
             let cleared = try #require(answer.setCookie(Agent0Stack.sessionCookie))
             #expect(cleared.deletes)
             #expect(browser.cookie(Agent0Stack.sessionCookie) == nil)
-            #expect(try await browser.get(stack.url("/auth/status")).json == ["authenticated": false])
+            #expect(try await browser.get(stack.url("/auth/status")).jsonValue == ["authenticated": false])
             let stale = stack.browser()
             stale.setCookie(Agent0Stack.sessionCookie, alice.session)
             Self.expectError(try await stale.get(stack.url("/api/history")), 401, "not_signed_in")
-            #expect(try await stale.get(stack.url("/auth/status")).json == ["authenticated": false])
+            #expect(try await stale.get(stack.url("/auth/status")).jsonValue == ["authenticated": false])
 
             // The IdP accepts the redirect: it ends its own session and sends the browser back.
             let idp = try await browser.get(redirect)
@@ -235,7 +236,7 @@ struct RouteTests {
             // Signed out, a logout is harmless: it sends the page home.
             let again = try await stack.post(browser, "/logout", json: "{}", csrf: nil)
             #expect(again.status == 200)
-            #expect(again.json == ["redirect": "/"])
+            #expect(again.jsonValue == ["redirect": "/"])
         }
     }
 

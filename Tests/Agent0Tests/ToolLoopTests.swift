@@ -38,7 +38,7 @@ struct ToolLoopTests {
             let alice = try await stack.signIn(browser)
             let answer = try await stack.chat(browser, alice, "ping forever")
             #expect(answer.status == 200, "\(answer)")
-            let turn = try #require(answer.json)
+            let turn = try #require(answer.jsonValue)
 
             #expect(stack.llm.requests.count == rounds, "exactly \(rounds) model calls")
             let alpha = try #require(stack.mcp["alpha"])
@@ -103,7 +103,7 @@ struct ToolLoopTests {
             #expect(results[2]["content"]?.string?.contains("no-such-tool") == true)
 
             // The page's chips say the same.
-            let calls = try #require(answer.json?["tool_calls"]?.array)
+            let calls = try #require(answer.jsonValue?["tool_calls"]?.array)
             #expect(calls.map { $0["is_error"]?.bool } == [false, true, true])
             #expect(calls[1]["connection"]?.string == "todo0")
             #expect(calls[1]["result"]?["isError"]?.bool == true)
@@ -139,7 +139,7 @@ struct ToolLoopTests {
             #expect(beta.toolCalls.map(\.name) == ["search"], "beta ran its own tool name")
             #expect(beta.toolCalls.first?.arguments == ["q": "x"])
             #expect(alpha.toolCalls.isEmpty, "alpha received no call")
-            let call = try #require(answer.json?["tool_calls"]?.array?.first)
+            let call = try #require(answer.jsonValue?["tool_calls"]?.array?.first)
             #expect(call["name"]?.string == "beta__search")
             #expect(call["connection"]?.string == "beta")
             #expect(call["tool"]?.string == "search")
@@ -149,7 +149,7 @@ struct ToolLoopTests {
             #expect(again.status == 200, "\(again)")
             #expect(alpha.toolCalls.map(\.name) == ["search"])
             #expect(beta.toolCalls.count == 1)
-            #expect(again.json?["tool_calls"]?.array?.first?["connection"]?.string == "alpha")
+            #expect(again.jsonValue?["tool_calls"]?.array?.first?["connection"]?.string == "alpha")
         }
     }
 }

@@ -1,17 +1,13 @@
-import AsyncHTTPClient
 import Foundation
 import Gateway
 import Hummingbird
 import IdentityProvider
 import ISVStandIn
 import Logging
-import NIOCore
-import NIOHTTP1
 import OAuthCore
-import ServiceLifecycle
 import StandardPlugins
 import SwitchboardTesting
-import Synchronization
+import SystemTesting
 import Todo0
 
 /// The whole system on loopback ports, in one fresh temp directory:
@@ -32,8 +28,6 @@ final class EndToEnd: Sendable {
     /// The audience the IdP's development config issues GitHub STS tokens for.
     static let isvAudience = "http://127.0.0.1:7000"
     static let webClientID = "agent0"
-    static let webClientSecret = "agent0-dev-secret"
-    static let redirectURI = "http://127.0.0.1:3000/callback"
     static let passwords = ["alice": "alice-dev-password", "bob": "bob-dev-password"]
 
     /// Choices a test can make before the system starts.
@@ -44,30 +38,28 @@ final class EndToEnd: Sendable {
 
     let directory: String
     let front: IdPFront
-    let frontServer: RunningServer
     let idpServer: RunningServer
-    let todo0: ServiceHandle
+    let todo0: Todo0Service
     let isvServer: RunningServer
     let recorder: RecordingUpstream
-    let garbage: RunningServer
+    let garbage: ScriptedUpstream
     let gatewayServer: RunningServer
     let configPath: String
     let agentKeyPath: String
     let agentKey: SigningKey
 
     /// The IdP's issuer: the URL of the counting front.
-    var issuer: String { frontServer.baseURL }
+    var issuer: String { front.baseURL }
     var gatewayURL: String { gatewayServer.baseURL }
     var todoAuthorizationServer: String { issuer + "/oauth2/todo-mcp" }
     var tokenEndpoint: String { issuer + "/oauth2/v1/token" }
 
     private init(
-        directory: String, front: IdPFront, frontServer: RunningServer, idpServer: RunningServer, todo0: ServiceHandle, isvServer: RunningServer,
-        recorder: RecordingUpstream, garbage: RunningServer, gatewayServer: RunningServer, configPath: String, agentKeyPath: String, agentKey: SigningKey
+        directory: String, front: IdPFront, idpServer: RunningServer, todo0: Todo0Service, isvServer: RunningServer,
+        recorder: RecordingUpstream, garbage: ScriptedUpstream, gatewayServer: RunningServer, configPath: String, agentKeyPath: String, agentKey: SigningKey
     ) {
         self.directory = directory
         self.front = front
-        self.frontServer = frontServer
         self.idpServer = idpServer
         self.todo0 = todo0
         self.isvServer = isvServer
@@ -79,24 +71,19 @@ final class EndToEnd: Sendable {
         self.agentKey = agentKey
     }
 
-    static func quietLogger(_ label: String) -> Logger {
-        var logger = Logger(label: label)
-        logger.logLevel = ProcessInfo.processInfo.environment["E2E_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        return logger
-    }
+    static func quietLogger(_ label: String) -> Logger { .quiet(label, levelFrom: "E2E_LOG") }
 
     static func start(_ options: Options = Options()) async throws -> EndToEnd {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-e2e-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 
         // 1. The counting front first: its URL becomes the IdP's issuer.
-        let front = IdPFront()
-        let frontServer = try await TestHTTPServer.start(responder: IdPFrontResponder(front: front))
+        let front = try await IdPFront.start()
 
         // 2. The IdP (port 0, issuer = the front), with the agent's key registered.
         var idpOptions = IdentityProviderOptions()
         idpOptions.port = 0
-        idpOptions.issuer = frontServer.baseURL
+        idpOptions.issuer = front.baseURL
         idpOptions.dataDirectory = dir + "/idp"
         idpOptions.logger = quietLogger("e2e-idp")
         if let lifetime = options.githubTokenLifetime {
@@ -109,9 +96,7 @@ final class EndToEnd: Sendable {
         let agentKeyPath = dir + "/agent0-private-key.pem"
         _ = try await initializeAgent(options: idpOptions, agentID: agentID, keyID: agentKeyID, privateKeyPath: agentKeyPath)
         let agentKey = try SigningKey(pem: try String(contentsOfFile: agentKeyPath, encoding: .utf8), kid: agentKeyID)
-        let (idpPorts, idpContinuation) = AsyncStream.makeStream(of: Int.self)
-        idpOptions.onServerRunning = { idpContinuation.yield($0) }
-        let idpServer = try await TestHTTPServer.run(try await buildIdentityProviderApplication(idpOptions), ports: idpPorts)
+        let idpServer = try await IdentityProviderService.start(idpOptions)
         front.setBackend(idpServer.baseURL)
 
         // 3. todo0, trusting the todo-mcp AS for the IdP's registered resource.
@@ -119,16 +104,16 @@ final class EndToEnd: Sendable {
         todoOptions.mcpPort = 0
         todoOptions.restPort = 0
         todoOptions.dataDirectory = dir + "/todo0"
-        todoOptions.authorizationServer = frontServer.baseURL + "/oauth2/todo-mcp"
+        todoOptions.authorizationServer = front.baseURL + "/oauth2/todo-mcp"
         todoOptions.resource = todoResource
         todoOptions.logger = quietLogger("e2e-todo0")
-        let todo0 = try await ServiceHandle.start(todoOptions)
+        let todo0 = try await Todo0Service.start(todoOptions)
 
         // 4. The ISV stand-in.
         var isvOptions = ISVOptions()
         isvOptions.port = 0
         isvOptions.dataDirectory = dir + "/isv"
-        isvOptions.identityProvider = frontServer.baseURL
+        isvOptions.identityProvider = front.baseURL
         isvOptions.audience = isvAudience
         isvOptions.logger = quietLogger("e2e-isv")
         let (isvPorts, isvContinuation) = AsyncStream.makeStream(of: Int.self)
@@ -143,12 +128,12 @@ final class EndToEnd: Sendable {
         // 6. The gateway.
         let configPath = dir + "/connections.yaml"
         let yaml = connectionsYAML(
-            issuer: frontServer.baseURL, keyPath: agentKeyPath, todo0: todo0.mcpPort, isv: isvServer.port, recorder: recorder.baseURL,
+            issuer: front.baseURL, keyPath: agentKeyPath, todo0: todo0.mcpPort, isv: isvServer.port, recorder: recorder.baseURL,
             garbage: garbage.baseURL)
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         let gatewayServer = try await startGateway(configPath: configPath)
         return EndToEnd(
-            directory: dir, front: front, frontServer: frontServer, idpServer: idpServer, todo0: todo0, isvServer: isvServer, recorder: recorder,
+            directory: dir, front: front, idpServer: idpServer, todo0: todo0, isvServer: isvServer, recorder: recorder,
             garbage: garbage, gatewayServer: gatewayServer, configPath: configPath, agentKeyPath: agentKeyPath, agentKey: agentKey)
     }
 
@@ -192,16 +177,7 @@ final class EndToEnd: Sendable {
             title: Todo MCP Authorization Server
             issuer: \(issuer)/oauth2/todo-mcp
 
-          - name: todo0
-            kind: mcp_server
-            title: Todo0 MCP Server
-            upstream: http://127.0.0.1:\(todo0)/mcp
-            resource: \(todoResource)
-            auth:
-              strategy: idjag
-              authorization_server: todo-mcp-as
-              scopes: [mcp:connect, mcp:tools:read]
-
+        \(idjagConnection("todo0", title: "Todo0 MCP Server", upstream: "http://127.0.0.1:\(todo0)/mcp"))
           - name: github
             kind: application
             title: GitHub
@@ -218,38 +194,23 @@ final class EndToEnd: Sendable {
               strategy: oauth-sts
               resource: orn:dev:idp:github-mcp
 
-          - name: recorder
-            kind: mcp_server
-            title: Recording upstream
-            upstream: \(recorder)/mcp
-            resource: \(todoResource)
-            auth:
-              strategy: idjag
-              authorization_server: todo-mcp-as
-              scopes: [mcp:connect, mcp:tools:read]
-
-          - name: scoped
-            kind: mcp_server
-            title: Tool-result scope challenges
-            upstream: \(recorder)/scoped
-            resource: \(todoResource)
-            auth:
-              strategy: idjag
-              authorization_server: todo-mcp-as
-              scopes: [mcp:connect, mcp:tools:read]
-
-          - name: garbage
-            kind: mcp_server
-            title: Broken token endpoint
-            upstream: \(recorder)/mcp
-            resource: \(todoResource)
-            auth:
-              strategy: idjag
-              authorization_server: todo-mcp-as
-              scopes: [mcp:connect, mcp:tools:read]
-              token_endpoint: \(garbage)/token
-
+        \(idjagConnection("recorder", title: "Recording upstream", upstream: recorder + "/mcp"))
+        \(idjagConnection("scoped", title: "Tool-result scope challenges", upstream: recorder + "/scoped"))
+        \(idjagConnection("garbage", title: "Broken token endpoint", upstream: recorder + "/mcp", tokenEndpoint: garbage + "/token"))
         """
+    }
+
+    /// A connections.yaml entry (ending in a newline): MCP server `name` at `upstream` for
+    /// ``todoResource``, `idjag` through `todo-mcp-as`, optionally at another token endpoint.
+    static func idjagConnection(_ name: String, title: String? = nil, upstream: String, tokenEndpoint: String? = nil) -> String {
+        var lines = ["  - name: \(name)", "    kind: mcp_server"]
+        if let title { lines.append("    title: \(title)") }
+        lines += [
+            "    upstream: \(upstream)", "    resource: \(todoResource)", "    auth:", "      strategy: idjag", "      authorization_server: todo-mcp-as",
+            "      scopes: [mcp:connect, mcp:tools:read]",
+        ]
+        if let tokenEndpoint { lines.append("      token_endpoint: \(tokenEndpoint)") }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// This environment's connections.yaml, with the agent key at `keyPath`.
@@ -259,7 +220,7 @@ final class EndToEnd: Sendable {
 
     /// Takes the identity provider off the network (the front and the IdP itself).
     func stopIdP() async {
-        await frontServer.stop()
+        await front.server.stop()
         await idpServer.stop()
     }
 
@@ -277,55 +238,5 @@ final class EndToEnd: Sendable {
 /// Runs `body` with a fresh system and stops it afterwards, whatever happens.
 func withEndToEnd(_ options: EndToEnd.Options = .init(), _ body: (EndToEnd) async throws -> Void) async throws {
     let env = try await EndToEnd.start(options)
-    do {
-        try await body(env)
-    } catch {
-        await env.stop()
-        throw error
-    }
-    await env.stop()
-}
-
-/// todo0 running as a service on two free ports.
-final class ServiceHandle: Sendable {
-    let mcpPort: Int
-    let restPort: Int
-    private let task: Task<Void, any Error>
-
-    private init(mcpPort: Int, restPort: Int, task: Task<Void, any Error>) {
-        self.mcpPort = mcpPort
-        self.restPort = restPort
-        self.task = task
-    }
-
-    static func start(_ options: Todo0Options) async throws -> ServiceHandle {
-        var options = options
-        let (ports, continuation) = AsyncStream.makeStream(of: (Int, Int).self)
-        options.onServerRunning = { mcp, rest in
-            continuation.yield((mcp, rest))
-            continuation.finish()
-        }
-        let service = try await buildTodo0(options)
-        let task = Task { try await service.run() }
-        Task {
-            _ = try? await task.value
-            continuation.finish()
-        }
-        for await (mcp, rest) in ports {
-            return ServiceHandle(mcpPort: mcp, restPort: rest, task: task)
-        }
-        task.cancel()
-        throw E2EError("todo0 stopped before it listened")
-    }
-
-    func stop() async {
-        task.cancel()
-        _ = try? await task.value
-    }
-}
-
-/// A failed step on the way to the state a test examines.
-struct E2EError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+    try await withCleanup({ try await body(env) }, cleanup: { await env.stop() })
 }

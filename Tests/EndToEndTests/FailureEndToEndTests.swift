@@ -36,9 +36,7 @@ struct FailureEndToEndTests {
             let fresh = try await EndToEnd.startGateway(configPath: env.configPath)
             let answer: Answer
             do {
-                answer = try await EndToEnd.send(
-                    .POST, fresh.baseURL + "/mcp/todo0", headers: MCPMessage.headers(method: "tools/call", name: "get-todos") + [("Authorization", "Bearer " + alice.idToken)],
-                    body: MCPMessage.toolCall("get-todos", [:], id: 1))
+                answer = try await EndToEnd.callTool(at: fresh.baseURL, "todo0", "get-todos", token: alice.idToken)
             } catch {
                 await fresh.stop()
                 throw error

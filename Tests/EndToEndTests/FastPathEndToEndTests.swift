@@ -35,37 +35,19 @@ struct FastPathEndToEndTests {
     func refreshOnAWarmCall(streamed: Bool) async throws {
         let refuseNext = NIOLockedValueBox(false)
         let upstream = try await ScriptedUpstream.start(Self.script(refuseNext: refuseNext, streamed: streamed))
-        do {
-            try await refreshScenario(upstream, refuseNext: refuseNext)
-        } catch {
-            await upstream.stop()
-            throw error
-        }
-        await upstream.stop()
+        try await withCleanup({ try await refreshScenario(upstream, refuseNext: refuseNext) }, cleanup: { await upstream.stop() })
     }
 
     private func refreshScenario(_ upstream: ScriptedUpstream, refuseNext: NIOLockedValueBox<Bool>) async throws {
         try await withEndToEnd { env in
             let path = env.directory + "/fast-path-connections.yaml"
-            try (env.connectionsYAML(keyPath: env.agentKeyPath) + """
-                  - name: refusing
-                    kind: mcp_server
-                    upstream: \(upstream.baseURL)/mcp
-                    resource: \(EndToEnd.todoResource)
-                    auth:
-                      strategy: idjag
-                      authorization_server: todo-mcp-as
-                      scopes: [mcp:connect, mcp:tools:read]
-
-                """).write(toFile: path, atomically: true, encoding: .utf8)
+            try (env.connectionsYAML(keyPath: env.agentKeyPath) + EndToEnd.idjagConnection("refusing", upstream: upstream.baseURL + "/mcp"))
+                .write(toFile: path, atomically: true, encoding: .utf8)
             let gateway = try await EndToEnd.startGateway(configPath: path)
             do {
                 let alice = try await env.signIn("alice")
                 func call(_ id: Int) async throws -> Answer {
-                    try await EndToEnd.send(
-                        .POST, gateway.baseURL + "/mcp/refusing",
-                        headers: MCPMessage.headers(method: "tools/call", name: "anything") + [("Authorization", "Bearer " + alice.idToken)],
-                        body: MCPMessage.toolCall("anything", [:], id: id))
+                    try await EndToEnd.callTool(at: gateway.baseURL, "refusing", "anything", id: id, token: alice.idToken)
                 }
                 func isEventLoopAnswer(_ answer: Answer) -> Bool { answer.header("Date") == ScriptedUpstream.date }
 

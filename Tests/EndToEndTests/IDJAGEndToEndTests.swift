@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import SwitchboardTesting
 import Testing
 
 /// todo0 behind the gateway with the `idjag` strategy: ID token → ID-JAG → access token.

@@ -77,10 +77,7 @@ struct ProxyDriverParityTests {
 
         /// A `tools/call` of `tool` on `connection` as `user`.
         func call(_ connection: String, _ tool: String, id: Int, as user: SignedInUser) async throws -> Answer {
-            try await EndToEnd.send(
-                .POST, url + "/mcp/" + connection,
-                headers: MCPMessage.headers(method: "tools/call", name: tool) + [("Authorization", "Bearer " + user.idToken)],
-                body: MCPMessage.toolCall(tool, [:], id: id))
+            try await EndToEnd.callTool(at: url, connection, tool, id: id, token: user.idToken)
         }
     }
 
@@ -88,18 +85,10 @@ struct ProxyDriverParityTests {
     static func withDrivers(_ body: (EndToEnd, ScriptedUpstream, NIOLockedValueBox<Set<String>>, [Driver]) async throws -> Void) async throws {
         let refused = NIOLockedValueBox<Set<String>>([])
         let upstream = try await ScriptedUpstream.start(script(refused: refused))
-        do {
+        try await withCleanup({
             try await withEndToEnd { env in
                 let path = env.directory + "/parity-connections.yaml"
-                try (env.connectionsYAML(keyPath: env.agentKeyPath) + """
-                      - name: parity
-                        kind: mcp_server
-                        upstream: \(upstream.baseURL)/mcp
-                        resource: \(EndToEnd.todoResource)
-                        auth:
-                          strategy: idjag
-                          authorization_server: todo-mcp-as
-                          scopes: [mcp:connect, mcp:tools:read]
+                try (env.connectionsYAML(keyPath: env.agentKeyPath) + EndToEnd.idjagConnection("parity", upstream: upstream.baseURL + "/mcp") + """
 
                       - name: consent
                         kind: mcp_server
@@ -110,26 +99,14 @@ struct ProxyDriverParityTests {
 
                     """).write(toFile: path, atomically: true, encoding: .utf8)
                 let fast = try await EndToEnd.startGateway(configPath: path, fastPath: true)
-                do {
+                try await withCleanup({
                     let slow = try await EndToEnd.startGateway(configPath: path, fastPath: false)
-                    do {
+                    try await withCleanup({
                         try await body(env, upstream, refused, [Driver(url: fast.baseURL, eventLoop: true), Driver(url: slow.baseURL, eventLoop: false)])
-                    } catch {
-                        await slow.stop()
-                        throw error
-                    }
-                    await slow.stop()
-                } catch {
-                    await fast.stop()
-                    throw error
-                }
-                await fast.stop()
+                    }, cleanup: { await slow.stop() })
+                }, cleanup: { await fast.stop() })
             }
-        } catch {
-            await upstream.stop()
-            throw error
-        }
-        await upstream.stop()
+        }, cleanup: { await upstream.stop() })
     }
 
     /// Whether the event-loop handler wrote the answer (see the suite's comment).

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import Gateway
 import Hummingbird
-import Logging
 import NIOCore
 import NIOHTTP1
 import StandardPlugins
@@ -34,9 +33,7 @@ final class GatewayHarness: Sendable {
         options.port = 0
         options.environment = environment
         options.handleSIGHUP = false
-        var logger = Logger(label: "gateway-under-test")
-        logger.logLevel = .critical
-        options.logger = logger
+        options.logger = .quiet("gateway-under-test")
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         options.onServerRunning = { port in continuation.yield(port) }
         return (options, ports)
@@ -89,22 +86,18 @@ final class GatewayHarness: Sendable {
     func send(
         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil, token: String? = nil,
         chunked: Bool = false, timeout: Duration = .seconds(20)
-    ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        if let token { request.headers.add(name: "Authorization", value: "Bearer " + token) }
-        for (n, v) in headers { request.headers.add(name: n, value: v) }
+    ) async throws -> HTTPAnswer {
+        var content: HTTPClientRequest.Body?
         if let body {
             if chunked {
                 let chunks = body.utf8.chunked(1024).map { ByteBuffer(bytes: $0) }
-                request.body = .stream(chunks.async, length: .unknown)
+                content = .stream(chunks.async, length: .unknown)
             } else {
-                request.body = .bytes(ByteBuffer(string: body))
+                content = .bytes(ByteBuffer(string: body))
             }
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.components.seconds * 1_000_000_000))
-        let data = try await response.body.collect(upTo: 10 << 20)
-        return (Int(response.status.code), response.headers, String(buffer: data))
+        let auth = token.map { [("Authorization", "Bearer " + $0)] } ?? []
+        return try await TestHTTP.send(method, baseURL + path, headers: auth + headers, content: content, client: HTTPClient.shared, timeout: timeout)
     }
 
     /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns the time it took.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SwitchboardTesting
 
 /// A bare HTTP/1.1 client on one TCP connection: sends several requests in one write (one
 /// buffer: pipelining), and hands out the answers, parsed, in the order they arrive.
@@ -28,13 +29,7 @@ final class PipeliningClient: Sendable {
         }
     }
 
-    struct Response: Sendable, CustomStringConvertible {
-        var status: Int
-        var headers: HTTPHeaders
-        var body: ByteBuffer
-        var text: String { String(buffer: body) }
-        var description: String { "HTTP \(status) \(headers.map { "\($0.name): \($0.value)" }) \(text.prefix(300))" }
-    }
+    typealias Response = HTTPAnswer
 
     enum Failure: Error, CustomStringConvertible {
         case noAnswer(within: Duration)
@@ -147,7 +142,7 @@ final class PipeliningClient: Sendable {
                     for part in parts.dropLast() { context.write(NIOAny(part), promise: nil) }
                     context.writeAndFlush(NIOAny(parts.last!), promise: nil)
                 }
-                ready.append(Response(status: Int(head.status.code), headers: head.headers, body: body))
+                ready.append(Response(status: Int(head.status.code), headers: head.headers, buffer: body))
                 deliver()
             }
         }
@@ -166,7 +161,7 @@ final class PipeliningClient: Sendable {
             precondition(waiter == nil, "one reader at a time")
             let promise = loop.makePromise(of: Response?.self)
             let bound = NIOLoopBound(self, eventLoop: loop)
-            let timer = loop.scheduleTask(in: UpstreamClientTests.timeAmount(deadline)) {
+            let timer = loop.scheduleTask(in: TestHTTP.timeAmount(deadline)) {
                 bound.value.waiter = nil
                 promise.fail(Failure.noAnswer(within: deadline))
             }

@@ -202,10 +202,10 @@ struct ProxyDriverParityTests {
             let yaml = connections(upstream: upstream, refusingPort: refusing.port)
             let fastLog = CapturedLog()
             let fast = try await GatewayHarness.start(connections: yaml, log: fastLog)
-            try await ProxyFastPathTests.withCleanup({
+            try await withCleanup({
                 let slowLog = CapturedLog()
                 let slow = try await GatewayHarness.start(connections: yaml, environment: ProxyFastPathTests.fastPathOff, log: slowLog)
-                try await ProxyFastPathTests.withCleanup({
+                try await withCleanup({
                     try await body(upstream, [Driver(gateway: fast, log: fastLog, eventLoop: true), Driver(gateway: slow, log: slowLog, eventLoop: false)])
                 }, cleanup: { await slow.stop() })
             }, cleanup: { await fast.stop() })
@@ -216,7 +216,7 @@ struct ProxyDriverParityTests {
     /// A ``ScriptedUpstream`` playing ``script``, stopped after `body`.
     static func withUpstream(_ body: (ScriptedUpstream) async throws -> Void) async throws {
         let upstream = try await ScriptedUpstream.start(script)
-        try await ProxyFastPathTests.withCleanup({ try await body(upstream) }, cleanup: { await upstream.stop() })
+        try await withCleanup({ try await body(upstream) }, cleanup: { await upstream.stop() })
     }
 
     // MARK: The cases
@@ -234,7 +234,7 @@ struct ProxyDriverParityTests {
             }
             let (a, b) = (answers[0], answers[1])
             #expect(a.status == b.status, "\(c): \(a.status) with the event-loop path, \(b.status) without")
-            #expect(a.body == b.body, "\(c): the bodies differ:\n  event loop: \(a.text.prefix(300))\n  async:      \(b.text.prefix(300))")
+            #expect(a.buffer == b.buffer, "\(c): the bodies differ:\n  event loop: \(a.body.prefix(300))\n  async:      \(b.body.prefix(300))")
             #expect(DriverParity.headerList(a.headers) == DriverParity.headerList(b.headers),
                     "\(c): the header lists differ:\n  event loop: \(DriverParity.headerList(a.headers))\n  async:      \(DriverParity.headerList(b.headers))")
             for (answer, driver) in zip(answers, ["event loop", "async"]) {
@@ -263,16 +263,16 @@ struct ProxyDriverParityTests {
     /// What the caller must get for `c`, whichever driver answered.
     static func expectAnswer(_ answer: Answer, _ c: Case, _ driver: String) throws {
         let label = "\(c) (\(driver))"
-        #expect(answer.status == c.status, "\(label): \(answer.status) \(answer.text.prefix(200))")
+        #expect(answer.status == c.status, "\(label): \(answer.status) \(answer.body.prefix(200))")
         #expect(answer.headers.first(name: "server") == "switchboard", "\(label)")
         if let code = c.gatewayError {
-            #expect(answer.json["error"] as? String == code, "\(label): \(answer.text)")
-            #expect(answer.json["connection"] as? String == c.connection, "\(label): \(answer.text)")
+            #expect(answer.json["error"] as? String == code, "\(label): \(answer.body)")
+            #expect(answer.json["connection"] as? String == c.connection, "\(label): \(answer.body)")
             #expect(answer.headers.first(name: "content-type") == "application/json", "\(label)")
             return
         }
         let expected = try #require(upstreamBody(c))
-        #expect(answer.body == expected, "\(label): the body is not the upstream's (\(answer.body.readableBytes) bytes, \(expected.readableBytes) sent)")
+        #expect(answer.buffer == expected, "\(label): the body is not the upstream's (\(answer.buffer.readableBytes) bytes, \(expected.readableBytes) sent)")
         #expect(answer.headers["x-multi"] == ["one", "two"], "\(label): \(answer.headers)")
         #expect(answer.headers.contains { $0.name == "x-MiXeD-Case" && $0.value == "Kept As Is" }, "\(label): \(answer.headers)")
         for gone in ["set-cookie", "keep-alive", "x-up-hop"] {

@@ -32,8 +32,7 @@ import Upstream
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/connections.yaml"
         try Self.yaml(issuer: issuer.issuer, upstream: first.baseURL).write(toFile: path, atomically: true, encoding: .utf8)
-        var logger = Logger(label: "reload-test")
-        logger.logLevel = .critical
+        let logger = Logger.quiet("reload-test")
         let loader = RegistryLoader(plugins: StandardPlugins.registry(), environment: [:])
         let holder = try await RegistryHolder.start(
             configPath: path, plan: try loader.load(path: path), fingerprint: FileFingerprint.of(path), loader: loader, httpClient: HTTPClient.shared,

@@ -101,16 +101,6 @@ struct ProxyFastPathTests {
     static let fastPathOff = ["SWITCHBOARD_FAST_PATH": "off"]
 
     /// Runs `body`, then `cleanup`, whether `body` threw or not.
-    static func withCleanup<T>(_ body: () async throws -> T, cleanup: () async -> Void) async throws -> T {
-        let result: T
-        do { result = try await body() } catch {
-            await cleanup()
-            throw error
-        }
-        await cleanup()
-        return result
-    }
-
     static func withUpstream(_ body: (ScriptedUpstream) async throws -> Void) async throws {
         let upstream = try await ScriptedUpstream.start(script)
         try await withCleanup({ try await body(upstream) }, cleanup: { await upstream.stop() })
@@ -134,7 +124,7 @@ struct ProxyFastPathTests {
         }
     }
 
-    typealias Answer = UpstreamClientTests.Answer
+    typealias Answer = HTTPAnswer
 
     /// One call with `token` (the same string on every call: the gateway's cache of verified
     /// tokens is keyed by it), answer read whole.
@@ -142,13 +132,8 @@ struct ProxyFastPathTests {
         _ baseURL: String, _ path: String, token: String, method: HTTPMethod = .GET, body: String? = nil, headers: [(String, String)] = [],
         deadline: Duration = .seconds(15)
     ) async throws -> Answer {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer " + token)
-        for (n, v) in headers { request.headers.add(name: n, value: v) }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: UpstreamClientTests.timeAmount(deadline))
-        return Answer(status: Int(response.status.code), headers: response.headers, body: try await response.body.collect(upTo: 16 << 20))
+        try await TestHTTP.send(
+            method, baseURL + path, headers: [("Authorization", "Bearer " + token)] + headers, body: body, client: HTTPClient.shared, timeout: deadline)
     }
 
     /// Whether ``ProxyFastPathHandler`` wrote the answer (see the suite's comment).
@@ -160,7 +145,7 @@ struct ProxyFastPathTests {
     @discardableResult
     static func warmUp(_ baseURL: String, token: String, fastPath: Bool = true) async throws -> String {
         let first = try await call(baseURL, "/rest/svc/warm-up", token: token)
-        try #require(first.status == 200, "warm-up call: \(first.status) \(first.text)")
+        try #require(first.status == 200, "warm-up call: \(first.status) \(first.body)")
         // `none` needs no plugin call: the event-loop path verifies the token on the way.
         #expect(isEventLoopAnswer(first.headers) == fastPath, "a first call on a `none` connection, fast path \(fastPath ? "on" : "off")")
         return token
@@ -200,7 +185,7 @@ struct ProxyFastPathTests {
         for i in 0..<3 {
             let r = try await call(baseURL, "/rest/svc/x?i=\(i)", token: token)
             #expect(r.status == 200)
-            #expect(echo(r.text)["uri"] == "/base/x?i=\(i)")
+            #expect(echo(r.body)["uri"] == "/base/x?i=\(i)")
             #expect(isEventLoopAnswer(r.headers) == fastPath, "call \(i), fast path \(fastPath ? "on" : "off")")
         }
     }
@@ -216,7 +201,7 @@ struct ProxyFastPathTests {
     func fastPathOptionOff() async throws {
         try await Self.withUpstream { upstream in
             let gateway = try await DirectGateway.start(connections: Self.connections(upstream), fastPath: false)
-            try await Self.withCleanup({
+            try await withCleanup({
                 try await Self.expectPath(fastPath: false, baseURL: gateway.baseURL, token: gateway.token)
             }, cleanup: { await gateway.stop() })
         }
@@ -243,10 +228,10 @@ struct ProxyFastPathTests {
         try await Self.withSetup { gw, upstream in
             for token in [gw.issuer.idToken(audience: "someone-else"), "not-a-jwt"] {
                 let r = try await Self.call(gw.baseURL, "/rest/svc/x", token: token)
-                #expect(r.status == 401, "\(r.text)")
-                #expect(r.json["error"] as? String == "invalid_user_token", "\(r.text)")
+                #expect(r.status == 401, "\(r.body)")
+                #expect(r.json["error"] as? String == "invalid_user_token", "\(r.body)")
                 #expect(r.headers.first(name: "www-authenticate")?.hasPrefix("Bearer") == true)
-                #expect(!r.text.contains(token))
+                #expect(!r.body.contains(token))
             }
             #expect(upstream.requests.isEmpty)
         }
@@ -280,7 +265,7 @@ struct ProxyFastPathTests {
             for (i, (answer, expected)) in zip(answers, cases.map(\.echo)).enumerated() {
                 #expect(answer.status == 200, "answer \(i): \(answer)")
                 #expect(answer.headers.first(name: "x-echo-tag") == expected["tag"], "answer \(i): \(answer)")
-                #expect(Self.echo(answer.text) == expected, "answer \(i): \(answer)")
+                #expect(Self.echo(answer.body) == expected, "answer \(i): \(answer)")
                 #expect(Self.isEventLoopAnswer(answer.headers), "answer \(i): \(answer)")
             }
             #expect(upstream.requests.dropFirst().map { $0.header("x-tag") } == cases.map(\.echo["tag"]))
@@ -310,10 +295,10 @@ struct ProxyFastPathTests {
             #expect(answers.count == 5, "\(answers.count) answers to 5 requests, the last: \(answers.last.map { "\($0)" } ?? "none")")
             let expected: [(status: Int, tag: String?)] = [(200, "1"), (404, nil), (200, "3"), (200, "4"), (200, "5")]
             #expect(answers.map(\.status) == expected.prefix(answers.count).map(\.status), "\(answers)")
-            #expect(answers.map { Self.echo($0.text)["tag"] } == expected.prefix(answers.count).map(\.tag), "\(answers)")
+            #expect(answers.map { Self.echo($0.body)["tag"] } == expected.prefix(answers.count).map(\.tag), "\(answers)")
             #expect(answers.first.map { Self.isEventLoopAnswer($0.headers) } == true, "the first request is warm: the event-loop path's")
-            if answers.count > 1 { #expect(jsonObject(answers[1].text)["error"] as? String == "unknown_connection", "\(answers[1])") }
-            if answers.count > 3 { #expect(Self.echo(answers[3].text)["body"] == large, "the large body must reach the upstream whole") }
+            if answers.count > 1 { #expect(jsonObject(answers[1].body)["error"] as? String == "unknown_connection", "\(answers[1])") }
+            if answers.count > 3 { #expect(Self.echo(answers[3].body)["body"] == large, "the large body must reach the upstream whole") }
             #expect(upstream.requests.dropFirst().map { $0.header("x-tag") } == ["1", "3", "4", "5"])
         }
     }
@@ -331,7 +316,7 @@ struct ProxyFastPathTests {
                     try await client.sendOnNextAnswer(Self.request("/healthz", token: token))
                     try await client.send([Self.request("/rest/svc/big?size=70000", token: token)])
                     let streamed = try #require(try await client.next(), "round \(round): the connection closed")
-                    #expect(streamed.status == 200 && streamed.body.readableBytes == 70_000, "round \(round): \(streamed.status)")
+                    #expect(streamed.status == 200 && streamed.buffer.readableBytes == 70_000, "round \(round): \(streamed.status)")
                     #expect(Self.isEventLoopAnswer(streamed.headers), "round \(round)")
                     let health: PipeliningClient.Response?
                     do {
@@ -372,9 +357,9 @@ struct ProxyFastPathTests {
 
     /// What the caller must get back for one of ``comparedRequests``.
     static func expectAnswer(_ answer: Answer, status: Int, _ path: String) {
-        #expect(answer.status == status, "\(path): \(answer.status) \(answer.text)")
+        #expect(answer.status == status, "\(path): \(answer.status) \(answer.body)")
         #expect(answer.headers.first(name: "server") == "switchboard", "\(path)")
-        #expect(answer.headers.first(name: "content-length") == String(answer.body.readableBytes), "\(path)")
+        #expect(answer.headers.first(name: "content-length") == String(answer.buffer.readableBytes), "\(path)")
         #expect(answer.headers.first(name: "x-echo-tag") == "same", "\(path)")
         for gone in ["set-cookie", "x-up-hop", "keep-alive"] {
             #expect(answer.headers.first(name: gone) == nil, "\(path): \(gone) reached the caller")
@@ -412,7 +397,7 @@ struct ProxyFastPathTests {
                         #expect(!Self.isEventLoopAnswer(b.headers), "\(path): the gateway without the fast path")
 
                         #expect(a.status == b.status, "\(path)")
-                        #expect(a.body == b.body, "\(path): \(a.text) vs \(b.text)")
+                        #expect(a.buffer == b.buffer, "\(path): \(a.body) vs \(b.body)")
                         #expect(Self.comparable(Array(a.headers)) == Self.comparable(Array(b.headers)), "\(path)")
                         Self.expectAnswer(a, status: status, path)
                         Self.expectAnswer(b, status: status, path)
@@ -438,12 +423,12 @@ struct ProxyFastPathTests {
         try await Self.withSetup { gw, upstream in
             let token = try await Self.warmUp(gw.baseURL, token: gw.token())
             let warm = try await Self.call(gw.baseURL, "/rest/svc/x", token: token)
-            #expect(warm.status == 200 && Self.isEventLoopAnswer(warm.headers), "\(warm.status) \(warm.text)")
+            #expect(warm.status == 200 && Self.isEventLoopAnswer(warm.headers), "\(warm.status) \(warm.body)")
             await upstream.stop()  // listener and the kept connection
             let r = try await Self.call(gw.baseURL, "/rest/svc/x", token: token)
-            #expect(r.status == 502, "\(r.status) \(r.text)")
-            #expect(r.json["error"] as? String == "upstream_unreachable", "\(r.text)")
-            #expect(r.json["connection"] as? String == "svc", "\(r.text)")
+            #expect(r.status == 502, "\(r.status) \(r.body)")
+            #expect(r.json["error"] as? String == "upstream_unreachable", "\(r.body)")
+            #expect(r.json["connection"] as? String == "svc", "\(r.body)")
             #expect(r.headers.first(name: "content-type") == "application/json")
             #expect(r.headers.first(name: "server") == "switchboard")
             #expect(r.headers.first(name: "date")?.hasSuffix(" GMT") == true, "the gateway's own answers are dated (RFC 9110 §6.6.1)")
@@ -467,8 +452,8 @@ struct ProxyFastPathTests {
     static func expectUsable(_ gw: GatewayHarness, token: String) async throws {
         for i in 0..<5 {
             let r = try await call(gw.baseURL, "/rest/svc/after?i=\(i)", token: token, deadline: .seconds(10))
-            #expect(r.status == 200, "call \(i) after the client left: \(r.status) \(r.text)")
-            #expect(echo(r.text)["uri"] == "/base/after?i=\(i)", "call \(i)")
+            #expect(r.status == 200, "call \(i) after the client left: \(r.status) \(r.body)")
+            #expect(echo(r.body)["uri"] == "/base/after?i=\(i)", "call \(i)")
             #expect(isEventLoopAnswer(r.headers), "call \(i)")
         }
         #expect(try await gw.send(.GET, "/healthz").status == 200)
@@ -512,7 +497,7 @@ struct ProxyFastPathTests {
             }
             let r = try #require(answer, "the gateway closed the connection without answering (fast path \(fastPath ? "on" : "off"))")
             #expect(r.status == 200, "\(r)")
-            #expect(Self.echo(r.text)["tag"] == "half", "\(r)")
+            #expect(Self.echo(r.body)["tag"] == "half", "\(r)")
             #expect(Self.isEventLoopAnswer(r.headers) == fastPath, "\(r)")
         }
     }
@@ -555,8 +540,8 @@ struct ProxyFastPathTests {
             let r = try await Self.call(gw.baseURL, "/rest/svc/big?size=\(size)", token: token)
             #expect(r.status == 200)
             #expect(r.headers.first(name: "content-length") == String(size))
-            #expect(r.body.readableBytes == size)
-            #expect(r.body == Self.pattern(size), "the body differs from what the upstream sent")
+            #expect(r.buffer.readableBytes == size)
+            #expect(r.buffer == Self.pattern(size), "the body differs from what the upstream sent")
             #expect(Self.isEventLoopAnswer(r.headers))
         }
     }
@@ -577,7 +562,7 @@ struct ProxyFastPathTests {
                 let token = try await Self.warmUp(gw.baseURL, token: gw.token(), fastPath: fastPath)
                 let r = try await Self.call(gw.baseURL, "/rest/svc/\(target)", token: token)
                 #expect(r.status == 200, "\(target)")
-                #expect(r.body == expected, "\(target): the body differs from what the upstream sent")
+                #expect(r.buffer == expected, "\(target): the body differs from what the upstream sent")
                 #expect(r.headers.first(name: "server") == "switchboard", "\(target)")
                 if target.hasPrefix("sse") {
                     // The upstream sent it chunked: no length is made up on the way.
@@ -607,11 +592,11 @@ struct ProxyFastPathTests {
                 #expect(answer.status == 200, "answer \(i): \(answer)")
                 #expect(Self.isEventLoopAnswer(answer.headers), "answer \(i)")
                 if target.hasPrefix("sse") {
-                    #expect(answer.text == Self.sseFirst + Self.sseRest, "answer \(i): \(answer)")
+                    #expect(answer.body == Self.sseFirst + Self.sseRest, "answer \(i): \(answer)")
                 } else if target.hasPrefix("big") {
-                    #expect(answer.body == Self.pattern(200_000), "answer \(i): the body differs")
+                    #expect(answer.buffer == Self.pattern(200_000), "answer \(i): the body differs")
                 } else {
-                    #expect(Self.echo(answer.text)["tag"] == "p\(i)", "answer \(i): \(answer)")
+                    #expect(Self.echo(answer.body)["tag"] == "p\(i)", "answer \(i): \(answer)")
                 }
             }
             let relayed = log.all.filter { $0.message == "proxied" && $0.metadata["via"] == "event-loop" && $0.metadata["error"] == nil }
@@ -646,9 +631,9 @@ struct ProxyFastPathTests {
             #expect(results.count == callers)
             for answers in results {
                 try #require(answers.count == targets.count, "\(answers.count) answers to \(targets.count) requests")
-                #expect(answers[0].text == Self.sseFirst + Self.sseRest, "\(answers[0])")
-                #expect(answers[1].body == Self.pattern(200_000), "the 200 KB body differs")
-                #expect(Self.echo(answers[2].text)["uri"] == "/base/get?n=2", "\(answers[2])")
+                #expect(answers[0].body == Self.sseFirst + Self.sseRest, "\(answers[0])")
+                #expect(answers[1].buffer == Self.pattern(200_000), "the 200 KB body differs")
+                #expect(Self.echo(answers[2].body)["uri"] == "/base/get?n=2", "\(answers[2])")
                 #expect(answers.allSatisfy { Self.isEventLoopAnswer($0.headers) })
             }
             #expect(upstream.accepted == 1, "one upstream connection, shared: \(upstream.accepted) were opened")
@@ -721,7 +706,7 @@ struct ProxyFastPathTests {
     func gracefulShutdownWaitsForAPendingAnswer(_ target: String) async throws {
         try await Self.withUpstream { upstream in
             let gateway = try await DirectGateway.start(connections: Self.connections(upstream))
-            try await Self.withCleanup({
+            try await withCleanup({
                 let token = try await Self.warmUp(gateway.baseURL, token: gateway.token)
                 let before = upstream.requests.count
                 async let pending = Self.call(gateway.baseURL, "/rest/svc/\(target)", token: token, headers: [("X-Tag", "pending")], deadline: .seconds(20))
@@ -729,12 +714,12 @@ struct ProxyFastPathTests {
                 try #require(reached, "the pending call never reached the upstream")
                 await gateway.shutDownGracefully()
                 let r = try await pending
-                #expect(r.status == 200, "\(r.status) \(r.text)")
+                #expect(r.status == 200, "\(r.status) \(r.body)")
                 #expect(Self.isEventLoopAnswer(r.headers))
                 if target.hasPrefix("sse") {
-                    #expect(r.text == Self.sseFirst + Self.sseRest)
+                    #expect(r.body == Self.sseFirst + Self.sseRest)
                 } else {
-                    #expect(Self.echo(r.text)["tag"] == "pending", "\(r.text)")
+                    #expect(Self.echo(r.body)["tag"] == "pending", "\(r.body)")
                 }
                 #expect(await gateway.stopped(within: .seconds(15)), "the gateway did not finish shutting down")
             }, cleanup: { await gateway.stop() })

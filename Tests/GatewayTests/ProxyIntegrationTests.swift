@@ -28,16 +28,10 @@ struct ProxyIntegrationTests {
 
     static func withGateway(extra: String = "", gateway: String = "", environment: [String: String] = [:], _ body: (GatewayHarness, TestUpstream) async throws -> Void) async throws {
         let upstream = try await TestUpstream.start()
-        let harness = try await GatewayHarness.start(connections: connections(upstream, extra: extra), gateway: gateway, environment: environment)
-        do {
-            try await body(harness, upstream)
-        } catch {
-            await harness.stop()
-            await upstream.stop()
-            throw error
-        }
-        await harness.stop()
-        await upstream.stop()
+        try await withCleanup({
+            let harness = try await GatewayHarness.start(connections: connections(upstream, extra: extra), gateway: gateway, environment: environment)
+            try await withCleanup({ try await body(harness, upstream) }, cleanup: { await harness.stop() })
+        }, cleanup: { await upstream.stop() })
     }
 
     let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#

@@ -12,7 +12,11 @@ import Glibc
 /// An upstream written on bare SwiftNIO, for the upstream-client tests that need control of the
 /// socket: it counts TCP connections, writes raw bytes (malformed answers, cut bodies), closes,
 /// half-closes or resets connections, holds answers behind a gate, and streams large bodies
-/// with back-pressure. What it does is chosen by the last path segment of each request:
+/// with back-pressure. Not a script on ``ScriptedUpstream``: that one speaks well-formed HTTP
+/// through NIO's server pipeline and cannot write bytes that are not HTTP, interim (1xx)
+/// heads, a body cut short of its `Content-Length`, a reset, a half-close, a body paced by
+/// the socket's writability, or refuse a connection at accept. What it does is chosen by the
+/// last path segment of each request:
 ///
 /// - `ok`: 200, `Content-Length: 2`, `ok` (keep-alive); `X-Upstream-Connection` tells which connection served it.
 /// - `close`: like `ok` with `Connection: close`, then closes the socket.

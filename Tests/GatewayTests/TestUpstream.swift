@@ -7,6 +7,12 @@ import SwitchboardTesting
 
 /// Real upstream servers for the proxy tests: an MCP endpoint answering JSON or SSE, and a
 /// REST echo. They record what reached them so tests can check what the gateway forwarded.
+///
+/// Not a script on ``ScriptedUpstream``, which hands its script a whole request and writes a
+/// reply it decided then: `/early` answers before the request body is read (as nginx's
+/// `return` does), and the SSE stream holds its second event until the test opens ``gate``
+/// and reports when it wrote its end (``streamFinished``). Use ``ScriptedUpstream`` for
+/// anything else.
 final class TestUpstream: Sendable {
     struct Seen: Sendable {
         var method: String

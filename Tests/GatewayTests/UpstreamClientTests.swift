@@ -24,31 +24,13 @@ struct UpstreamClientTests {
                 auth: { strategy: none }
             \(connection)
             """
-        let harness: GatewayHarness
-        do {
-            harness = try await GatewayHarness.start(connections: connections, gateway: gateway)
-        } catch {
-            await upstream.stop()
-            throw error
-        }
-        do {
-            try await body(harness, upstream)
-        } catch {
-            await harness.stop()
-            await upstream.stop()
-            throw error
-        }
-        await harness.stop()
-        await upstream.stop()
+        try await withCleanup({
+            let harness = try await GatewayHarness.start(connections: connections, gateway: gateway)
+            try await withCleanup({ try await body(harness, upstream) }, cleanup: { await harness.stop() })
+        }, cleanup: { await upstream.stop() })
     }
 
-    struct Answer {
-        var status: Int
-        var headers: HTTPHeaders
-        var body: ByteBuffer
-        var text: String { String(buffer: body) }
-        var json: [String: Any] { jsonObject(text) }
-    }
+    typealias Answer = HTTPAnswer
 
     /// One call through the gateway, answer read whole; fails after `deadline` (a hung call is a failure, not a hang).
     /// With `gateway.timeouts.idle` as short as 500 ms, the gateway's first fetch of the
@@ -65,18 +47,8 @@ struct UpstreamClientTests {
         _ gw: GatewayHarness, _ path: String, method: HTTPMethod = .GET, body: HTTPClientRequest.Body? = nil, headers: [(String, String)] = [],
         deadline: Duration = .seconds(15)
     ) async throws -> Answer {
-        var request = HTTPClientRequest(url: gw.baseURL + path)
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer " + gw.token())
-        for (n, v) in headers { request.headers.add(name: n, value: v) }
-        if let body { request.body = body }
-        let response = try await HTTPClient.shared.execute(request, timeout: timeAmount(deadline))
-        let bytes = try await response.body.collect(upTo: 64 << 20)
-        return Answer(status: Int(response.status.code), headers: response.headers, body: bytes)
-    }
-
-    static func timeAmount(_ d: Duration) -> TimeAmount {
-        .nanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+        try await TestHTTP.send(
+            method, gw.baseURL + path, headers: [("Authorization", "Bearer " + gw.token())] + headers, content: body, client: HTTPClient.shared, timeout: deadline)
     }
 
     static func sha256(_ buffer: ByteBuffer) -> String {
@@ -90,7 +62,7 @@ struct UpstreamClientTests {
             for i in 0..<20 {
                 let r = try await Self.call(gw, "/rest/raw/ok?i=\(i)")
                 #expect(r.status == 200, "call \(i)")
-                #expect(r.text == "ok", "call \(i)")
+                #expect(r.body == "ok", "call \(i)")
             }
             #expect(upstream.accepted == 1, "20 sequential calls must share one kept upstream connection")
             let seen = upstream.requests
@@ -173,7 +145,7 @@ struct UpstreamClientTests {
             do {
                 let r = try await Self.call(gw, "/rest/raw/ok", deadline: .seconds(10))
                 let elapsed = ContinuousClock.now - started
-                #expect(r.status == 504, "got \(r.status) \(r.text) after \(elapsed)")
+                #expect(r.status == 504, "got \(r.status) \(r.body) after \(elapsed)")
                 #expect(r.json["error"] as? String == "upstream_timeout")
                 #expect(elapsed < .seconds(8))
             } catch {
@@ -190,7 +162,7 @@ struct UpstreamClientTests {
             for i in 0..<5 {
                 let r = try await Self.call(gw, "/rest/raw/close?i=\(i)")
                 #expect(r.status == 200, "call \(i)")
-                #expect(r.text == "ok")
+                #expect(r.body == "ok")
                 #expect(r.headers.first(name: "x-upstream-connection") == String(i + 1), "call \(i) must use a new connection")
             }
             #expect(upstream.accepted == 5)
@@ -204,7 +176,7 @@ struct UpstreamClientTests {
         try await Self.withRaw { gw, upstream in
             let r = try await Self.call(gw, "/rest/raw/eof-body")
             #expect(r.status == 200)
-            #expect(r.text == "this body ends when the connection closes")
+            #expect(r.body == "this body ends when the connection closes")
             let next = try await Self.call(gw, "/rest/raw/ok")
             #expect(next.status == 200)
             #expect(upstream.accepted == 2)
@@ -233,7 +205,7 @@ struct UpstreamClientTests {
         try await Self.withRaw { gw, upstream in
             #expect(try await Self.call(gw, "/rest/raw/drop-second").status == 200)
             let second = try await Self.call(gw, "/rest/raw/drop-second", method: .POST, body: .bytes(ByteBuffer(string: #"{"n":2}"#)))
-            #expect(second.status == 200, "a replayable request on a stale kept connection must be retried once: \(second.text)")
+            #expect(second.status == 200, "a replayable request on a stale kept connection must be retried once: \(second.body)")
             let seen = upstream.requests
             #expect(seen.map(\.connection) == [1, 1, 2])
             #expect(seen.last?.bodyBytes == 7, "the retry carries the same body")
@@ -247,7 +219,7 @@ struct UpstreamClientTests {
         try await Self.withRaw { gw, upstream in
             #expect(try await Self.call(gw, "/rest/raw/reset-second").status == 200)
             let second = try await Self.call(gw, "/rest/raw/reset-second", method: .POST, body: .bytes(ByteBuffer(string: #"{"n":2}"#)))
-            #expect(second.status == 200, "a replayable request on a reset kept connection must be retried once: \(second.status) \(second.text)")
+            #expect(second.status == 200, "a replayable request on a reset kept connection must be retried once: \(second.status) \(second.body)")
             #expect(upstream.requests.map(\.connection) == [1, 1, 2])
         }
     }
@@ -284,7 +256,7 @@ struct UpstreamClientTests {
             #expect(received == size)
             #expect(RawUpstream.hex(hasher.finalize()) == sent.sha256, "the body must arrive byte-exact")
             let next = try await Self.call(gw, "/rest/raw/ok", deadline: .seconds(20))
-            #expect(next.status == 200, "a call after a large streamed answer must succeed: \(next.status) \(next.text)")
+            #expect(next.status == 200, "a call after a large streamed answer must succeed: \(next.status) \(next.body)")
         }
     }
 
@@ -294,11 +266,11 @@ struct UpstreamClientTests {
             let r = try await Self.call(gw, "/rest/raw/big?size=\(size)&cl=1", deadline: .seconds(60))
             #expect(r.status == 200)
             #expect(r.headers.first(name: "content-length") == String(size))
-            #expect(r.body.readableBytes == size)
+            #expect(r.buffer.readableBytes == size)
             let sent = try #require(upstream.sent.withLock { $0.first })
-            #expect(Self.sha256(r.body) == sent.sha256)
+            #expect(Self.sha256(r.buffer) == sent.sha256)
             let next = try await Self.call(gw, "/rest/raw/ok", deadline: .seconds(20))
-            #expect(next.status == 200, "a call after a large streamed answer must succeed: \(next.status) \(next.text)")
+            #expect(next.status == 200, "a call after a large streamed answer must succeed: \(next.status) \(next.body)")
         }
     }
 
@@ -310,13 +282,13 @@ struct UpstreamClientTests {
             for round in 0..<3 {
                 let many = try await Self.call(gw, "/rest/raw/manychunks?n=100")
                 #expect(many.status == 200, "round \(round)")
-                #expect(many.text == String(repeating: "0123456789", count: 10), "round \(round)")
+                #expect(many.body == String(repeating: "0123456789", count: 10), "round \(round)")
                 let before = upstream.requests.count
                 let next = try await Self.call(gw, "/rest/raw/ok")
                 let reached = upstream.requests.count > before
                 #expect(
                     next.status == 200,
-                    "round \(round): the next call on the kept connection got \(next.status) \(next.text) (the upstream \(reached ? "did" : "did not") receive it and answered at once)")
+                    "round \(round): the next call on the kept connection got \(next.status) \(next.body) (the upstream \(reached ? "did" : "did not") receive it and answered at once)")
             }
         }
     }
@@ -392,7 +364,7 @@ struct UpstreamClientTests {
                 let length = name == "head" ? 1234 : 1_000_000
                 let head = try await Self.call(gw, "/rest/raw/\(name)", method: .HEAD)
                 #expect(head.status == 200, "\(name)")
-                #expect(head.body.readableBytes == 0, "\(name)")
+                #expect(head.buffer.readableBytes == 0, "\(name)")
                 #expect(head.headers.first(name: "x-head-test") == "yes", "\(name)")
                 #expect(head.headers.first(name: "content-type") == "application/octet-stream", "\(name)")
                 // RFC 9110 §8.6: a Content-Length in a HEAD answer must be the GET body's length.
@@ -401,7 +373,7 @@ struct UpstreamClientTests {
                 // The next answer on the same connection is read correctly (the decoder knew it was HEAD).
                 let get = try await Self.call(gw, "/rest/raw/\(name)")
                 #expect(get.status == 200, "\(name)")
-                #expect(get.body.readableBytes == length, "\(name)")
+                #expect(get.buffer.readableBytes == length, "\(name)")
             }
             #expect(upstream.accepted == 1, "HEAD answers must leave the connection reusable")
             #expect(upstream.requests.map(\.method) == [.HEAD, .GET, .HEAD, .GET])
@@ -484,7 +456,7 @@ struct UpstreamClientTests {
             let started = ContinuousClock.now
             let r = try await Self.call(gw, "/rest/raw/late?ms=1500", deadline: .seconds(20))
             let elapsed = ContinuousClock.now - started
-            #expect(r.status == 200, "an answer whose head comes after 1.5 s, within timeouts.response (10 s), got \(r.status) \(r.text) after \(elapsed)")
+            #expect(r.status == 200, "an answer whose head comes after 1.5 s, within timeouts.response (10 s), got \(r.status) \(r.body) after \(elapsed)")
         }
     }
 
@@ -493,7 +465,7 @@ struct UpstreamClientTests {
         try await Self.withRaw(connection: "    timeouts: { response: 3s }") { gw, upstream in
             let r = try await Self.call(gw, "/rest/raw/early-hints")
             #expect(r.status == 200)
-            #expect(r.text == "ok")
+            #expect(r.body == "ok")
             let next = try await Self.call(gw, "/rest/raw/ok")
             #expect(next.status == 200)
             #expect(upstream.accepted == 1)

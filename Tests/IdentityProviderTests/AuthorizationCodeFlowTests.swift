@@ -1,5 +1,6 @@
 import Foundation
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
 /// OIDC sign-in with PKCE S256 against a live IdP: `/oauth2/v1/authorize`, the token endpoint
@@ -22,7 +23,7 @@ struct AuthorizationCodeFlowTests {
             let page = try await idp.get(idp.authorizeURL(params))
             #expect(page.status == 200)
             #expect(page.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
-            let hidden = IdPHarness.hiddenFields(page.body)
+            let hidden = TestHTTP.hiddenFields(page.body)
             #expect(hidden.contains { $0 == ("code_challenge", pkce.challenge) })
             #expect(hidden.contains { $0 == ("state", state) })
             #expect(hidden.contains { $0 == ("nonce", nonce) })
@@ -33,7 +34,7 @@ struct AuthorizationCodeFlowTests {
             #expect(login.status == 302)
             let location = try #require(login.headers.first(name: "Location"))
             #expect(location.hasPrefix(IdPHarness.redirectURI + "?"))
-            let query = IdPHarness.query(location)
+            let query = TestHTTP.query(location)
             #expect(query["state"] == state)
             let code = try #require(query["code"])
             let setCookie = try #require(login.headers["Set-Cookie"].first)
@@ -141,7 +142,7 @@ struct AuthorizationCodeFlowTests {
             #expect(answer.status == 302)
             let location = try #require(answer.headers.first(name: "Location"))
             #expect(location.hasPrefix(IdPHarness.redirectURI + "?"))
-            let query = IdPHarness.query(location)
+            let query = TestHTTP.query(location)
             #expect(query["error"] == "invalid_request")
             #expect(query["error_description"]?.isEmpty == false)
             #expect(query["state"] == "s-1")
@@ -161,7 +162,7 @@ struct AuthorizationCodeFlowTests {
             }
             let answer = try await idp.get(idp.authorizeURL(params))
             #expect(answer.status == 302)
-            let query = IdPHarness.query(answer.headers.first(name: "Location") ?? "")
+            let query = TestHTTP.query(answer.headers.first(name: "Location") ?? "")
             #expect(query["error"] == "invalid_request")
             #expect(query["state"] == "s-2")
             #expect(query["code"] == nil)
@@ -173,7 +174,7 @@ struct AuthorizationCodeFlowTests {
             let params = idp.authorizeParameters(pkce: .make(), scope: "profile email")
             let answer = try await idp.get(idp.authorizeURL(params))
             #expect(answer.status == 302)
-            #expect(IdPHarness.query(answer.headers.first(name: "Location") ?? "")["error"] == "invalid_scope")
+            #expect(TestHTTP.query(answer.headers.first(name: "Location") ?? "")["error"] == "invalid_scope")
         }
     }
 
@@ -182,12 +183,12 @@ struct AuthorizationCodeFlowTests {
             let answer = try await idp.submitLogin(idp.authorizeParameters(pkce: .make()), username: "alice", password: "not-the-password")
             #expect(answer.status == 401)
             #expect(answer.headers.first(name: "Location") == nil)
-            #expect(IdPHarness.sessionCookie(answer) == nil)
+            #expect(IdPBrowser.sessionCookie(answer) == nil)
             #expect(answer.body.contains("name=\"password\""))
             #expect(answer.body.contains("Wrong username or password"))
             #expect(!answer.body.contains("not-the-password"))
             // The authorization request survives the failed attempt.
-            #expect(IdPHarness.hiddenFields(answer.body).contains { $0.0 == "code_challenge" })
+            #expect(TestHTTP.hiddenFields(answer.body).contains { $0.0 == "code_challenge" })
             let unknownUser = try await idp.submitLogin(idp.authorizeParameters(pkce: .make()), username: "mallory", password: "alice-dev-password")
             #expect(unknownUser.status == 401)
         }
@@ -220,7 +221,7 @@ struct AuthorizationCodeFlowTests {
             let pkce = PKCE.make()
             let answer = try await idp.get(idp.authorizeURL(idp.authorizeParameters(pkce: pkce, state: "again")), headers: [("Cookie", first.cookie)])
             #expect(answer.status == 302)
-            let query = IdPHarness.query(answer.headers.first(name: "Location") ?? "")
+            let query = TestHTTP.query(answer.headers.first(name: "Location") ?? "")
             #expect(query["state"] == "again")
             let code = try #require(query["code"])
             let tokens = try await idp.redeem(code: code, verifier: pkce.verifier)
@@ -239,7 +240,7 @@ struct AuthorizationCodeFlowTests {
             #expect(forced.status == 200)
             let none = try await idp.get(idp.authorizeURL(idp.authorizeParameters(pkce: pkce) + [("prompt", "none")]))
             #expect(none.status == 302)
-            #expect(IdPHarness.query(none.headers.first(name: "Location") ?? "")["error"] == "login_required")
+            #expect(TestHTTP.query(none.headers.first(name: "Location") ?? "")["error"] == "login_required")
         }
     }
 
@@ -265,9 +266,9 @@ struct AuthorizationCodeFlowTests {
             let params = idp.authorizeParameters(pkce: .make(), state: state)
             let page = try await idp.get(idp.authorizeURL(params))
             #expect(!page.body.contains("<script>"))
-            let answer = try await idp.post(idp.authorizeEndpoint, form: IdPHarness.hiddenFields(page.body) + [("username", "bob"), ("password", "bob-dev-password")])
+            let answer = try await idp.post(idp.authorizeEndpoint, form: TestHTTP.hiddenFields(page.body) + [("username", "bob"), ("password", "bob-dev-password")])
             #expect(answer.status == 302)
-            #expect(IdPHarness.query(answer.headers.first(name: "Location") ?? "")["state"] == state)
+            #expect(TestHTTP.query(answer.headers.first(name: "Location") ?? "")["state"] == state)
         }
     }
 

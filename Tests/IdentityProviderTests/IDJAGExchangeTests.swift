@@ -1,5 +1,6 @@
 import Foundation
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
 /// RFC 8693 token exchange at the org token endpoint: the user's ID token → an ID-JAG for the
@@ -36,7 +37,7 @@ struct IDJAGExchangeTests {
             #expect(abs(iat - now) <= 10)
 
             // Signed by the org, verifiable as an ID-JAG (and only as one).
-            let keys = JWKSKeySet(issuer: idp.issuer, httpClient: IdPHarness.client)
+            let keys = JWKSKeySet(issuer: idp.issuer, httpClient: TestHTTP.client)
             let policy = TokenPolicy(issuer: idp.issuer, audiences: [idp.todoAS], types: ["oauth-id-jag+jwt"], maxLifetime: .seconds(600))
             let claims = try await JWTVerifier(policy: policy, keySet: keys).verify(jag)
             #expect(claims.clientID == IdPHarness.agentID)

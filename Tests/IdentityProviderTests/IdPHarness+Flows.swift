@@ -1,52 +1,15 @@
-import AsyncHTTPClient
 import Foundation
 @testable import IdentityProvider
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
-/// A failed step on the way to the state a test wants to examine.
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-    init(_ step: String, _ answer: IdPHarness.Answer) { description = "\(step): HTTP \(answer.status) \(answer.body.prefix(500))" }
-}
-
 /// A PKCE verifier and its S256 challenge (RFC 7636 §4.2).
-struct PKCE {
-    var verifier: String
-    var challenge: String { Base64URL.encode(Self.bytes(hex: SHA256Hex.of(verifier))) }
+typealias PKCE = IdPBrowser.PKCE
 
-    /// 64 random base64url characters.
-    static func make() -> PKCE { PKCE(verifier: RandomToken.make(bytes: 48)) }
-
-    static func bytes(hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex {
-            let j = hex.index(i, offsetBy: 2)
-            out.append(UInt8(hex[i..<j], radix: 16)!)
-            i = j
-        }
-        return out
-    }
-}
-
-/// A compact JWT's header and claims, decoded without verification (to look at them).
-struct DecodedJWT {
-    var header: [String: Any]
-    var claims: [String: Any]
-
-    init(_ token: String) throws {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let h = Base64URL.decode(parts[0]), let p = Base64URL.decode(parts[1]),
-              let header = try JSONSerialization.jsonObject(with: h) as? [String: Any],
-              let claims = try JSONSerialization.jsonObject(with: p) as? [String: Any]
-        else { throw HarnessError("not a compact JWT: \(token.prefix(40))") }
-        self.header = header
-        self.claims = claims
-    }
-
-    func int(_ name: String) -> Int? { (claims[name] as? NSNumber)?.intValue }
+extension IdPBrowser.ClientAuthentication {
+    /// The web client's own credentials, as HTTP Basic.
+    static let valid = IdPBrowser.ClientAuthentication.basic(IdPHarness.webClientID, IdPHarness.webClientSecret)
 }
 
 extension IdPHarness {
@@ -74,66 +37,44 @@ extension IdPHarness {
     var asTokenEndpoint: String { todoAS + "/v1/token" }
     var githubIssuer: String { issuer + "/apps/github" }
 
-    // MARK: browser sign-in (authorization code + PKCE)
+    // MARK: browser sign-in (authorization code + PKCE): the shared IdPBrowser, every exchange recorded
 
-    func authorizeParameters(
-        pkce: PKCE, state: String = "st-" + RandomToken.make(bytes: 8), nonce: String = "n-" + RandomToken.make(bytes: 8),
-        redirectURI: String = IdPHarness.redirectURI, scope: String = "openid profile email"
-    ) -> [(String, String)] {
-        [("client_id", Self.webClientID), ("redirect_uri", redirectURI), ("response_type", "code"), ("scope", scope),
-         ("state", state), ("nonce", nonce), ("code_challenge", pkce.challenge), ("code_challenge_method", "S256")]
+    /// The user's browser (the agent0 web client), its requests going through `get`/`post`.
+    var browser: IdPBrowser {
+        IdPBrowser(
+            issuer: issuer, clientID: Self.webClientID, clientSecret: Self.webClientSecret, redirectURI: Self.redirectURI,
+            transport: { method, url, headers, body in try await self.send(method, url, headers: headers, body: body) })
     }
 
-    func authorizeURL(_ parameters: [(String, String)]) -> String { authorizeEndpoint + "?" + Self.encode(parameters) }
+    func authorizeParameters(
+        pkce: PKCE, state: String = IdPBrowser.newState(), nonce: String = IdPBrowser.newNonce(),
+        redirectURI: String = IdPHarness.redirectURI, scope: String = "openid profile email"
+    ) -> [(String, String)] {
+        browser.authorizeParameters(pkce: pkce, state: state, nonce: nonce, redirectURI: redirectURI, scope: scope)
+    }
+
+    func authorizeURL(_ parameters: [(String, String)]) -> String { browser.authorizeURL(parameters) }
 
     /// Opens the login page for `parameters` and submits it with the given credentials.
     func submitLogin(_ parameters: [(String, String)], username: String, password: String, cookie: String? = nil) async throws -> Answer {
-        let page = try await get(authorizeURL(parameters))
-        guard page.status == 200 else { throw HarnessError("login page", page) }
-        var headers: [(String, String)] = []
-        if let cookie { headers.append(("Cookie", cookie)) }
-        return try await post(authorizeEndpoint, form: Self.hiddenFields(page.body) + [("username", username), ("password", password)], headers: headers)
+        try await browser.submitLogin(at: authorizeURL(parameters), username: username, password: password, headers: cookie.map { [("Cookie", $0)] } ?? [])
     }
 
-    struct SignIn {
-        var code: String
-        var state: String?
-        var cookie: String
-        var pkce: PKCE
-        var nonce: String
-    }
+    typealias SignIn = IdPBrowser.Authorization
 
     /// Signs `user` in through the login page; returns the code and the session cookie.
     func signIn(as user: String = "alice", pkce: PKCE = .make()) async throws -> SignIn {
-        let nonce = "n-" + RandomToken.make(bytes: 8)
-        let answer = try await submitLogin(authorizeParameters(pkce: pkce, nonce: nonce), username: user, password: Self.passwords[user] ?? "")
-        guard answer.status == 302, let location = answer.headers.first(name: "Location"), let code = Self.query(location)["code"],
-              let cookie = Self.sessionCookie(answer)
-        else { throw HarnessError("sign-in", answer) }
-        return SignIn(code: code, state: Self.query(location)["state"], cookie: cookie, pkce: pkce, nonce: nonce)
+        try await browser.authorize(user, password: Self.passwords[user] ?? "", pkce: pkce)
     }
 
-    enum WebClientAuthentication {
-        case basic(String, String)
-        case post(String, String)
-        case none
-
-        static let valid = WebClientAuthentication.basic(IdPHarness.webClientID, IdPHarness.webClientSecret)
-    }
+    typealias WebClientAuthentication = IdPBrowser.ClientAuthentication
 
     /// `grant_type=authorization_code` at the org token endpoint.
     func redeem(
         code: String, verifier: String, redirectURI: String = IdPHarness.redirectURI, auth: WebClientAuthentication = .valid,
         extra: [(String, String)] = []
     ) async throws -> Answer {
-        var form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("code_verifier", verifier)]
-        var headers: [(String, String)] = []
-        switch auth {
-        case .basic(let id, let secret): headers.append(("Authorization", "Basic " + Data("\(id):\(secret)".utf8).base64EncodedString()))
-        case .post(let id, let secret): form += [("client_id", id), ("client_secret", secret)]
-        case .none: break
-        }
-        return try await post(tokenEndpoint, form: form + extra, headers: headers)
+        try await browser.redeem(code: code, verifier: verifier, redirectURI: redirectURI, auth: auth, extra: extra)
     }
 
     struct UserTokens {
@@ -147,7 +88,7 @@ extension IdPHarness {
         let signIn = try await signIn(as: user)
         let answer = try await redeem(code: signIn.code, verifier: signIn.pkce.verifier)
         guard answer.status == 200, let id = answer.json["id_token"] as? String, let at = answer.json["access_token"] as? String else {
-            throw HarnessError("code redemption", answer)
+            throw IdPBrowserError("code redemption", answer)
         }
         return UserTokens(idToken: id, accessToken: at, cookie: signIn.cookie)
     }
@@ -170,7 +111,7 @@ extension IdPHarness {
     /// An ID-JAG for the todo-mcp AS.
     func idJAG(for idToken: String, scope: String? = IdPHarness.defaultMCPScope) async throws -> String {
         let answer = try await exchange(subjectToken: idToken, scope: scope)
-        guard answer.status == 200, let jag = answer.json["access_token"] as? String else { throw HarnessError("ID-JAG exchange", answer) }
+        guard answer.status == 200, let jag = answer.json["access_token"] as? String else { throw IdPBrowserError("ID-JAG exchange", answer) }
         return jag
     }
 
@@ -191,28 +132,21 @@ extension IdPHarness {
     func interactionURI(_ idToken: String, resource: String = IdPHarness.githubResource) async throws -> String {
         let answer = try await sts(idToken, resource: resource)
         guard answer.status == 400, answer.json["error"] as? String == "interaction_required", let uri = answer.json["interaction_uri"] as? String else {
-            throw HarnessError("STS exchange (expecting interaction_required)", answer)
+            throw IdPBrowserError("STS exchange (expecting interaction_required)", answer)
         }
         return uri
     }
 
     /// Opens the consent page as the holder of `cookie`.
-    func consentPage(_ uri: String, cookie: String?) async throws -> Answer {
-        try await get(uri, headers: cookie.map { [("Cookie", $0)] } ?? [])
-    }
+    func consentPage(_ uri: String, cookie: String?) async throws -> Answer { try await browser.consentPage(uri, cookie: cookie) }
 
     /// Posts the consent decision.
     func decide(_ uri: String, cookie: String?, csrf: String, decision: String) async throws -> Answer {
-        try await post(uri, form: [("csrf", csrf), ("decision", decision)], headers: cookie.map { [("Cookie", $0)] } ?? [])
+        try await browser.decide(uri, cookie: cookie, csrf: csrf, decision: decision)
     }
 
     /// The full browser consent: open the page as the signed-in user and approve.
-    func approve(_ uri: String, cookie: String) async throws {
-        let page = try await consentPage(uri, cookie: cookie)
-        guard page.status == 200, let csrf = Self.csrf(in: page.body) else { throw HarnessError("consent page", page) }
-        let done = try await decide(uri, cookie: cookie, csrf: csrf, decision: "approve")
-        guard done.status == 200 else { throw HarnessError("consent approval", done) }
-    }
+    func approve(_ uri: String, cookie: String) async throws { try await browser.approve(uri, cookie: cookie) }
 
     // MARK: keys
 
@@ -220,14 +154,14 @@ extension IdPHarness {
     /// tokens that carry a genuine signature but claims the IdP would never issue.
     func storedSigningKey(owner: String) throws -> SigningKey {
         let store = try IdPStore(path: dataDirectory + "/idp.sqlite")
-        guard let stored = try store.signingKeys(owner: owner).last(where: { $0.retiredAt == nil }) else { throw HarnessError("no key for \(owner)") }
+        guard let stored = try store.signingKeys(owner: owner).last(where: { $0.retiredAt == nil }) else { throw StepFailed("no key for \(owner)") }
         return try SigningKey(pem: stored.pem, kid: stored.kid)
     }
 
     /// The kids of a published JWKS.
     func kids(at jwksURL: String) async throws -> [String] {
         let answer = try await get(jwksURL)
-        guard answer.status == 200, let keys = answer.json["keys"] as? [[String: Any]] else { throw HarnessError("JWKS", answer) }
+        guard answer.status == 200, let keys = answer.json["keys"] as? [[String: Any]] else { throw IdPBrowserError("JWKS", answer) }
         return keys.compactMap { $0["kid"] as? String }
     }
 
@@ -245,33 +179,8 @@ extension IdPHarness {
     // MARK: verification
 
     func verifyIDToken(_ token: String) async throws -> JWTClaims {
-        let keys = JWKSKeySet(issuer: issuer, httpClient: Self.client)
+        let keys = JWKSKeySet(issuer: issuer, httpClient: TestHTTP.client)
         return try await JWTVerifier(policy: .idToken(issuer: issuer, clientID: Self.webClientID), keySet: keys).verify(token)
-    }
-
-    // MARK: parsing
-
-    static func unescapeHTML(_ s: String) -> String {
-        s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
-            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
-    }
-
-    /// The hidden inputs of a page, in order.
-    static func hiddenFields(_ html: String) -> [(String, String)] {
-        html.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map { (unescapeHTML(String($0.1)), unescapeHTML(String($0.2))) }
-    }
-
-    static func csrf(in html: String) -> String? { hiddenFields(html).first { $0.0 == "csrf" }?.1 }
-
-    /// `name=value` of the session cookie a response sets.
-    static func sessionCookie(_ answer: Answer) -> String? {
-        answer.headers["Set-Cookie"].first { $0.hasPrefix("sb_idp_session=") }.flatMap { $0.split(separator: ";").first.map(String.init) }
-    }
-
-    static func query(_ url: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for item in URLComponents(string: url)?.queryItems ?? [] { out[item.name] = item.value ?? "" }
-        return out
     }
 
     // MARK: checks every test ends with
@@ -307,15 +216,10 @@ extension IdPHarness {
 /// Starts an IdP, runs `body`, checks every answer it gave (see `checkEveryResponse`) and stops it.
 func withIdP(sourceLocation: SourceLocation = #_sourceLocation, _ body: (IdPHarness) async throws -> Void) async throws {
     let idp = try await IdPHarness.start()
-    do {
-        try await body(idp)
-    } catch {
+    try await withCleanup({ try await body(idp) }, cleanup: {
         idp.checkEveryResponse(sourceLocation: sourceLocation)
         await idp.stop()
-        throw error
-    }
-    idp.checkEveryResponse(sourceLocation: sourceLocation)
-    await idp.stop()
+    })
 }
 
 /// Asserts an OAuth error answer: status and `error` code.

@@ -1,12 +1,10 @@
-import AsyncHTTPClient
 import Foundation
 import IdentityProvider
-import Logging
-import NIOCore
 import NIOHTTP1
 import OAuthCore
 import Synchronization
 import SwitchboardTesting
+import SystemTesting
 
 /// A running IdP on a free port with a fresh data directory, and the agent's key registered.
 final class IdPHarness: Sendable {
@@ -16,8 +14,6 @@ final class IdPHarness: Sendable {
     /// Every exchange made through `post`/`get`, for the checks every test ends with.
     let exchanges = Mutex<[Exchange]>([])
     static let agentID = "wlp-dev-agent0"
-    /// Does not follow redirects: the tests look at the 302s themselves.
-    static let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))
 
     var issuer: String { server.baseURL }
     var tokenEndpoint: String { issuer + "/oauth2/v1/token" }
@@ -37,15 +33,13 @@ final class IdPHarness: Sendable {
         if dataDirectory == nil, configPath == nil {
             // RSA key generation dominates an IdP's first start: start from a copy of one
             // initialised data directory (its own SQLite file, the same keys).
-            try FileManager.default.copyItem(atPath: try await DataDirectoryTemplate.shared.path(), toPath: dir)
+            try FileManager.default.copyItem(atPath: try await IdPDataTemplate.shared.path(agentID: agentID, keyID: "test-agent-key"), toPath: dir)
         }
         var options = IdentityProviderOptions()
         options.port = port
         options.dataDirectory = dir
         options.configPath = configPath
-        var logger = Logger(label: "idp-under-test")
-        logger.logLevel = .critical
-        options.logger = logger
+        options.logger = .quiet("idp-under-test")
         let keyPath = dir + "/agent.pem"
         if !FileManager.default.fileExists(atPath: keyPath) {
             _ = try await initializeAgent(options: options, agentID: agentID, keyID: "test-agent-key", privateKeyPath: keyPath)
@@ -54,10 +48,7 @@ final class IdPHarness: Sendable {
         for agent in extraAgents where !FileManager.default.fileExists(atPath: dir + "/\(agent).pem") {
             _ = try await initializeAgent(options: options, agentID: agent, keyID: "\(agent)-key", privateKeyPath: dir + "/\(agent).pem")
         }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        options.onServerRunning = { continuation.yield($0) }
-        let app = try await buildIdentityProviderApplication(options)
-        let server = try await TestHTTPServer.run(app, ports: ports)
+        let server = try await IdentityProviderService.start(options)
         return IdPHarness(server: server, dataDirectory: dir, agentKey: key)
     }
 
@@ -72,51 +63,27 @@ final class IdPHarness: Sendable {
         var answer: Answer
     }
 
-    struct Answer {
-        var status: Int
-        var headers: HTTPHeaders
-        var body: String
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-    }
+    typealias Answer = HTTPAnswer
 
     /// POSTs a form to `url`.
     func post(_ url: String, form: [(String, String)], headers: [(String, String)] = []) async throws -> Answer {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-        for (n, v) in headers { request.headers.add(name: n, value: v) }
-        request.body = .bytes(ByteBuffer(string: Self.encode(form)))
-        return try await send(request)
+        try await send(.POST, url, headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers, body: TestHTTP.form(form))
     }
 
     /// POSTs `body` as it is, with `contentType`.
     func post(_ url: String, body: String, contentType: String) async throws -> Answer {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: contentType)
-        request.body = .bytes(ByteBuffer(string: body))
-        return try await send(request)
+        try await send(.POST, url, headers: [("Content-Type", contentType)], body: body)
     }
 
     func get(_ url: String, headers: [(String, String)] = []) async throws -> Answer {
-        var request = HTTPClientRequest(url: url)
-        for (n, v) in headers { request.headers.add(name: n, value: v) }
-        return try await send(request)
+        try await send(.GET, url, headers: headers, body: nil)
     }
 
-    private func send(_ request: HTTPClientRequest) async throws -> Answer {
-        let response = try await Self.client.execute(request, timeout: .seconds(20))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        let answer = Answer(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
-        exchanges.withLock { $0.append(Exchange(method: request.method.rawValue, url: request.url, answer: answer)) }
+    /// Every request of the tests goes here: sent with ``TestHTTP`` (no redirect followed), recorded.
+    func send(_ method: HTTPMethod, _ url: String, headers: [(String, String)], body: String?) async throws -> Answer {
+        let answer = try await TestHTTP.send(method, url, headers: headers, body: body, timeout: .seconds(20))
+        exchanges.withLock { $0.append(Exchange(method: method.rawValue, url: url, answer: answer)) }
         return answer
-    }
-
-    static func encode(_ form: [(String, String)]) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return form.map { "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed)!)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }
-            .joined(separator: "&")
     }
 
     /// A client assertion for `endpoint` signed with the registered agent key.
@@ -128,24 +95,5 @@ final class IdPHarness: Sendable {
     func assertion(for endpoint: String, agent: String) throws -> [(String, String)] {
         let key = try SigningKey(pem: try String(contentsOfFile: dataDirectory + "/\(agent).pem", encoding: .utf8), kid: "\(agent)-key")
         return try ClientAssertion.formFields(clientID: agent, tokenEndpoint: endpoint, key: key)
-    }
-}
-
-/// One initialised IdP data directory (keys generated, agent registered), made once per run.
-actor DataDirectoryTemplate {
-    static let shared = DataDirectoryTemplate()
-    private var made: String?
-
-    func path() async throws -> String {
-        if let made { return made }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("idp-template-\(UUID().uuidString)").path
-        var options = IdentityProviderOptions()
-        options.dataDirectory = dir
-        var logger = Logger(label: "idp-template")
-        logger.logLevel = .critical
-        options.logger = logger
-        _ = try await initializeAgent(options: options, agentID: IdPHarness.agentID, keyID: "test-agent-key", privateKeyPath: dir + "/agent.pem")
-        made = dir
-        return dir
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
 /// RFC 7523 jwt-bearer grant at the todo-mcp authorization server: ID-JAG → access token
@@ -51,7 +52,7 @@ struct JWTBearerGrantTests {
             #expect(!(try await idp.kids(at: idp.issuer + "/oauth2/v1/keys")).contains(jwt.header["kid"] as? String ?? "-"),
                     "the AS signs with its own key, not the org's")
 
-            let keys = JWKSKeySet(issuer: idp.todoAS, httpClient: IdPHarness.client)
+            let keys = JWKSKeySet(issuer: idp.todoAS, httpClient: TestHTTP.client)
             let claims = try await JWTVerifier(policy: .accessToken(issuer: idp.todoAS, resource: IdPHarness.todoResource), keySet: keys).verify(token)
             #expect(claims.scopes == ["mcp:connect", "mcp:tools:read"])
             #expect(claims.actorSubject == IdPHarness.agentID)

@@ -1,5 +1,6 @@
 import Foundation
 import OAuthCore
+import SwitchboardTesting
 import Testing
 
 /// Okta-style OAuth STS (PROTOCOLS.md D): interaction_required, the consent pages behind
@@ -20,7 +21,7 @@ struct OAuthSTSTests {
             let anonymous = try await idp.consentPage(uri, cookie: nil)
             #expect(anonymous.status == 401)
             #expect(anonymous.body.contains("Sign in"))
-            #expect(IdPHarness.csrf(in: anonymous.body) == nil)
+            #expect(IdPBrowser.csrf(in: anonymous.body) == nil)
 
             // Signed in as alice (through the authorize flow): the consent page with its csrf field.
             let page = try await idp.consentPage(uri, cookie: alice.cookie)
@@ -28,7 +29,7 @@ struct OAuthSTSTests {
             #expect(page.body.contains("GitHub"))
             #expect(page.body.contains(IdPHarness.agentID))
             #expect(page.headers.first(name: "X-Frame-Options") == "DENY")
-            let csrf = try #require(IdPHarness.csrf(in: page.body))
+            let csrf = try #require(IdPBrowser.csrf(in: page.body))
             #expect(!csrf.isEmpty)
             let approved = try await idp.decide(uri, cookie: alice.cookie, csrf: csrf, decision: "approve")
             #expect(approved.status == 200)
@@ -49,7 +50,7 @@ struct OAuthSTSTests {
             #expect(jwt.claims["sub"] as? String == "00u-alice")
             #expect(jwt.claims["client_id"] as? String == IdPHarness.agentID)
 
-            let keys = JWKSKeySet(issuer: idp.githubIssuer, jwksURI: idp.githubIssuer + "/keys", httpClient: IdPHarness.client)
+            let keys = JWKSKeySet(issuer: idp.githubIssuer, jwksURI: idp.githubIssuer + "/keys", httpClient: TestHTTP.client)
             let claims = try await JWTVerifier(policy: .accessToken(issuer: idp.githubIssuer, resource: "http://127.0.0.1:7000"), keySet: keys).verify(token)
             #expect(claims.scopes == ["repo"])
             #expect(claims.resource == IdPHarness.githubResource)
@@ -81,7 +82,7 @@ struct OAuthSTSTests {
             let alice = try await idp.tokens(for: "alice")
             let uri = try await idp.interactionURI(alice.idToken)
             let page = try await idp.consentPage(uri, cookie: alice.cookie)
-            let csrf = try #require(IdPHarness.csrf(in: page.body))
+            let csrf = try #require(IdPBrowser.csrf(in: page.body))
             // A different first character (the token is hex: "0" would sometimes be the same one).
             let forged = (csrf.first == "0" ? "1" : "0") + csrf.dropFirst()
             #expect(try await idp.decide(uri, cookie: alice.cookie, csrf: forged, decision: "approve").status == 403)
@@ -99,7 +100,7 @@ struct OAuthSTSTests {
         try await withIdP { idp in
             let alice = try await idp.tokens(for: "alice")
             let uri = try await idp.interactionURI(alice.idToken)
-            let csrf = try #require(IdPHarness.csrf(in: try await idp.consentPage(uri, cookie: alice.cookie).body))
+            let csrf = try #require(IdPBrowser.csrf(in: try await idp.consentPage(uri, cookie: alice.cookie).body))
             // alice signed in again elsewhere: the first session's csrf does not work with the second session.
             let other = try await idp.signIn(as: "alice")
             #expect(try await idp.decide(uri, cookie: other.cookie, csrf: csrf, decision: "approve").status == 403)
@@ -113,9 +114,9 @@ struct OAuthSTSTests {
             let bob = try await idp.signIn(as: "bob")
             let page = try await idp.consentPage(uri, cookie: bob.cookie)
             #expect(page.status == 403)
-            #expect(IdPHarness.csrf(in: page.body) == nil)
+            #expect(IdPBrowser.csrf(in: page.body) == nil)
             // Even with a csrf value (alice's, or one for bob's own session).
-            let alicesCSRF = try #require(IdPHarness.csrf(in: try await idp.consentPage(uri, cookie: alice.cookie).body))
+            let alicesCSRF = try #require(IdPBrowser.csrf(in: try await idp.consentPage(uri, cookie: alice.cookie).body))
             #expect(try await idp.decide(uri, cookie: bob.cookie, csrf: alicesCSRF, decision: "approve").status == 403)
             expectError(try await idp.sts(alice.idToken), "interaction_required")
             // Not approved and not consumed: alice can still approve it.
@@ -128,7 +129,7 @@ struct OAuthSTSTests {
         try await withIdP { idp in
             let alice = try await idp.tokens(for: "alice")
             let uri = try await idp.interactionURI(alice.idToken)
-            let csrf = try #require(IdPHarness.csrf(in: try await idp.consentPage(uri, cookie: alice.cookie).body))
+            let csrf = try #require(IdPBrowser.csrf(in: try await idp.consentPage(uri, cookie: alice.cookie).body))
             let denied = try await idp.decide(uri, cookie: alice.cookie, csrf: csrf, decision: "deny")
             #expect(denied.status == 200)
             #expect(denied.body.contains("not connected"))

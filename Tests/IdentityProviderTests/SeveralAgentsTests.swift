@@ -1,5 +1,6 @@
 import Foundation
 @testable import IdentityProvider
+import SwitchboardTesting
 import Testing
 
 /// With more than one agent registered: what one agent obtained, or what a user granted to one

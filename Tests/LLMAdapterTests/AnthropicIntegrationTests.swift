@@ -24,13 +24,13 @@ struct AnthropicIntegrationTests {
             let reply = try await LLMHarness.withAdapter(Self.options(fake, model: "claude-sonnet-4-5-20250929")) { client in
                 try await client.messages(Self.request, headers: [("anthropic-version", "2023-06-01"), ("anthropic-beta", "prompt-caching-2024-07-31,tools-2024-04-04")])
             }
-            #expect(reply.status == 200, "\(reply.text)")
+            #expect(reply.status == 200, "\(reply.body)")
             #expect(reply.header("content-type") == "application/json")
             #expect(reply.header("request-id")?.isEmpty == false)
-            #expect(reply.json?["type"] == "message")
-            #expect(reply.json?["content"]?.array?.first?["text"]?.string == FakeAnthropic.text)
+            #expect(reply.jsonValue?["type"] == "message")
+            #expect(reply.jsonValue?["content"]?.array?.first?["text"]?.string == FakeAnthropic.text)
             // The upstream's own answer, model included, reaches the client unchanged.
-            #expect(reply.json?["model"] == "claude-sonnet-4-5-20250929")
+            #expect(reply.jsonValue?["model"] == "claude-sonnet-4-5-20250929")
 
             #expect(fake.attempts == 1)
             let seen = try #require(fake.received.first)
@@ -50,12 +50,12 @@ struct AnthropicIntegrationTests {
     func keepsModelAndDefaultsVersion() async throws {
         try await withFake(try await FakeAnthropic.start(apiKey: Self.upstreamKey)) { fake in
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 200, "\(reply.text)")
+            #expect(reply.status == 200, "\(reply.body)")
             let seen = try #require(fake.received.first)
             #expect(seen.header("anthropic-version") == "2023-06-01")
             #expect(seen.header("anthropic-beta") == nil)
             #expect(seen.json == Self.request)
-            #expect(reply.json?["model"] == "claude-3-5-haiku-20241022")
+            #expect(reply.jsonValue?["model"] == "claude-3-5-haiku-20241022")
         }
     }
 
@@ -69,8 +69,8 @@ struct AnthropicIntegrationTests {
                 let b = try await client.messages(Self.request, headers: [("authorization", "Bearer sb-adapter-key-1234")])
                 return (a, b)
             }
-            #expect(viaHeader.status == 200, "\(viaHeader.text)")
-            #expect(viaBearer.status == 200, "\(viaBearer.text)")
+            #expect(viaHeader.status == 200, "\(viaHeader.body)")
+            #expect(viaBearer.status == 200, "\(viaBearer.body)")
             #expect(fake.attempts == 2)
             for seen in fake.received {
                 #expect(seen.values("x-api-key") == [Self.upstreamKey])
@@ -129,8 +129,8 @@ struct AnthropicIntegrationTests {
                 .error(status: 429, type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit", retryAfter: "0"),
             ])
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 200, "\(reply.text)")
-            #expect(reply.json?["type"] == "message")
+            #expect(reply.status == 200, "\(reply.body)")
+            #expect(reply.jsonValue?["type"] == "message")
             #expect(fake.attempts == 3)
             // Every attempt is the same request.
             let bodies = Set(fake.received.map(\.bodyText))
@@ -143,7 +143,7 @@ struct AnthropicIntegrationTests {
         try await withFake(try await FakeAnthropic.start(apiKey: Self.upstreamKey)) { fake in
             fake.script([.error(status: 500, type: "api_error", message: "Internal server error")])
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 200, "\(reply.text)")
+            #expect(reply.status == 200, "\(reply.body)")
             #expect(fake.attempts == 2)
         }
     }
@@ -155,7 +155,7 @@ struct AnthropicIntegrationTests {
             var options = Self.options(fake)
             options.maxRetries = 2
             let reply = try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 529, "\(reply.text)")
+            #expect(reply.status == 529, "\(reply.body)")
             #expect(reply.errorType == "overloaded_error")
             #expect(reply.errorMessage == "Overloaded")
             #expect(reply.header("retry-after") == "0")
@@ -171,7 +171,7 @@ struct AnthropicIntegrationTests {
             var body = Self.request.object!
             body["stream"] = true
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(.object(body)) }
-            #expect(reply.status == 429, "\(reply.text)")
+            #expect(reply.status == 429, "\(reply.body)")
             #expect(reply.errorType == "rate_limit_error")
             #expect(reply.errorMessage == "Slow down")
             #expect(reply.header("retry-after") == "7")
@@ -185,11 +185,11 @@ struct AnthropicIntegrationTests {
         try await withFake(try await FakeAnthropic.start(apiKey: Self.upstreamKey)) { fake in
             let wrongKey = "sk-ant-api03-revoked-key-0000"
             let reply = try await LLMHarness.withAdapter(Self.options(fake, key: wrongKey)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 502, "\(reply.text)")
+            #expect(reply.status == 502, "\(reply.body)")
             #expect(reply.errorType == "api_error")
             #expect(reply.errorMessage?.contains("ANTHROPIC_API_KEY") == true)
-            #expect(!reply.text.contains(wrongKey))
-            #expect(!reply.text.contains(Self.upstreamKey))
+            #expect(!reply.body.contains(wrongKey))
+            #expect(!reply.body.contains(Self.upstreamKey))
             #expect(fake.attempts == 1, "a refused key is not retried")
             #expect(fake.received.first?.header("x-api-key") == wrongKey)
         }
@@ -201,8 +201,8 @@ struct AnthropicIntegrationTests {
             let message = "messages.0.content.0.image.source.base64.data: The image was specified using the image/png media type, but does not appear to be a valid png image"
             fake.script([.error(status: 400, type: "invalid_request_error", message: message)])
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 400, "\(reply.text)")
-            #expect(reply.json == ["type": "error", "error": ["type": "invalid_request_error", "message": .string(message)]])
+            #expect(reply.status == 400, "\(reply.body)")
+            #expect(reply.jsonValue == ["type": "error", "error": ["type": "invalid_request_error", "message": .string(message)]])
             #expect(fake.attempts == 1)
         }
     }
@@ -214,9 +214,9 @@ struct AnthropicIntegrationTests {
             options.maxRetries = 1
             return try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
         }
-        #expect(reply.status == 502, "\(reply.text)")
+        #expect(reply.status == 502, "\(reply.body)")
         #expect(reply.errorType == "api_error")
-        #expect(reply.json?["type"] == "error")
+        #expect(reply.jsonValue?["type"] == "error")
         #expect(reply.errorMessage?.contains("unreachable") == true)
     }
 
@@ -233,7 +233,7 @@ struct AnthropicIntegrationTests {
                 return reply
             }
             let elapsed = ContinuousClock.now - started
-            #expect(reply.status == 504, "\(reply.text)")
+            #expect(reply.status == 504, "\(reply.body)")
             #expect(reply.errorType == "timeout_error")
             #expect(elapsed < .seconds(10))
             #expect(fake.attempts == 1, "a timeout may have reached the model: not retried")
@@ -255,7 +255,7 @@ struct AnthropicIntegrationTests {
                 return reply
             }
             let elapsed = ContinuousClock.now - started
-            #expect(reply?.status == 504, "\(reply?.text ?? "no answer within 10 s")")
+            #expect(reply?.status == 504, "\(reply?.body ?? "no answer within 10 s")")
             #expect(reply?.errorType == "timeout_error")
             #expect(elapsed < .seconds(10))
         }
@@ -291,13 +291,13 @@ struct AnthropicIntegrationTests {
             try await LLMHarness.withAdapter(Self.options(fake, model: "claude-sonnet-4-5-20250929")) { client in
                 let health = try await client.send(.GET, "/healthz", headers: [], body: nil)
                 #expect(health.status == 200)
-                #expect(health.json?["status"] == "ok")
-                #expect(health.json?["backend"] == "anthropic")
-                #expect(health.json?["model"] == "claude-sonnet-4-5-20250929")
-                #expect(!health.text.contains(Self.upstreamKey))
+                #expect(health.jsonValue?["status"] == "ok")
+                #expect(health.jsonValue?["backend"] == "anthropic")
+                #expect(health.jsonValue?["model"] == "claude-sonnet-4-5-20250929")
+                #expect(!health.body.contains(Self.upstreamKey))
                 let models = try await client.send(.GET, "/v1/models", headers: [], body: nil)
                 #expect(models.status == 200)
-                #expect(models.json?["data"]?.array?.first?["id"] == "claude-sonnet-4-5-20250929")
+                #expect(models.jsonValue?["data"]?.array?.first?["id"] == "claude-sonnet-4-5-20250929")
             }
             #expect(fake.attempts == 0)
         }

@@ -33,7 +33,7 @@ struct BedrockIntegrationTests {
             let reply = try await LLMHarness.withAdapter(options) { client in
                 try await client.send(.POST, "/v1/messages", body: Array(body.utf8))
             }
-            #expect(reply.status == 200, "\(reply.text) — fake refused: \(fake.refused)")
+            #expect(reply.status == 200, "\(reply.body) — fake refused: \(fake.refused)")
             #expect(fake.refused.isEmpty)
             let seen = try #require(fake.received.first)
             #expect(seen.method == "POST")
@@ -68,9 +68,9 @@ struct BedrockIntegrationTests {
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in
                 try await client.messages(Self.request, headers: [("anthropic-beta", "token-efficient-tools-2025-02-19, output-128k-2025-02-19")])
             }
-            #expect(reply.status == 200, "\(reply.text) — fake refused: \(fake.refused)")
+            #expect(reply.status == 200, "\(reply.body) — fake refused: \(fake.refused)")
             #expect(reply.header("content-type") == "application/json")
-            #expect(reply.json == FakeBedrock.message)
+            #expect(reply.jsonValue == FakeBedrock.message)
             let seen = try #require(fake.received.first)
             #expect(seen.path == Self.wirePath)
             #expect(seen.header("x-amz-security-token") == nil)
@@ -91,7 +91,7 @@ struct BedrockIntegrationTests {
                 accessKeyID: Self.accessKeyID, secretAccessKey: Self.secret, sessionToken: nil, region: Self.region, modelID: Self.modelID,
                 endpoint: fake.baseURL + "/bedrock-proxy/"))
             let reply = try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 200, "\(reply.text) — fake refused: \(fake.refused)")
+            #expect(reply.status == 200, "\(reply.body) — fake refused: \(fake.refused)")
             #expect(fake.received.first?.path == "/bedrock-proxy" + Self.wirePath)
             #expect(fake.refused.isEmpty)
         }
@@ -105,7 +105,7 @@ struct BedrockIntegrationTests {
                 endpoint: fake.baseURL + "/team%20a"))
             let reply = try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
             #expect(fake.received.first?.path == "/team%20a" + Self.wirePath)
-            #expect(reply.status == 200, "\(reply.text) — fake refused: \(fake.refused)")
+            #expect(reply.status == 200, "\(reply.body) — fake refused: \(fake.refused)")
             #expect(fake.refused.isEmpty)
         }
     }
@@ -149,7 +149,7 @@ struct BedrockIntegrationTests {
             var options = Self.options(fake)
             options.maxRetries = 2
             let reply = try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 429, "\(reply.text)")
+            #expect(reply.status == 429, "\(reply.body)")
             #expect(reply.errorType == "rate_limit_error")
             #expect(reply.errorMessage?.contains("Too many requests") == true)
             #expect(fake.attempts == 3)
@@ -163,8 +163,8 @@ struct BedrockIntegrationTests {
         try await withFake(try await FakeBedrock.start()) { fake in
             fake.script([.exception(status: 429, type: "ThrottlingException", message: "Too many requests, please wait before trying again.")])
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 200, "\(reply.text)")
-            #expect(reply.json == FakeBedrock.message)
+            #expect(reply.status == 200, "\(reply.body)")
+            #expect(reply.jsonValue == FakeBedrock.message)
             #expect(fake.attempts == 2)
         }
     }
@@ -174,7 +174,7 @@ struct BedrockIntegrationTests {
         try await withFake(try await FakeBedrock.start()) { fake in
             fake.script([.exception(status: 400, type: "ValidationException", message: "messages: roles must alternate between \"user\" and \"assistant\"")])
             let reply = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 400, "\(reply.text)")
+            #expect(reply.status == 400, "\(reply.body)")
             #expect(reply.errorType == "invalid_request_error")
             #expect(reply.errorMessage?.contains("roles must alternate") == true)
             #expect(fake.attempts == 1)
@@ -188,7 +188,7 @@ struct BedrockIntegrationTests {
             var options = Self.options(fake)
             options.maxRetries = 1
             let reply = try await LLMHarness.withAdapter(options) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 529, "\(reply.text)")
+            #expect(reply.status == 529, "\(reply.body)")
             #expect(reply.errorType == "overloaded_error")
             #expect(fake.attempts == 2)
         }
@@ -199,11 +199,11 @@ struct BedrockIntegrationTests {
         try await withFake(try await FakeBedrock.start()) { fake in
             let wrongSecret = "not-the-right-secret-access-key-000000000"
             let reply = try await LLMHarness.withAdapter(Self.options(fake, secret: wrongSecret)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 502, "\(reply.text)")
+            #expect(reply.status == 502, "\(reply.body)")
             #expect(reply.errorType == "api_error")
             #expect(reply.errorMessage?.contains("credentials") == true)
             #expect(reply.errorMessage?.contains("InvalidSignatureException") == true)
-            #expect(!reply.text.contains(wrongSecret))
+            #expect(!reply.body.contains(wrongSecret))
             #expect(fake.refused.count == 1)
             #expect(fake.refused.first?.hasPrefix("InvalidSignatureException: The request signature we calculated does not match") == true)
             #expect(fake.attempts == 1)
@@ -214,7 +214,7 @@ struct BedrockIntegrationTests {
     func missingSessionToken() async throws {
         try await withFake(try await FakeBedrock.start(sessionToken: Self.sessionToken)) { fake in
             let reply = try await LLMHarness.withAdapter(Self.options(fake, sessionToken: nil)) { client in try await client.messages(Self.request) }
-            #expect(reply.status == 502, "\(reply.text)")
+            #expect(reply.status == 502, "\(reply.body)")
             #expect(reply.errorMessage?.contains("credentials") == true)
             #expect(fake.refused.first?.hasPrefix("UnrecognizedClientException") == true)
         }
@@ -301,9 +301,9 @@ struct BedrockIntegrationTests {
         try await withFake(try await FakeBedrock.start()) { fake in
             let health = try await LLMHarness.withAdapter(Self.options(fake)) { client in try await client.send(.GET, "/healthz", headers: [], body: nil) }
             #expect(health.status == 200)
-            #expect(health.json?["backend"] == "bedrock")
-            #expect(health.json?["model"] == .string(Self.modelID))
-            #expect(!health.text.contains(Self.secret))
+            #expect(health.jsonValue?["backend"] == "bedrock")
+            #expect(health.jsonValue?["model"] == .string(Self.modelID))
+            #expect(!health.body.contains(Self.secret))
         }
     }
 }

@@ -17,13 +17,13 @@ struct ErrorIntegrationTests {
 
     /// The Anthropic error shape, exactly: `{"type":"error","error":{"type":…,"message":…}}`, and a request id.
     static func expectError(_ reply: LLMReply, status: Int, type: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(reply.status == status, "\(reply.text)", sourceLocation: sourceLocation)
+        #expect(reply.status == status, "\(reply.body)", sourceLocation: sourceLocation)
         #expect(reply.header("content-type") == "application/json", sourceLocation: sourceLocation)
         #expect(reply.header("request-id")?.isEmpty == false, "every error has a request-id", sourceLocation: sourceLocation)
-        let json = reply.json
-        #expect(json?.object?.keys.sorted() == ["error", "type"], "\(reply.text)", sourceLocation: sourceLocation)
+        let json = reply.jsonValue
+        #expect(json?.object?.keys.sorted() == ["error", "type"], "\(reply.body)", sourceLocation: sourceLocation)
         #expect(json?["type"] == "error", sourceLocation: sourceLocation)
-        #expect(json?["error"]?.object?.keys.sorted() == ["message", "type"], "\(reply.text)", sourceLocation: sourceLocation)
+        #expect(json?["error"]?.object?.keys.sorted() == ["message", "type"], "\(reply.body)", sourceLocation: sourceLocation)
         #expect(json?["error"]?["type"] == .string(type), sourceLocation: sourceLocation)
         #expect(json?["error"]?["message"]?.string?.isEmpty == false, sourceLocation: sourceLocation)
     }
@@ -37,7 +37,7 @@ struct ErrorIntegrationTests {
 
             let wrong = try await client.messages(Self.request, headers: [("x-api-key", "sb-llm-adapter-key-0000")])
             Self.expectError(wrong, status: 401, type: "authentication_error")
-            #expect(!wrong.text.contains(Self.adapterKey))
+            #expect(!wrong.body.contains(Self.adapterKey))
 
             let wrongBearer = try await client.messages(Self.request, headers: [("authorization", "Bearer nope")])
             Self.expectError(wrongBearer, status: 401, type: "authentication_error")
@@ -46,18 +46,18 @@ struct ErrorIntegrationTests {
             Self.expectError(empty, status: 401, type: "authentication_error")
 
             let viaHeader = try await client.messages(Self.request, headers: [("x-api-key", Self.adapterKey)])
-            #expect(viaHeader.status == 200, "\(viaHeader.text)")
-            #expect(viaHeader.json?["type"] == "message")
+            #expect(viaHeader.status == 200, "\(viaHeader.body)")
+            #expect(viaHeader.jsonValue?["type"] == "message")
 
             let viaBearer = try await client.messages(Self.request, headers: [("authorization", "Bearer \(Self.adapterKey)")])
-            #expect(viaBearer.status == 200, "\(viaBearer.text)")
+            #expect(viaBearer.status == 200, "\(viaBearer.body)")
 
             // The key guards the model list too, but not the health check.
             let models = try await client.send(.GET, "/v1/models", headers: [], body: nil)
             Self.expectError(models, status: 401, type: "authentication_error")
             let modelsWithKey = try await client.send(.GET, "/v1/models", headers: [("x-api-key", Self.adapterKey)], body: nil)
             #expect(modelsWithKey.status == 200)
-            #expect(modelsWithKey.json?["data"]?.array?.first?["id"] == "switchboard-offline-planner")
+            #expect(modelsWithKey.jsonValue?["data"]?.array?.first?["id"] == "switchboard-offline-planner")
             let health = try await client.send(.GET, "/healthz", headers: [], body: nil)
             #expect(health.status == 200)
         }
@@ -66,7 +66,7 @@ struct ErrorIntegrationTests {
     @Test("without an adapter key, requests need no key")
     func noAdapterKey() async throws {
         let reply = try await LLMHarness.withAdapter(LLMHarness.options()) { client in try await client.messages(Self.request) }
-        #expect(reply.status == 200, "\(reply.text)")
+        #expect(reply.status == 200, "\(reply.body)")
     }
 
     @Test("a body over maxRequestBody is 413 request_too_large, with or without a content-length")
@@ -81,7 +81,7 @@ struct ErrorIntegrationTests {
             Self.expectError(chunked, status: 413, type: "request_too_large")
             // A small body sent the same way passes.
             let small = try await client.send(.POST, "/v1/messages", body: Array(Self.request.encoded()), chunked: true)
-            #expect(small.status == 200, "\(small.text)")
+            #expect(small.status == 200, "\(small.body)")
         }
     }
 

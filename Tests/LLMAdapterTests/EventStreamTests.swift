@@ -3,22 +3,12 @@ import NIOCore
 import Testing
 @testable import LLMAdapter
 import SwitchboardJSON
+import SwitchboardTesting
 
 /// The AWS event stream framing (Bedrock's streaming answers) and the unwrapping of its
 /// frames into Messages SSE events.
 @Suite("AWS event stream")
 struct EventStreamTests {
-    static func bytes(hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            out.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return out
-    }
-
     static func string(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
 
     static let first = EventStreamMessage(
@@ -149,7 +139,7 @@ struct EventStreamTests {
     /// Headers `:event-type`=chunk, `:content-type`=application/json, `:message-type`=event
     /// (type 7, in that order), payload `{"bytes":"<base64 of a content_block_delta>"}`:
     /// struct.pack('>II', total, hlen) + struct.pack('>I', zlib.crc32(prelude)) + … + zlib.crc32(all).
-    static let pythonFrame = bytes(hex:
+    static let pythonFrame = TestHTTP.bytes(hex:
         "000000d70000004bbff9e4380b3a6576656e742d747970650700056368756e6b0d3a636f6e74656e742d747970650700106170706c69636174696f6e2f6a736f6e"
         + "0d3a6d6573736167652d747970650700056576656e747b226279746573223a2265794a306558426c496a6f695932397564475675644639696247396a6131396b"
         + "5a57783059534973496d6c755a475634496a6f774c434a6b5a5778305953493665794a306558426c496a6f69644756346446396b5a57783059534973496e526c"
@@ -182,7 +172,7 @@ struct EventStreamTests {
 
     /// Every header type (bool true, byte, short, int, long, bytes, string, timestamp, uuid),
     /// payload `{}`; only the string header is kept.
-    static let allHeaderTypes = bytes(hex:
+    static let allHeaderTypes = TestHTTP.bytes(hex:
         "0000007e0000006c67c4acb404666c616700016202070573686f727403fffe05636f756e74040000002a046c6f6e67050000000000000001037261770600030001"
         + "020b3a6576656e742d747970650700056368756e6b047768656e080000018bcfe5680002696409000102030405060708090a0b0c0d0e0f7b7d547657cc")
 

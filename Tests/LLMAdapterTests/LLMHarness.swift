@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import LLMAdapter
-import Logging
 import NIOCore
 import NIOHTTP1
 import SwitchboardJSON
@@ -19,9 +18,7 @@ enum LLMHarness {
         options.retryBaseDelay = .milliseconds(10)
         options.retryMaxDelay = .milliseconds(200)
         options.connectTimeout = .seconds(2)
-        var logger = Logger(label: "llm-adapter-under-test")
-        logger.logLevel = .critical
-        options.logger = logger
+        options.logger = .quiet("llm-adapter-under-test")
         return options
     }
 
@@ -67,18 +64,15 @@ enum LLMHarness {
     }
 }
 
-/// One whole answer from the adapter.
-struct LLMReply: Sendable {
-    var status: Int
-    var headers: HTTPHeaders
-    var body: ByteBuffer
+/// One whole answer from the adapter (``HTTPAnswer``), with the Anthropic views of its body.
+typealias LLMReply = HTTPAnswer
 
-    var text: String { String(buffer: body) }
-    var json: JSONValue? { JSONValue.parse(body.readableBytesView) }
+extension HTTPAnswer {
+    /// The body as JSON (nil when it is not JSON).
+    var jsonValue: JSONValue? { JSONValue.parse(buffer.readableBytesView) }
     /// `error.type` of an Anthropic-shaped error body.
-    var errorType: String? { json?["error"]?["type"]?.string }
-    var errorMessage: String? { json?["error"]?["message"]?.string }
-    func header(_ name: String) -> String? { headers.first(name: name) }
+    var errorType: String? { jsonValue?["error"]?["type"]?.string }
+    var errorMessage: String? { jsonValue?["error"]?["message"]?.string }
 }
 
 /// One server-sent event: `event: <name>` and its `data:` parsed as JSON.
@@ -99,11 +93,9 @@ struct LLMClient: Sendable {
     /// Any request; `body` is sent as is (streamed in 512-byte pieces without a length when `chunked`).
     func send(
         _ method: HTTPMethod = .POST, _ path: String = "/v1/messages", headers: [(String, String)] = [jsonType], body: [UInt8]? = nil,
-        chunked: Bool = false, deadline: TimeAmount = .seconds(30)
+        chunked: Bool = false, deadline: Duration = .seconds(30)
     ) async throws -> LLMReply {
-        let response = try await HTTPClient.shared.execute(request(method, path, headers: headers, body: body, chunked: chunked), timeout: deadline)
-        let data = try await response.body.collect(upTo: 16 << 20)
-        return LLMReply(status: Int(response.status.code), headers: response.headers, body: data)
+        try await TestHTTP.send(method, baseURL + path, headers: headers, content: Self.content(body, chunked: chunked), client: .shared, timeout: deadline)
     }
 
     /// `POST /v1/messages` with a JSON body.
@@ -122,23 +114,24 @@ struct LLMClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body {
-            if chunked {
-                var pieces: [ByteBuffer] = []
-                var index = 0
-                while index < body.count {
-                    pieces.append(ByteBuffer(bytes: body[index..<min(index + 512, body.count)]))
-                    index += 512
-                }
-                request.body = .stream(AsyncStream { continuation in
-                    for piece in pieces { continuation.yield(piece) }
-                    continuation.finish()
-                }, length: .unknown)
-            } else {
-                request.body = .bytes(ByteBuffer(bytes: body))
-            }
-        }
+        if let content = Self.content(body, chunked: chunked) { request.body = content }
         return request
+    }
+
+    /// `body` as is, or streamed in 512-byte pieces without a length when `chunked`.
+    private static func content(_ body: [UInt8]?, chunked: Bool) -> HTTPClientRequest.Body? {
+        guard let body else { return nil }
+        guard chunked else { return .bytes(ByteBuffer(bytes: body)) }
+        var pieces: [ByteBuffer] = []
+        var index = 0
+        while index < body.count {
+            pieces.append(ByteBuffer(bytes: body[index..<min(index + 512, body.count)]))
+            index += 512
+        }
+        return .stream(AsyncStream { continuation in
+            for piece in pieces { continuation.yield(piece) }
+            continuation.finish()
+        }, length: .unknown)
     }
 }
 
@@ -273,12 +266,5 @@ protocol FakeUpstream: Sendable {
 }
 
 func withFake<F: FakeUpstream, T: Sendable>(_ fake: F, _ body: (F) async throws -> T) async throws -> T {
-    do {
-        let result = try await body(fake)
-        await fake.stop()
-        return result
-    } catch {
-        await fake.stop()
-        throw error
-    }
+    try await withCleanup({ try await body(fake) }, cleanup: { await fake.stop() })
 }

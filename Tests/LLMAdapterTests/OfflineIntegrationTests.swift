@@ -29,9 +29,9 @@ struct OfflineIntegrationTests {
         let reply = try await LLMHarness.withAdapter(options) { client in
             try await client.messages(["model": "claude-sonnet-4-5", "max_tokens": 200, "messages": [["role": "user", "content": "Who are you?"]]])
         }
-        #expect(reply.status == 200, "\(reply.text)")
+        #expect(reply.status == 200, "\(reply.body)")
         #expect(reply.header("content-type") == "application/json")
-        let json = try #require(reply.json)
+        let json = try #require(reply.jsonValue)
         #expect(json["type"] == "message")
         #expect(json["role"] == "assistant")
         #expect(json["model"] == "switchboard-offline-planner")
@@ -50,8 +50,8 @@ struct OfflineIntegrationTests {
     func toolUseRoundTrip() async throws {
         try await LLMHarness.withAdapter(LLMHarness.options()) { client in
             let first = try await client.messages(Self.toolRequest)
-            #expect(first.status == 200, "\(first.text)")
-            let answer = try #require(first.json)
+            #expect(first.status == 200, "\(first.body)")
+            let answer = try #require(first.jsonValue)
             #expect(answer["stop_reason"] == "tool_use")
             let content = try #require(answer["content"]?.array)
             let toolUse = try #require(content.first { $0["type"] == "tool_use" })
@@ -68,9 +68,9 @@ struct OfflineIntegrationTests {
                 ["role": "user", "content": [["type": "tool_result", "tool_use_id": .string(toolUseID), "content": #"{"id":3,"title":"buy milk","done":false}"#]]],
             ]
             let second = try await client.messages(.object(next))
-            #expect(second.status == 200, "\(second.text)")
-            #expect(second.json?["stop_reason"] == "end_turn")
-            let blocks = try #require(second.json?["content"]?.array)
+            #expect(second.status == 200, "\(second.body)")
+            #expect(second.jsonValue?["stop_reason"] == "end_turn")
+            let blocks = try #require(second.jsonValue?["content"]?.array)
             #expect(blocks.count == 1)
             #expect(blocks.first?["type"] == "text")
             #expect(blocks.first?["text"] == "#3 buy milk [open]")
@@ -82,7 +82,7 @@ struct OfflineIntegrationTests {
                 ["role": "user", "content": [["type": "tool_result", "tool_use_id": .string(toolUseID), "is_error": true, "content": "the list is full"]]],
             ]
             let failed = try await client.messages(.object(next))
-            #expect(failed.json?["content"]?.array?.first?["text"] == "`add_todo` didn't work: the list is full")
+            #expect(failed.jsonValue?["content"]?.array?.first?["text"] == "`add_todo` didn't work: the list is full")
         }
     }
 
@@ -118,10 +118,10 @@ struct OfflineIntegrationTests {
             #expect(start["stop_reason"] == .null)
             #expect(events.first { $0.event == "content_block_start" && $0.data?["index"] == 1 }?.data?["content_block"]?["input"] == [:])
 
-            #expect(SSEParser.rebuildContent(events) == whole.json?["content"]?.array)
+            #expect(SSEParser.rebuildContent(events) == whole.jsonValue?["content"]?.array)
             let delta = try #require(events.first { $0.event == "message_delta" })
-            #expect(delta.data?["delta"]?["stop_reason"] == whole.json?["stop_reason"])
-            #expect(delta.data?["usage"]?["output_tokens"] == whole.json?["usage"]?["output_tokens"])
+            #expect(delta.data?["delta"]?["stop_reason"] == whole.jsonValue?["stop_reason"])
+            #expect(delta.data?["usage"]?["output_tokens"] == whole.jsonValue?["usage"]?["output_tokens"])
         }
     }
 
@@ -135,7 +135,7 @@ struct OfflineIntegrationTests {
             var stream = try await client.stream(.object(body))
             let events = try await stream.rest()
             #expect(events.filter { $0.event == "content_block_delta" }.count > 3)
-            #expect(SSEParser.rebuildContent(events) == whole.json?["content"]?.array)
+            #expect(SSEParser.rebuildContent(events) == whole.jsonValue?["content"]?.array)
             #expect(events.last?.event == "message_stop")
         }
     }
@@ -145,6 +145,6 @@ struct OfflineIntegrationTests {
         let health = try await LLMHarness.withAdapter(LLMHarness.options()) { client in try await client.send(.GET, "/healthz", headers: [], body: nil) }
         #expect(health.status == 200)
         #expect(health.header("request-id")?.isEmpty == false)
-        #expect(health.json == ["status": "ok", "backend": "offline", "model": "switchboard-offline-planner"])
+        #expect(health.jsonValue == ["status": "ok", "backend": "offline", "model": "switchboard-offline-planner"])
     }
 }

@@ -31,8 +31,7 @@ public enum TestHTTPServer {
     /// Starts any responder on 127.0.0.1 with a free port.
     public static func start<R: HTTPResponder>(responder: R) async throws -> RunningServer
     where R.Context: InitializableFromSource<ApplicationRequestContextSource> {
-        var logger = Logger(label: "test-server")
-        logger.logLevel = .critical
+        let logger = Logger.quiet("test-server")
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             responder: responder,

@@ -12,7 +12,7 @@ struct AuthorizationTests {
             let answer = try await h.send(.GET, h.mcpBase + path)
             #expect(answer.status == 200, "\(answer)")
             #expect(answer.contentType.hasPrefix("application/json"))
-            let doc = try #require(answer.json)
+            let doc = try #require(answer.jsonValue)
             #expect(doc["resource"]?.string == Todo0Harness.resource)
             #expect(doc["authorization_servers"] == .array([.string(h.issuer.issuer)]))
             #expect(Set(doc["scopes_supported"]?.array?.compactMap(\.string) ?? []) == Set(Todo0Harness.allScopes))

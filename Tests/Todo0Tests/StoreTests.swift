@@ -69,7 +69,7 @@ struct StoreTests {
             #expect(todos.compactMap { $0["title"]?.string } == ["Persist one", "Persist two"])
             #expect(todos.map { $0["done"] } == [false, true])
             let rest = try await second.rest(.GET, "/api/todos", token: second.token("user-b"))
-            #expect(rest.json?["todos"]?.array?.compactMap { $0["title"]?.string } == ["Bob persists"])
+            #expect(rest.jsonValue?["todos"]?.array?.compactMap { $0["title"]?.string } == ["Bob persists"])
             // Sessions do not survive a restart: the client re-initializes.
             let next = try await alice.create("After restart")
             #expect(!ids.contains(next), "an id was reused after a restart")

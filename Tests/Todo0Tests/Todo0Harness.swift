@@ -1,11 +1,9 @@
 import AsyncHTTPClient
 import Foundation
-import Logging
-import NIOCore
 import NIOHTTP1
 import OAuthCore
-import ServiceLifecycle
 import SwitchboardTesting
+import SystemTesting
 import Testing
 import Todo0
 
@@ -34,21 +32,19 @@ final class Todo0Harness: Sendable {
     static let client = HTTPClient.shared
 
     let issuer: TestIssuer
-    let mcpPort: Int
-    let restPort: Int
+    let service: Todo0Service
     let dataDirectory: String
-    private let task: Task<Void, any Error>
 
+    var mcpPort: Int { service.mcpPort }
+    var restPort: Int { service.restPort }
     var mcpBase: String { "http://127.0.0.1:\(mcpPort)" }
     var mcpURL: String { mcpBase + "/mcp" }
     var restBase: String { "http://127.0.0.1:\(restPort)" }
 
-    private init(issuer: TestIssuer, mcpPort: Int, restPort: Int, dataDirectory: String, task: Task<Void, any Error>) {
+    private init(issuer: TestIssuer, service: Todo0Service, dataDirectory: String) {
         self.issuer = issuer
-        self.mcpPort = mcpPort
-        self.restPort = restPort
+        self.service = service
         self.dataDirectory = dataDirectory
-        self.task = task
     }
 
     static func start(dataDirectory: String? = nil, alwaysSSE: Bool = false) async throws -> Todo0Harness {
@@ -61,32 +57,13 @@ final class Todo0Harness: Sendable {
         options.authorizationServer = issuer.issuer
         options.resource = resource
         options.alwaysSSE = alwaysSSE
-        var logger = Logger(label: "todo0-under-test")
-        logger.logLevel = .critical
-        options.logger = logger
-        let (ports, continuation) = AsyncStream.makeStream(of: (Int, Int).self)
-        options.onServerRunning = { mcp, rest in
-            continuation.yield((mcp, rest))
-            continuation.finish()
-        }
-        let service = try await buildTodo0(options)
-        let task = Task { try await service.run() }
-        // Should the service stop before it listens, stop waiting too.
-        Task {
-            _ = try? await task.value
-            continuation.finish()
-        }
-        for await (mcp, rest) in ports {
-            return Todo0Harness(issuer: issuer, mcpPort: mcp, restPort: rest, dataDirectory: dir, task: task)
-        }
-        task.cancel()
-        throw HarnessError("todo0 stopped before it listened")
+        options.logger = .quiet("todo0-under-test")
+        return Todo0Harness(issuer: issuer, service: try await Todo0Service.start(options), dataDirectory: dir)
     }
 
     /// Stops todo0 and waits for it; removes the data directory unless `keepData`.
     func stop(keepData: Bool = false) async {
-        task.cancel()
-        _ = try? await task.value
+        await service.stop()
         if !keepData { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 
@@ -114,13 +91,7 @@ final class Todo0Harness: Sendable {
     // MARK: HTTP
 
     func send(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = []) async throws -> Answer {
-        var request = HTTPClientRequest(url: url)
-        request.method = method
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await Self.client.execute(request, timeout: .seconds(30))
-        let data = try await response.body.collect(upTo: 16 << 20)
-        return Answer(status: Int(response.status.code), headers: response.headers, body: String(buffer: data))
+        try await TestHTTP.send(method, url, headers: headers, body: body, client: Self.client)
     }
 
     /// A raw POST to `/mcp`: Content-Type JSON, the usual MCP Accept and the bearer token, each
@@ -151,35 +122,20 @@ final class Todo0Harness: Sendable {
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// Runs `body` against a fresh todo0 and stops it afterwards, whatever happens.
 func withTodo0(alwaysSSE: Bool = false, _ body: (Todo0Harness) async throws -> Void) async throws {
     let harness = try await Todo0Harness.start(alwaysSSE: alwaysSSE)
-    do {
-        try await body(harness)
-    } catch {
-        await harness.stop()
-        throw error
-    }
-    await harness.stop()
+    try await withCleanup({ try await body(harness) }, cleanup: { await harness.stop() })
 }
 
 // MARK: answers
 
-/// One HTTP answer, with JSON and SSE views of its body.
-struct Answer: Sendable, CustomStringConvertible {
-    var status: Int
-    var headers: HTTPHeaders
-    var body: String
+/// One HTTP answer (``HTTPAnswer``), with JSON and SSE views of its body.
+typealias Answer = HTTPAnswer
 
-    func header(_ name: String) -> String? { headers.first(name: name) }
-    var contentType: String { header("Content-Type")?.lowercased() ?? "" }
+extension HTTPAnswer {
     var isSSE: Bool { contentType.hasPrefix("text/event-stream") }
-    var json: JSON? { JSON.parse(body) }
+    var jsonValue: JSON? { JSON.parse(body) }
 
     /// The `data:` payloads of the SSE events, in order.
     var events: [JSON] {
@@ -195,7 +151,7 @@ struct Answer: Sendable, CustomStringConvertible {
     }
 
     /// The JSON-RPC response: the body, or the SSE event that carries an `id`.
-    var rpc: JSON? { isSSE ? events.last { $0["id"] != nil && $0["method"] == nil } : json }
+    var rpc: JSON? { isSSE ? events.last { $0["id"] != nil && $0["method"] == nil } : jsonValue }
     var result: JSON? { rpc?["result"] }
     var error: JSON? { rpc?["error"] }
     var errorCode: Int? { error?["code"]?.int }
@@ -221,8 +177,6 @@ struct Answer: Sendable, CustomStringConvertible {
         }
         return out
     }
-
-    var description: String { "HTTP \(status) \(contentType): \(body.prefix(600))" }
 }
 
 // MARK: MCP clients

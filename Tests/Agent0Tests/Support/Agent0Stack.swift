@@ -3,10 +3,10 @@ import Foundation
 import Gateway
 import IdentityProvider
 import Logging
-import ServiceLifecycle
 import StandardPlugins
 import SwitchboardJSON
 import SwitchboardTesting
+import SystemTesting
 import Todo0
 
 /// agent0 and everything it talks to, on loopback ports in one fresh temp directory:
@@ -76,11 +76,7 @@ final class Agent0Stack: Sendable {
         self.stops = stops
     }
 
-    static func logger(_ label: String) -> Logger {
-        var logger = Logger(label: label)
-        logger.logLevel = ProcessInfo.processInfo.environment["AGENT0_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        return logger
-    }
+    static func logger(_ label: String) -> Logger { .quiet(label, levelFrom: "AGENT0_TEST_LOG") }
 
     static func start(_ options: Options) async throws -> Agent0Stack {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("agent0-tests-\(UUID().uuidString)").path
@@ -122,7 +118,7 @@ final class Agent0Stack: Sendable {
             idpOptions.logger = logger("agent0-tests.idp")
 
             // 2. todo0 (its access tokens come from the IdP's todo-mcp authorization server).
-            var todo: Todo0Handle?
+            var todo: Todo0Service?
             let agentKeyPath = dir + "/agent0-private-key.pem"
             if options.todo0 {
                 idpOptions.config = .development()
@@ -134,7 +130,7 @@ final class Agent0Stack: Sendable {
                 todoOptions.authorizationServer = issuer + "/oauth2/todo-mcp"
                 todoOptions.resource = todoResource
                 todoOptions.logger = logger("agent0-tests.todo0")
-                let handle = try await Todo0Handle.start(todoOptions)
+                let handle = try await Todo0Service.start(todoOptions)
                 stops.append { await handle.stop() }
                 todo = handle
             }
@@ -171,9 +167,7 @@ final class Agent0Stack: Sendable {
             // 5. The development IdP, now that agent0's redirect URI is known.
             if let front {
                 idpOptions.config = .development(agent0: options.publicURL ?? agent0.baseURL, todo0Resource: todoResource)
-                let (idpPorts, idpContinuation) = AsyncStream.makeStream(of: Int.self)
-                idpOptions.onServerRunning = { idpContinuation.yield($0) }
-                let idp = try await TestHTTPServer.run(try await buildIdentityProviderApplication(idpOptions), ports: idpPorts)
+                let idp = try await IdentityProviderService.start(idpOptions)
                 stops.append { await idp.stop() }
                 front.setBackend(idp.baseURL)
             }
@@ -189,7 +183,7 @@ final class Agent0Stack: Sendable {
     }
 
     /// The gateway's registry: one `none` connection per stand-in, todo0 behind `idjag`.
-    static func connectionsYAML(issuer: String, mcp: [(name: String, url: String)], todo0: Todo0Handle?, agentKeyPath: String) -> String {
+    static func connectionsYAML(issuer: String, mcp: [(name: String, url: String)], todo0: Todo0Service?, agentKeyPath: String) -> String {
         var yaml = """
             version: 1
 
@@ -237,7 +231,7 @@ final class Agent0Stack: Sendable {
                   - name: todo0
                     kind: mcp_server
                     title: Todo0 MCP Server
-                    upstream: \(todo0.url)
+                    upstream: \(todo0.mcpURL)
                     resource: \(todoResource)
                     auth:
                       strategy: idjag
@@ -266,6 +260,11 @@ final class Agent0Stack: Sendable {
         IdPConfig.developmentDefaults.users.first { $0.username == username }
     }
 
+    /// `browser` at the users' identity provider, through its cookie jar.
+    func idp(_ browser: Browser) -> IdPBrowser {
+        IdPBrowser(issuer: issuer, transport: { method, url, headers, body in try await browser.send(method, url, headers: headers, body: body) })
+    }
+
     /// A sign-in up to the IdP's redirect back to agent0 (not followed yet).
     struct SignInStart: Sendable {
         /// agent0's answer to `GET /login`.
@@ -283,9 +282,8 @@ final class Agent0Stack: Sendable {
         let login = try await browser.get(url("/login"))
         guard login.status == 302, let authorize = login.header("Location") else { throw StepFailed("GET /login: \(login)") }
         var answer = try await browser.get(authorize)
-        if answer.status == 200, let action = Form.formAction(answer.body) {
-            let target = action.hasPrefix("/") ? Form.origin(authorize) + action : action
-            answer = try await browser.postForm(target, Form.hiddenFields(answer.body) + [("username", username), ("password", Self.password(username))])
+        if answer.status == 200, TestHTTP.formAction(answer.body) != nil {
+            answer = try await idp(browser).fillInLogin(answer, at: authorize, username: username, password: Self.password(username))
         }
         guard answer.status == 302, let callback = answer.header("Location"), callback.hasPrefix(publicURL + "/callback?") else {
             throw StepFailed("the IdP did not send the browser back to agent0: \(answer)")
@@ -310,7 +308,7 @@ final class Agent0Stack: Sendable {
             throw StepFailed("GET /callback: \(callback)")
         }
         let status = try await browser.get(url("/auth/status"))
-        guard let json = status.json, json["authenticated"]?.bool == true, let csrf = json["csrf_token"]?.string else {
+        guard let json = status.jsonValue, json["authenticated"]?.bool == true, let csrf = json["csrf_token"]?.string else {
             throw StepFailed("/auth/status after sign-in: \(status)")
         }
         return SignedIn(callback: callback, status: json, csrf: csrf, session: session)
@@ -327,59 +325,12 @@ final class Agent0Stack: Sendable {
     /// `POST /api/chat {"message": text}` as the page sends it.
     func chat(_ browser: Browser, _ user: SignedIn, _ text: String) async throws -> Answer {
         let body: JSONValue = ["message": .string(text)]
-        return try await post(browser, "/api/chat", json: String(decoding: body.encoded(), as: UTF8.self), csrf: user.csrf, origin: Form.origin(publicURL))
+        return try await post(browser, "/api/chat", json: String(decoding: body.encoded(), as: UTF8.self), csrf: user.csrf, origin: TestHTTP.origin(publicURL))
     }
 }
 
 /// Runs `body` with a fresh stack and stops it afterwards, whatever happens.
 func withAgent0Stack(_ options: Agent0Stack.Options = .init(), _ body: (Agent0Stack) async throws -> Void) async throws {
     let stack = try await Agent0Stack.start(options)
-    do {
-        try await body(stack)
-    } catch {
-        await stack.stop()
-        throw error
-    }
-    await stack.stop()
-}
-
-/// todo0 running as a service on two free ports.
-final class Todo0Handle: Sendable {
-    let mcpPort: Int
-    let restPort: Int
-    private let task: Task<Void, any Error>
-
-    /// Its MCP endpoint.
-    var url: String { "http://127.0.0.1:\(mcpPort)/mcp" }
-
-    private init(mcpPort: Int, restPort: Int, task: Task<Void, any Error>) {
-        self.mcpPort = mcpPort
-        self.restPort = restPort
-        self.task = task
-    }
-
-    static func start(_ options: Todo0Options) async throws -> Todo0Handle {
-        var options = options
-        let (ports, continuation) = AsyncStream.makeStream(of: (Int, Int).self)
-        options.onServerRunning = { mcp, rest in
-            continuation.yield((mcp, rest))
-            continuation.finish()
-        }
-        let service = try await buildTodo0(options)
-        let task = Task { try await service.run() }
-        Task {
-            _ = try? await task.value
-            continuation.finish()
-        }
-        for await (mcp, rest) in ports {
-            return Todo0Handle(mcpPort: mcp, restPort: rest, task: task)
-        }
-        task.cancel()
-        throw StepFailed("todo0 stopped before it listened")
-    }
-
-    func stop() async {
-        task.cancel()
-        _ = try? await task.value
-    }
+    try await withCleanup({ try await body(stack) }, cleanup: { await stack.stop() })
 }

@@ -112,7 +112,7 @@ final class StandInOIDCProvider: Sendable {
             return Response(status: .internalServerError, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: "<h1>Internal Server Error</h1>")))
         }
         let body = try await request.body.collect(upTo: 64 * 1024)
-        let form = Form.query("?" + String(buffer: body))
+        let form = TestHTTP.query("?" + String(buffer: body))
         let basic = "Basic " + Data("\(clientID):\(clientSecret)".utf8).base64EncodedString()
         guard request.headers[.authorization] == basic else { return Self.json(["error": "invalid_client"], status: .unauthorized) }
         guard form["grant_type"] == "authorization_code", let code = form["code"], let authorization = pending.withLock({ $0.removeValue(forKey: code) }),
