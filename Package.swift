@@ -188,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "IDJAGStrategyTests",
             dependencies: [
-                "IDJAGStrategy", "OAuthCore", "PluginAPI", "PluginTestKit", "SystemTesting", asyncHTTPClient,
+                "IDJAGStrategy", "OAuthCore", "PluginAPI", "PluginTestKit", "SystemTesting", asyncHTTPClient, crypto,
             ],
             swiftSettings: strict
         ),

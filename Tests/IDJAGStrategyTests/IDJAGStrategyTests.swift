@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import IDJAGStrategy
 import OAuthCore
@@ -165,13 +166,14 @@ struct IDJAGStrategyTests {
         #expect(error.hint?.contains("agent:") == true)
     }
 
-    @Test("an agent key that is no key fails provisioning with a clear error")
+    @Test("an agent key of a kind the plugin does not sign with (P-384, made for this run) fails provisioning with a clear error")
     func unusableAgentKey() async throws {
+        let unusable = P384.Signing.PrivateKey().pemRepresentation  // generated here: no key material in the tree
         let fixture = try Self.offlineFixture(auth: """
                   strategy: idjag
                   authorization_server: todo-mcp-as
                   scopes: [mcp:connect]
-            """, agent: AgentIdentity(id: "agent", keyID: "k", privateKey: Secret("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----")))
+            """, agent: AgentIdentity(id: "agent", keyID: "k", privateKey: Secret(unusable)))
         #expect(fixture.validationError(IDJAGStrategyFactory()) == nil)
         do {
             _ = try await fixture.provision(IDJAGStrategyFactory())
