@@ -170,7 +170,8 @@ let package = Package(
         .target(
             name: "SwitchboardTesting",
             dependencies: [
-                "OAuthCore", asyncHTTPClient, crypto, cryptoExtras, httpTypes, hummingbird, logging, nioCore, nioHTTP1, nioPosix,
+                "OAuthCore", asyncHTTPClient, crypto, cryptoExtras, httpTypes, hummingbird, logging, nioCore,
+                nioHTTP1, nioPosix,
             ],
             path: "Tests/SwitchboardTesting",
             swiftSettings: strict
@@ -178,7 +179,9 @@ let package = Package(
         // Test helpers that run the real services in-process (the development IdP, todo0).
         .target(
             name: "SystemTesting",
-            dependencies: ["IdentityProvider", "PluginAPI", "SwitchboardTesting", "Todo0", logging, serviceLifecycle],
+            dependencies: [
+                "IdentityProvider", "PluginAPI", "SwitchboardTesting", "Todo0", logging, serviceLifecycle,
+            ],
             path: "Tests/SystemTesting",
             swiftSettings: strict
         ),
@@ -203,8 +206,8 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "Gateway", "ISVStandIn", "IdentityProvider", "OAuthCore", "PluginAPI", "StandardPlugins",
-                "SwitchboardTesting", "SystemTesting", "Todo0", httpTypes, hummingbird, logging, nioConcurrencyHelpers,
-                nioCore, nioHTTP1,
+                "SwitchboardTesting", "SystemTesting", "Todo0", httpTypes, hummingbird, logging,
+                nioConcurrencyHelpers, nioCore, nioHTTP1,
             ],
             swiftSettings: strict
         ),
@@ -235,7 +238,8 @@ let package = Package(
             name: "Agent0Tests",
             dependencies: [
                 "Agent0", "Gateway", "IdentityProvider", "OAuthCore", "StandardPlugins", "SwitchboardJSON",
-                "SwitchboardTesting", "SystemTesting", "Todo0", crypto, httpTypes, hummingbird, logging, nioCore, nioHTTP1,
+                "SwitchboardTesting", "SystemTesting", "Todo0", crypto, httpTypes, hummingbird, logging, nioCore,
+                nioHTTP1,
             ],
             swiftSettings: strict
         ),
@@ -243,9 +247,9 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "OAuthCore", "PluginAPI", "StandardPlugins", "SwitchboardTesting", "Upstream",
-                asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioConcurrencyHelpers, nioCore, nioHTTP1,
-                nioPosix, serviceLifecycle,
+                "Gateway", "OAuthCore", "PluginAPI", "PluginTestKit", "StandardPlugins", "SwitchboardTesting",
+                "Upstream", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioConcurrencyHelpers, nioCore,
+                nioHTTP1, nioPosix, serviceLifecycle,
             ],
             swiftSettings: strict
         ),

@@ -29,10 +29,11 @@ public final class CapturingLog: Sendable {
     /// Every entry rendered, one per line.
     public var text: String { entries.map(\.rendered).joined(separator: "\n") }
 
-    /// A logger at `.trace` (so nothing is filtered out before it is captured) that writes here.
-    public func logger(label: String) -> Logger {
+    /// A logger that writes here, at `.trace` unless told (so nothing is filtered out before it
+    /// is captured). Also the gateway's tests' capture of its access log.
+    public func logger(label: String, level: Logger.Level = .trace) -> Logger {
         var logger = Logger(label: label) { label in Handler(sink: self, label: label) }
-        logger.logLevel = .trace
+        logger.logLevel = level
         return logger
     }
 

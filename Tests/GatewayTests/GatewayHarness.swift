@@ -7,6 +7,7 @@ import NIOHTTP1
 import StandardPlugins
 import Synchronization
 import SwitchboardTesting
+import PluginTestKit
 
 /// A running gateway on a free port, loaded from a connections.yaml in a temp directory, with
 /// a live test issuer for the users' ID tokens.
@@ -40,14 +41,14 @@ final class GatewayHarness: Sendable {
     }
 
     /// `log`: receives the gateway's lines at info level (else only critical ones are written, nowhere).
-    static func start(connections: String, gateway: String = "", environment: [String: String] = [:], log: CapturedLog? = nil) async throws -> GatewayHarness {
+    static func start(connections: String, gateway: String = "", environment: [String: String] = [:], log: CapturingLog? = nil) async throws -> GatewayHarness {
         let issuer = try await TestIssuer.start()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/connections.yaml"
         try yaml(issuer: issuer.issuer, connections: connections, gateway: gateway).write(toFile: path, atomically: true, encoding: .utf8)
         var (options, ports) = testOptions(configPath: path, environment: environment)
-        if let log { options.logger = log.logger(label: "gateway-under-test") }
+        if let log { options.logger = log.logger(label: "gateway-under-test", level: .info) }
         let app = try await buildGatewayApplication(options)
         let server = try await TestHTTPServer.run(app, ports: ports)
         return GatewayHarness(issuer: issuer, server: server, configPath: path, directory: dir)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SwitchboardTesting
 import Testing
+import PluginTestKit
 
 /// The proxy's two drivers must be indistinguishable to a caller: each case sends the same
 /// request, after a warm-up call, to two gateways built from one connections.yaml in front of
@@ -191,7 +192,7 @@ struct ProxyDriverParityTests {
     /// One gateway and the log of its access lines.
     struct Driver {
         var gateway: GatewayHarness
-        var log: CapturedLog
+        var log: CapturingLog
         var eventLoop: Bool
     }
 
@@ -200,10 +201,10 @@ struct ProxyDriverParityTests {
         let refusing = try ReservedPort()
         try await withUpstream { upstream in
             let yaml = connections(upstream: upstream, refusingPort: refusing.port)
-            let fastLog = CapturedLog()
+            let fastLog = CapturingLog()
             let fast = try await GatewayHarness.start(connections: yaml, log: fastLog)
             try await withCleanup({
-                let slowLog = CapturedLog()
+                let slowLog = CapturingLog()
                 let slow = try await GatewayHarness.start(connections: yaml, environment: ProxyFastPathTests.fastPathOff, log: slowLog)
                 try await withCleanup({
                     try await body(upstream, [Driver(gateway: fast, log: fastLog, eventLoop: true), Driver(gateway: slow, log: slowLog, eventLoop: false)])

@@ -9,6 +9,7 @@ import ServiceLifecycle
 import StandardPlugins
 import SwitchboardTesting
 import Testing
+import PluginTestKit
 
 /// The proxy's event-loop path (Proxy/FastPath/): warm calls (ID token already verified,
 /// credential cached, small body, plain-HTTP upstream) forwarded by a channel handler, and
@@ -108,7 +109,7 @@ struct ProxyFastPathTests {
 
     /// A gateway in front of `upstream`. `gateway`: a whole `gateway:` block.
     static func withGateway(
-        for upstream: ScriptedUpstream, gateway: String = "", environment: [String: String] = [:], log: CapturedLog? = nil,
+        for upstream: ScriptedUpstream, gateway: String = "", environment: [String: String] = [:], log: CapturingLog? = nil,
         _ body: (GatewayHarness) async throws -> Void
     ) async throws {
         let harness = try await GatewayHarness.start(connections: connections(upstream), gateway: gateway, environment: environment, log: log)
@@ -117,7 +118,7 @@ struct ProxyFastPathTests {
 
     /// A fresh upstream and a gateway in front of it.
     static func withSetup(
-        gateway: String = "", environment: [String: String] = [:], log: CapturedLog? = nil, _ body: (GatewayHarness, ScriptedUpstream) async throws -> Void
+        gateway: String = "", environment: [String: String] = [:], log: CapturingLog? = nil, _ body: (GatewayHarness, ScriptedUpstream) async throws -> Void
     ) async throws {
         try await withUpstream { upstream in
             try await withGateway(for: upstream, gateway: gateway, environment: environment, log: log) { gw in try await body(gw, upstream) }
@@ -549,15 +550,15 @@ struct ProxyFastPathTests {
     // MARK: 6. Streamed answers relayed on the event loop
 
     /// The access log's line for the call to `target` (a `none` connection's lines).
-    static func accessLine(_ log: CapturedLog, connection: String = "svc", status: String = "200", error: String? = nil) -> CapturedLog.Line? {
-        log.all.last { $0.message == "proxied" && $0.metadata["connection"] == connection && $0.metadata["status"] == status && $0.metadata["error"] == error }
+    static func accessLine(_ log: CapturingLog, connection: String = "svc", status: String = "200", error: String? = nil) -> CapturingLog.Entry? {
+        log.entries.last { $0.message == "proxied" && $0.metadata["connection"] == connection && $0.metadata["status"] == status && $0.metadata["error"] == error }
     }
 
     @Test("streamed answers (an event stream, a body over 64 KiB) on warm calls are relayed by the event-loop path, part by part; with it off, by the async path",
           arguments: [true, false])
     func streamedAnswersAreRelayed(fastPath: Bool) async throws {
         for (target, expected) in [("sse?pause_ms=200", ByteBuffer(string: Self.sseFirst + Self.sseRest)), ("big?size=300000", Self.pattern(300_000))] {
-            let log = CapturedLog()
+            let log = CapturingLog()
             try await Self.withSetup(environment: fastPath ? [:] : Self.fastPathOff, log: log) { gw, _ in
                 let token = try await Self.warmUp(gw.baseURL, token: gw.token(), fastPath: fastPath)
                 let r = try await Self.call(gw.baseURL, "/rest/svc/\(target)", token: token)
@@ -579,7 +580,7 @@ struct ProxyFastPathTests {
 
     @Test("relayed streams pipelined with whole answers in one write: every answer in order, each its own, all from the event-loop path")
     func pipelinedRelayedStreams() async throws {
-        let log = CapturedLog()
+        let log = CapturingLog()
         try await Self.withSetup(log: log) { gw, _ in
             let token = try await Self.warmUp(gw.baseURL, token: gw.token())
             let targets = ["sse?pause_ms=300", "get?n=1", "big?size=200000", "get?n=3", "sse?pause_ms=0", "get?n=5"]
@@ -599,14 +600,14 @@ struct ProxyFastPathTests {
                     #expect(Self.echo(answer.body)["tag"] == "p\(i)", "answer \(i): \(answer)")
                 }
             }
-            let relayed = log.all.filter { $0.message == "proxied" && $0.metadata["via"] == "event-loop" && $0.metadata["error"] == nil }
+            let relayed = log.entries.filter { $0.message == "proxied" && $0.metadata["via"] == "event-loop" && $0.metadata["error"] == nil }
             #expect(relayed.count >= targets.count + 1, "\(relayed.count) event-loop access lines for the warm-up and \(targets.count) calls")
         }
     }
 
     @Test("relayed streams through one upstream connection shared by callers on different event loops: every answer whole and its own")
     func relayedStreamsAcrossEventLoops() async throws {
-        let log = CapturedLog()
+        let log = CapturingLog()
         try await Self.withSetup(gateway: Self.oneUpstreamConnection, log: log) { gw, upstream in
             let token = try await Self.warmUp(gw.baseURL, token: gw.token())
             // Accepted connections are spread over the event loops in turn, and the one upstream
@@ -639,7 +640,7 @@ struct ProxyFastPathTests {
             #expect(upstream.accepted == 1, "one upstream connection, shared: \(upstream.accepted) were opened")
             // Handed-over answers are written back by the same handler (same `Date`), so only the
             // access log tells that the streams were relayed, not given to the async path.
-            let relayed = log.all.filter { $0.message == "proxied" && $0.metadata["via"] == "event-loop" && $0.metadata["error"] == nil }
+            let relayed = log.entries.filter { $0.message == "proxied" && $0.metadata["via"] == "event-loop" && $0.metadata["error"] == nil }
             #expect(relayed.count == callers * targets.count + 1, "\(relayed.count) event-loop access lines for the warm-up and \(callers * targets.count) calls")
         }
     }
@@ -648,7 +649,7 @@ struct ProxyFastPathTests {
           arguments: [true, false])
     func slowReaderHoldsTheUpstreamBack(fastPath: Bool) async throws {
         let size = 32 << 20
-        let log = CapturedLog()
+        let log = CapturingLog()
         try await Self.withSetup(environment: fastPath ? [:] : Self.fastPathOff, log: log) { gw, upstream in
             let token = try await Self.warmUp(gw.baseURL, token: gw.token(), fastPath: fastPath)
             let completedBefore = upstream.completedAnswers
@@ -677,7 +678,7 @@ struct ProxyFastPathTests {
 
     @Test("an upstream that breaks off mid-answer: the caller gets the first event, then its connection closes (a cut answer never looks whole); the gateway goes on")
     func upstreamBreakingOffMidStream() async throws {
-        let log = CapturedLog()
+        let log = CapturingLog()
         try await Self.withSetup(log: log) { gw, _ in
             let token = try await Self.warmUp(gw.baseURL, token: gw.token())
             var request = HTTPClientRequest(url: gw.baseURL + "/rest/svc/broken")
