@@ -49,6 +49,17 @@ public final class CapturingLog: Sendable {
         return false
     }
 
+    /// What in the log gives a secret away: each of `secrets` that ``reveals(_:window:)`` finds,
+    /// and any key, bearer credential or JWT-shaped text; empty when nothing does. The check
+    /// every plugin test makes after a credential was issued or refused.
+    public func secretsShown(_ secrets: [String]) -> [String] {
+        let text = self.text
+        var shown: [String] = []
+        for (index, secret) in secrets.enumerated() where reveals(secret) { shown.append("secret #\(index + 1) (or a part of it)") }
+        for marker in ["PRIVATE KEY", "Bearer ", "eyJ"] where text.contains(marker) { shown.append("'\(marker)'") }
+        return shown
+    }
+
     fileprivate func append(_ entry: Entry) { lines.withLock { $0.append(entry) } }
 
     private struct Handler: LogHandler {
