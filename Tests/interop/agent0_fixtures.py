@@ -18,7 +18,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,27 +26,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from interop_helpers import HOST, stop_process, switchboard_binary, wait_for_http_200
+from interop_helpers import HOST, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 BASE_PORTS = {"agent0": 3000, "idp": 9000, "todo0_mcp": 5002, "todo0_rest": 5001, "isv": 7000, "llm": 4000, "gateway": 8080}
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-            return True
-        except OSError:
-            return False
-
-
 def free_port_offset() -> int:
     """An offset that leaves all seven of `switchboard dev`'s ports free a moment ago."""
     for _ in range(200):
         offset = random.randrange(20000, 50000)
-        if all(_port_is_free(p + offset) for p in BASE_PORTS.values()):
+        if all(port_is_free(p + offset) for p in BASE_PORTS.values()):
             return offset
     raise RuntimeError("no free port offset for switchboard dev")
 
@@ -106,9 +96,7 @@ def _start_dev(binary: Path, base: Path, attempt: int) -> DevSystem:
     try:
         for service, path in (("agent0", "/health"), ("gateway", "/healthz"), ("idp", "/.well-known/openid-configuration")):
             wait_for_http_200(dev.url(service) + path, proc, timeout=90, what=f"switchboard dev ({service})", log=log_path)
-        served = dev.gateway_status().get("config", {}).get("path")
-        if served != str(config_path):
-            raise RuntimeError(f"{dev.gateway} is not our gateway (serves {served!r})")
+        require_our_gateway(dev.gateway, config_path, proc)
         return dev
     except BaseException:
         stop_process(proc)

@@ -31,6 +31,7 @@ from interop_helpers import (
     OIDCIssuer,
     free_port,
     read_header_log,
+    require_our_gateway,
     stop_process,
     switchboard_binary,
     wait_for_http_200,
@@ -160,10 +161,7 @@ def _start_gateway(binary: Path, workdir: Path, config_path: Path, attempt: int)
     try:
         wait_for_http_200(gw.url + "/healthz", proc, timeout=60, what="switchboard gateway", log=stderr_log)
         # Whoever answers there must be *our* gateway, serving *our* file.
-        status = requests.get(gw.url + "/api/connections/status", timeout=5).json()
-        served = status.get("config", {}).get("path")
-        if proc.poll() is not None or served != str(config_path):
-            raise RuntimeError(f"{gw.url} is not our gateway (serves {served!r}, exit code {proc.poll()})")
+        require_our_gateway(gw.url, config_path, proc)
         return gw
     except BaseException:
         stop_process(proc)

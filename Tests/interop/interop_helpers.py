@@ -33,6 +33,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def require_our_gateway(url: str, config_path: Path, proc: subprocess.Popen | None) -> dict:
+    """The gateway answering at `url` must be the process we started, serving `config_path`
+    (a free port can be taken between the look-up and the bind). Returns its status document."""
+    status = requests.get(url + "/api/connections/status", timeout=5).json()
+    served = status.get("config", {}).get("path")
+    exited = proc.poll() if proc is not None else None
+    if exited is not None or Path(served or "").resolve() != Path(config_path).resolve():
+        raise RuntimeError(f"{url} is not our gateway (serves {served!r}, exit code {exited})")
+    return status
+
+
 def wait_for_port(port: int, proc: subprocess.Popen | None, timeout: float, what: str, log: Path | None = None) -> None:
     """Wait until 127.0.0.1:port accepts TCP connections; fail early if `proc` exits."""
     deadline = time.monotonic() + timeout

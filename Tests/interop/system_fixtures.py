@@ -40,7 +40,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
 from idp_fixtures import REDIRECT_URI, USERS, WEB_CLIENT_ID, WEB_CLIENT_SECRET, IdP, _start_idp, parse_forms, sign_in
-from interop_helpers import HOST, free_port, stop_process, switchboard_binary, wait_for_http_200
+from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200
 from todo0_fixtures import Todo0
 
 HERE = Path(__file__).resolve().parent
@@ -210,15 +210,6 @@ class System:
         return "\n".join(out)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-            return True
-        except OSError:
-            return False
-
-
 def _base_env() -> dict[str, str]:
     env = dict(os.environ)
     env["LOG_LEVEL"] = os.environ.get("INTEROP_LOG_LEVEL", "trace")
@@ -234,7 +225,7 @@ def _base_env() -> dict[str, str]:
 
 
 def start_isv(binary: Path, base: Path, issuer: str) -> Service:
-    if not _port_is_free(ISV_PORT):
+    if not port_is_free(ISV_PORT):
         pytest.skip(f"127.0.0.1:{ISV_PORT} is busy: the ISV stand-in must listen there, because the IdP mints its STS "
                     f"tokens for the audience http://127.0.0.1:{ISV_PORT}[/mcp] and `switchboard isv` has no flag to change "
                     f"the audience it accepts (Sources/ISVStandIn/ISVApplication.swift)")
@@ -254,7 +245,7 @@ def start_isv(binary: Path, base: Path, issuer: str) -> Service:
         return svc
     except BaseException:
         stop_process(proc)
-        if not _port_is_free(ISV_PORT) and proc.returncode not in (None, 0, -15):
+        if not port_is_free(ISV_PORT) and proc.returncode not in (None, 0, -15):
             pytest.skip(f"127.0.0.1:{ISV_PORT} was taken by another process while the ISV stand-in started "
                         f"(exit code {proc.returncode}); it must listen there (the IdP's STS audience)")
         raise
@@ -293,10 +284,7 @@ def start_gateway(binary: Path, base: Path, env_vars: dict[str, str]) -> Service
         svc = Service("gateway", f"http://{HOST}:{port}", proc, stderr_log, stdout_log)
         try:
             wait_for_http_200(svc.url + "/readyz", proc, timeout=60, what="switchboard gateway", log=stderr_log)
-            status = requests.get(svc.url + "/api/connections/status", timeout=5).json()
-            served = status.get("config", {}).get("path")
-            if proc.poll() is not None or Path(served or "").resolve() != SHIPPED_CONFIG.resolve():
-                raise RuntimeError(f"{svc.url} is not our gateway (serves {served!r}, exit code {proc.poll()})")
+            status = require_our_gateway(svc.url, SHIPPED_CONFIG, proc)
             if status["config"].get("last_error"):
                 raise RuntimeError(f"the gateway could not load {SHIPPED_CONFIG}: {status['config']['last_error']}")
             return svc
@@ -349,7 +337,7 @@ def system(tmp_path_factory):
     binary = switchboard_binary(REPO_ROOT)
     if not binary.is_file() or not os.access(binary, os.X_OK):
         pytest.fail(f"switchboard binary not found at {binary} (build it, or set SWITCHBOARD_BIN)", pytrace=False)
-    if not _port_is_free(ISV_PORT):
+    if not port_is_free(ISV_PORT):
         pytest.skip(f"127.0.0.1:{ISV_PORT} is busy: the ISV stand-in must listen there (the IdP's STS audience for "
                     f"GitHub is http://127.0.0.1:{ISV_PORT}; `switchboard isv` has no audience flag)")
     base = tmp_path_factory.mktemp("system")

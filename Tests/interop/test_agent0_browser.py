@@ -14,7 +14,6 @@ Screenshots of the chat and of the panel are saved to $AGENT0_SCREENSHOT_DIR
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import subprocess
@@ -22,7 +21,6 @@ import sys
 
 import pytest
 import requests
-from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
