@@ -33,36 +33,25 @@ struct ProxyFastPath: Sendable {
     }
 
     /// A request taken by the event-loop driver: the pipeline's exchange (admitted under one
-    /// registry generation), and what this driver needs of the wire. A class: it moves
-    /// between the handler's states and closures without being copied.
-    final class Request {
-        let exchange: ProxyExchange
+    /// registry generation) plus what this driver needs of the wire, in one object (one
+    /// allocation per request on the hot path). It moves between the handler's states and
+    /// closures without being copied, and is handed to the async driver as the exchange it is.
+    final class Request: ProxyExchange, @unchecked Sendable {
         let head: HTTPRequestHead
         let authorization: String
         let origin: UpstreamOrigin
         var body: ByteBuffer?
 
-        var connection: Connection { exchange.connection }
-        var target: ProxyTarget { exchange.target }
-        var method: HTTPRequest.Method { exchange.method }
-        var started: ContinuousClock.Instant { exchange.started }
-        var authenticator: InboundAuthenticator { exchange.registry.authenticator }
-        /// Nil until the caller's token is verified (a first call: see ``ProxyFastPathHandler``).
-        var caller: CallerIdentity? {
-            get { exchange.caller }
-            set { exchange.caller = newValue }
-        }
-        /// Nil until known: the plugin's cached (or fixed) credential for `caller`.
-        var credential: Credential? {
-            get { exchange.credential }
-            set { exchange.credential = newValue }
-        }
+        var authenticator: InboundAuthenticator { registry.authenticator }
 
-        init(exchange: ProxyExchange, head: HTTPRequestHead, authorization: String, origin: UpstreamOrigin) {
-            self.exchange = exchange
+        init(
+            registry: Registry, target: ProxyTarget, connection: Connection, method: HTTPRequest.Method, head: HTTPRequestHead,
+            authorization: String, origin: UpstreamOrigin
+        ) {
             self.head = head
             self.authorization = authorization
             self.origin = origin
+            super.init(registry: registry, target: target, connection: connection, method: method)
         }
     }
 
@@ -94,19 +83,20 @@ struct ProxyFastPath: Sendable {
         // A token not verified yet is verified on the way (once however many requests carry
         // it); a caller without one gets the async path's 401.
         guard let authorization = headers.first(name: "authorization") else { return nil }
-        let exchange = ProxyExchange(registry: registry, target: target, connection: connection, method: method)
+        let request = Request(
+            registry: registry, target: target, connection: connection, method: method, head: head, authorization: authorization, origin: origin)
         if let caller = registry.authenticator.cachedCaller(authorization) {
             guard let credential = CredentialResolver.cached(for: connection, caller: caller) else { return nil }
-            exchange.caller = caller
-            exchange.credential = credential
+            request.caller = caller
+            request.credential = credential
         }
-        return Request(exchange: exchange, head: head, authorization: authorization, origin: origin)
+        return request
     }
 
     /// The upstream request (body in memory).
     func upstreamRequest(for request: Request) -> UpstreamRequest {
         UpstreamRequest(
-            origin: request.origin, method: request.head.method, target: request.exchange.upstreamTarget ?? "/",
+            origin: request.origin, method: request.head.method, target: request.upstreamTarget ?? "/",
             headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential?.headers ?? [:]),
             body: request.body.map { .bytes($0) } ?? .none)
     }
@@ -149,7 +139,7 @@ struct ProxyFastPath: Sendable {
     }
 
     func answerRule(for request: Request) -> AnswerRule {
-        AnswerRule(policy: request.exchange.answerPolicy(body: request.body))
+        AnswerRule(policy: request.answerPolicy(body: request.body))
     }
 
     /// Records the answer and returns the head to send back.

@@ -247,7 +247,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// whose credential needs the plugin, from the start).
     private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse?) {
         let proxy = path.proxy
-        let exchange = request.exchange
+        let exchange: ProxyExchange = request
         let headers = request.head.headers
         let body = request.body
         let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))

@@ -5,12 +5,13 @@ import PluginAPI
 /// One proxied call as it passes the pipeline's steps, whichever driver runs them. It holds
 /// the registry generation the call was admitted under: a reload while the call is on its way
 /// (or while it is handed from the event-loop driver to the async one) changes nothing for
-/// it. A class: the event-loop driver moves it between its states and closures uncopied.
+/// it. A class: the event-loop driver moves it between its states and closures uncopied (its
+/// own request type extends it, so taking a request costs one allocation).
 ///
 /// `@unchecked Sendable`: one driver owns it at a time. The event-loop driver uses it on its
 /// loop; a hand-over gives it to the async driver, and the event-loop driver reads only its
 /// `let`s after that.
-final class ProxyExchange: @unchecked Sendable {
+class ProxyExchange: @unchecked Sendable {
     let registry: Registry
     let target: ProxyTarget
     let connection: Connection
