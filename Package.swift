@@ -170,7 +170,7 @@ let package = Package(
         .target(
             name: "SwitchboardTesting",
             dependencies: [
-                "OAuthCore", asyncHTTPClient, crypto, cryptoExtras, httpTypes, hummingbird, logging, nioCore,
+                "OAuthCore", "PluginTestKit", asyncHTTPClient, crypto, cryptoExtras, httpTypes, hummingbird, logging, nioCore,
                 nioHTTP1, nioPosix,
             ],
             path: "Tests/SwitchboardTesting",

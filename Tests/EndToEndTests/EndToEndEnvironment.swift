@@ -139,13 +139,14 @@ final class EndToEnd: Sendable {
 
     /// Builds and starts a gateway on a free port for `configPath` (throws what `buildGatewayApplication` throws).
     /// `fastPath`: ``GatewayOptions/fastPath`` (false: every call takes the async path).
-    static func startGateway(configPath: String, fastPath: Bool = true) async throws -> RunningServer {
+    /// `log`: receives the gateway's lines at info level (its access log names the driver of each call).
+    static func startGateway(configPath: String, fastPath: Bool = true, log: AccessLog? = nil) async throws -> RunningServer {
         var options = GatewayOptions(configPath: configPath, plugins: StandardPlugins.registry())
         options.fastPath = fastPath
         options.port = 0
         options.environment = [:]
         options.handleSIGHUP = false
-        options.logger = quietLogger("e2e-gateway")
+        options.logger = log?.logger(label: "e2e-gateway") ?? quietLogger("e2e-gateway")
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         options.onServerRunning = { continuation.yield($0) }
         let app = try await buildGatewayApplication(options)

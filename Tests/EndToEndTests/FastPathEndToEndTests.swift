@@ -5,9 +5,8 @@ import SwitchboardTesting
 import Testing
 
 /// Warm `idjag` calls through the gateway's event-loop path (Proxy/FastPath/), with the real
-/// identity provider minting the access tokens. The upstream is a ``ScriptedUpstream``: an
-/// answer that still carries its fixed `Date` was written by the event-loop path
-/// (Hummingbird's responder would have stamped its own).
+/// identity provider minting the access tokens. The upstream is a ``ScriptedUpstream``; the
+/// gateway's access log (``AccessLog``) names the driver of each call.
 @Suite("End to end: warm ID-JAG calls on the gateway's event-loop path")
 struct FastPathEndToEndTests {
     /// An MCP upstream's script: a 401 (`invalid_token`) when `refuseNext` is set (which it
@@ -43,24 +42,23 @@ struct FastPathEndToEndTests {
             let path = env.directory + "/fast-path-connections.yaml"
             try (env.connectionsYAML(keyPath: env.agentKeyPath) + EndToEnd.idjagConnection("refusing", upstream: upstream.baseURL + "/mcp"))
                 .write(toFile: path, atomically: true, encoding: .utf8)
-            let gateway = try await EndToEnd.startGateway(configPath: path)
+            let log = AccessLog()
+            let gateway = try await EndToEnd.startGateway(configPath: path, log: log)
             do {
                 let alice = try await env.signIn("alice")
                 func call(_ id: Int) async throws -> Answer {
                     try await EndToEnd.callTool(at: gateway.baseURL, "refusing", "anything", id: id, token: alice.idToken)
                 }
-                func isEventLoopAnswer(_ answer: Answer) -> Bool { answer.header("Date") == ScriptedUpstream.date }
 
                 let first = try await call(1)
                 #expect(first.status == 200, "\(first)")
                 // The first call verifies the token on the way, finds no access token cached and
-                // hands the request to the async path (which runs the exchange); the handler writes
-                // that answer back, so it too keeps the upstream's Date.
-                #expect(isEventLoopAnswer(first), "the first call is handed over by the event-loop handler")
+                // hands the request to the async path (which runs the exchange).
+                #expect(await log.driver(ofCall: 1) == "hand-over", "the first call is handed over by the event-loop handler")
                 #expect(env.front.idJAGExchanges >= 1)
                 let warm = try await call(2)
                 #expect(warm.status == 200 && warm.body.contains("served 2"), "\(warm)")
-                #expect(isEventLoopAnswer(warm), "a warm idjag call (verified token, cached access token) takes the event-loop path")
+                #expect(await log.driver(ofCall: 2) == "event-loop", "a warm idjag call (verified token, cached access token) takes the event-loop path")
                 let held = try #require(upstream.requests.last?.header("authorization"))
 
                 refuseNext.withLockedValue { $0 = true }
@@ -69,7 +67,7 @@ struct FastPathEndToEndTests {
                 let refused = try await call(3)
                 #expect(refused.status == 200, "the agent must see the replayed answer: \(refused)")
                 #expect(refused.json["id"] as? Int == 3 && refused.body.contains("served 3"), "\(refused)")
-                #expect(isEventLoopAnswer(refused), "the 401 was handed over to the async path and its answer written back by the event-loop path")
+                #expect(await log.driver(ofCall: 3) == "hand-over", "the 401 was handed over to the async path and its answer written back by the event-loop path")
                 let seen = Array(upstream.requests.dropFirst(before))
                 #expect(seen.count == 2, "the upstream must see the refused request and one replay, saw \(seen.count)")
                 #expect(env.front.idJAGExchanges == exchanges + 1 && env.front.jwtBearerGrants == grants + 1,
@@ -79,7 +77,8 @@ struct FastPathEndToEndTests {
                 #expect(!tokens.contains { $0.contains(alice.idToken) }, "the ID token reached the upstream")
 
                 let after = try await call(4)
-                #expect(after.status == 200 && isEventLoopAnswer(after), "\(after)")
+                #expect(after.status == 200, "\(after)")
+                #expect(await log.driver(ofCall: 4) == "event-loop", "\(log.drivers)")
                 #expect(upstream.requests.count == before + 3)
                 #expect(upstream.requests.last?.header("authorization") == tokens.last, "later calls use the refreshed token")
             } catch {

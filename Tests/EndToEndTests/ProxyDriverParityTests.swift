@@ -15,10 +15,9 @@ import Testing
 /// (``DriverParity/driverHeaders`` aside).
 ///
 /// The real identity provider mints the credentials (the GatewayTests target has no caching
-/// plugin that could refresh or step up). Which driver answered shows in `Date`: the
-/// upstream's answer keeps the scripted upstream's fixed `Date` when the event-loop handler
-/// wrote it (also when the async path built it after a hand-over), Hummingbird's responder
-/// stamps its own.
+/// plugin that could refresh or step up). Which driver ran each call shows in the gateway's
+/// access log (``AccessLog``): `hand-over` for what the event-loop driver passed to the async
+/// one, `event-loop` for a warm call it answered, `async` for the gateway without it.
 @Suite("End to end: refresh, step-up and consent answer alike through both proxy drivers")
 struct ProxyDriverParityTests {
     /// The scopes the `parity` connection asks for, and the one its step-up cases demand.
@@ -73,7 +72,13 @@ struct ProxyDriverParityTests {
     struct Driver {
         var url: String
         var eventLoop: Bool
+        var log: AccessLog
         var name: String { eventLoop ? "event loop" : "async" }
+
+        /// What the access log must name for a call the event-loop driver hands over.
+        var handedOver: String { eventLoop ? "hand-over" : "async" }
+        /// For a warm call it answers itself.
+        var warm: String { eventLoop ? "event-loop" : "async" }
 
         /// A `tools/call` of `tool` on `connection` as `user`.
         func call(_ connection: String, _ tool: String, id: Int, as user: SignedInUser) async throws -> Answer {
@@ -98,19 +103,20 @@ struct ProxyDriverParityTests {
                           resource: orn:dev:idp:github-mcp
 
                     """).write(toFile: path, atomically: true, encoding: .utf8)
-                let fast = try await EndToEnd.startGateway(configPath: path, fastPath: true)
+                let (fastLog, slowLog) = (AccessLog(), AccessLog())
+                let fast = try await EndToEnd.startGateway(configPath: path, fastPath: true, log: fastLog)
                 try await withCleanup({
-                    let slow = try await EndToEnd.startGateway(configPath: path, fastPath: false)
+                    let slow = try await EndToEnd.startGateway(configPath: path, fastPath: false, log: slowLog)
                     try await withCleanup({
-                        try await body(env, upstream, refused, [Driver(url: fast.baseURL, eventLoop: true), Driver(url: slow.baseURL, eventLoop: false)])
+                        try await body(env, upstream, refused, [
+                            Driver(url: fast.baseURL, eventLoop: true, log: fastLog), Driver(url: slow.baseURL, eventLoop: false, log: slowLog),
+                        ])
                     }, cleanup: { await slow.stop() })
                 }, cleanup: { await fast.stop() })
             }
         }, cleanup: { await upstream.stop() })
     }
 
-    /// Whether the event-loop handler wrote the answer (see the suite's comment).
-    static func isEventLoopAnswer(_ answer: Answer) -> Bool { answer.header("Date") == ScriptedUpstream.date }
 
     /// The JSON-RPC `result` of a tool call's answer: the JSON body, or the data of an SSE
     /// answer's first event.
@@ -175,8 +181,7 @@ struct ProxyDriverParityTests {
 
                 let answer = try await driver.call("parity", replay.tool, id: 2, as: alice)
                 answers.append(answer)
-                #expect(isEventLoopAnswer(answer) == driver.eventLoop,
-                        "\(label): Date \(answer.header("Date") ?? "none"): the call was \(driver.eventLoop ? "not " : "")answered by the event-loop handler")
+                #expect(await driver.log.drivers(ofCalls: 2) == [driver.handedOver, driver.handedOver], "\(label): the warm-up and the replayed call")
                 #expect(answer.status == 200, "\(label): the caller must see the replayed answer: \(answer)")
                 #expect(Self.toolResult(answer)?["isError"] as? Bool == false && answer.body.contains("served \(replay.tool) 2"), "\(label): \(answer)")
                 #expect(!answer.body.contains("insufficient_scope") && !answer.body.contains("invalid_token"), "\(label): \(answer)")
@@ -223,7 +228,7 @@ struct ProxyDriverParityTests {
                 try #require(warmUp.status == 200 && warmUp.body.contains("served anything 2"), "warm-up, \(driver.name): \(warmUp)")
                 let warm = try await driver.call("consent", "anything", id: 3, as: alice)
                 #expect(warm.status == 200 && warm.body.contains("served anything 3"), "warm call, \(driver.name): \(warm)")
-                #expect(Self.isEventLoopAnswer(warm) == driver.eventLoop, "warm call, \(driver.name): Date \(warm.header("Date") ?? "none")")
+                #expect(await driver.log.driver(ofCall: 3) == driver.warm, "warm call, \(driver.name): \(driver.log.drivers)")
             }
 
             // 3. Consent revoked, and the upstream refuses the tokens it got: the same warm call

@@ -16,10 +16,15 @@ final class GatewayHarness: Sendable {
     let server: RunningServer
     let configPath: String
     let directory: String
+    /// The gateway's log lines at info level.
+    let log: CapturingLog
 
     var baseURL: String { server.baseURL }
+    /// Its access log: which driver ran each call.
+    var accessLog: AccessLog { AccessLog(log) }
 
-    private init(issuer: TestIssuer, server: RunningServer, configPath: String, directory: String) {
+    private init(issuer: TestIssuer, server: RunningServer, configPath: String, directory: String, log: CapturingLog) {
+        self.log = log
         self.issuer = issuer
         self.server = server
         self.configPath = configPath
@@ -40,7 +45,7 @@ final class GatewayHarness: Sendable {
         return (options, ports)
     }
 
-    /// `log`: receives the gateway's lines at info level (else only critical ones are written, nowhere).
+    /// `log`: receives the gateway's lines at info level (a new one when not given).
     static func start(connections: String, gateway: String = "", environment: [String: String] = [:], log: CapturingLog? = nil) async throws -> GatewayHarness {
         let issuer = try await TestIssuer.start()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)").path
@@ -48,10 +53,11 @@ final class GatewayHarness: Sendable {
         let path = dir + "/connections.yaml"
         try yaml(issuer: issuer.issuer, connections: connections, gateway: gateway).write(toFile: path, atomically: true, encoding: .utf8)
         var (options, ports) = testOptions(configPath: path, environment: environment)
-        if let log { options.logger = log.logger(label: "gateway-under-test", level: .info) }
+        let log = log ?? CapturingLog()
+        options.logger = log.logger(label: "gateway-under-test", level: .info)
         let app = try await buildGatewayApplication(options)
         let server = try await TestHTTPServer.run(app, ports: ports)
-        return GatewayHarness(issuer: issuer, server: server, configPath: path, directory: dir)
+        return GatewayHarness(issuer: issuer, server: server, configPath: path, directory: dir, log: log)
     }
 
     static func yaml(issuer: String, connections: String, gateway: String) -> String {

@@ -6,10 +6,9 @@ import Synchronization
 /// An HTTP/1.1 upstream on bare SwiftNIO whose answers a test scripts: each request (whole,
 /// body included) goes to ``Script``, whose ``Reply`` is written after an optional delay,
 /// with a `Content-Length` or chunked with pauses between the chunks. Every answer carries
-/// `Date:` ``date`` (a fixed day in 2000), which Hummingbird's responder would replace with
-/// its own clock: a gateway answer still carrying it was written by the gateway's
-/// event-loop path, not by Hummingbird. Records every request; ``stop()`` closes the
-/// listener and every open connection.
+/// `Date:` ``date`` (a fixed day in 2000), which the gateway must replace with its own clock
+/// (a gateway answer carrying it shows the rule broken). Records every request; ``stop()``
+/// closes the listener and every open connection.
 public final class ScriptedUpstream: Sendable {
     /// The `Date` of every answer.
     public static let date = "Sat, 01 Jan 2000 00:00:00 GMT"

@@ -10,8 +10,9 @@ import Upstream
 /// never leaves the gateway), as are `Host`, `Content-Length` (recomputed), `Proxy-*`,
 /// `Expect` and client-supplied `Forwarded`/`X-Forwarded-*`; the plugin's headers are added.
 /// Toward the agent, hop-by-hop headers, `Content-Length` (recomputed) and `Set-Cookie`
-/// (cookies could never come back, since `Cookie` is not forwarded) are dropped, and so is
-/// an upstream's `Switchboard-Step-Up`: only the gateway says what a step-up obtained.
+/// (cookies could never come back, since `Cookie` is not forwarded) are dropped, and so are
+/// an upstream's `Switchboard-Step-Up` (only the gateway says what a step-up obtained) and
+/// its `Date` and `Server` (the gateway sets its own, ``ResponseShaper``).
 enum HeaderFilter {
     /// The answer header naming the scopes a step-up added for this call (space separated).
     static let stepUpHeader = "switchboard-step-up"
@@ -24,7 +25,7 @@ enum HeaderFilter {
     /// An upstream's header that never goes back to the caller (any case; `Connection`-listed aside).
     static func dropsDownstream(_ name: String) -> Bool {
         isHopByHop(name) || equalsIgnoringCase(name, "content-length") || equalsIgnoringCase(name, "set-cookie")
-            || equalsIgnoringCase(name, stepUpHeader)
+            || equalsIgnoringCase(name, stepUpHeader) || equalsIgnoringCase(name, "date") || equalsIgnoringCase(name, "server")
     }
 
     /// The headers to send upstream: the caller's end-to-end headers plus `inject` (the
@@ -44,8 +45,8 @@ enum HeaderFilter {
         return out
     }
 
-    /// The upstream's answer headers that go back to the caller (the event-loop driver
-    /// writes them as they are; ``downstreamHeaders(from:)`` converts for Hummingbird).
+    /// The upstream's answer headers that go back to the caller (``ResponseShaper`` adds the
+    /// gateway's own).
     static func downstreamHeaders(keeping headers: HTTPHeaders) -> HTTPHeaders {
         let listed = listedNames(headers)
         var out = HTTPHeaders()
@@ -96,17 +97,4 @@ enum HeaderFilter {
     static func equalsIgnoringCase(_ name: String, _ lower: String) -> Bool { ASCIICase.equals(name, lower) }
 
     static func hasPrefixIgnoringCase(_ name: String, _ lower: String) -> Bool { ASCIICase.hasPrefix(name, lower) }
-
-    /// The headers to return to the caller from the upstream's response, as Hummingbird's
-    /// type (the async driver's edge).
-    static func downstreamHeaders(from headers: HTTPHeaders) -> HTTPFields {
-        let kept = downstreamHeaders(keeping: headers)
-        var out = HTTPFields()
-        out.reserveCapacity(kept.count)
-        for (name, value) in kept {
-            guard let fieldName = HTTPField.Name(name) else { continue }
-            out.append(HTTPField(name: fieldName, value: value))
-        }
-        return out
-    }
 }

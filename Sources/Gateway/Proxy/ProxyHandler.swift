@@ -25,14 +25,14 @@ struct ProxyHandler: Sendable {
         let contentLength = request.headers[.contentLength].flatMap { Int($0) }
         do {
             let connection = try Admission.route(target, in: registry, method: request.method)
-            exchange = ProxyExchange(registry: registry, target: target, connection: connection, method: request.method)
+            exchange = ProxyExchange(registry: registry, target: target, connection: connection, method: request.method, driver: .async)
             var bytes = 0
             for f in request.headers { bytes += f.name.rawName.utf8.count + f.value.utf8.count }
             do {
                 try Admission.checkHeaders(count: request.headers.count, bytes: bytes, settings: registry.settings)
                 try Admission.checkBody(contentLength: contentLength, connection: connection)
             } catch {
-                logLine(connection: connection.name, method: request.method, status: Int(error.status.code), started: exchange.started, error: error.code)
+                recorder.log(exchange, status: Int(error.status.code), error: error.code)
                 return error.response()
             }
         } catch {
@@ -62,17 +62,10 @@ struct ProxyHandler: Sendable {
     }
 
     private func run(_ exchange: ProxyExchange, headers: HTTPHeaders, body: InboundBody, prefetched: HTTPClientResponse?) async -> Response {
-        let connection = exchange.connection
         do {
             return try await forward(exchange, headers: headers, body: body, prefetched: prefetched)
         } catch {
-            // Only failures of the connection itself (upstream, credential) count against it;
-            // a caller's bad token or oversized body says nothing about the connection.
-            let isUpstream = error.code.hasPrefix("upstream_")
-            if error.status.code >= 500, isUpstream {
-                connection.activity.recordFailure(at: clock.now(), code: error.code, message: error.message, upstream: isUpstream)
-            }
-            logLine(connection: connection.name, method: exchange.method, status: Int(error.status.code), started: exchange.started, error: error.code)
+            recorder.failed(exchange, error: error)
             return error.response()
         }
     }
@@ -185,7 +178,7 @@ struct ProxyHandler: Sendable {
                 }
             }
             if let answerBody {
-                return answer(response, status: status, body: answerBody, exchange: exchange, caller: caller, credential: credential, widened: widened)
+                return answer(response, status: status, body: answerBody, exchange: exchange, widened: widened)
             }
             // A small answer of known length (not an event stream) is read whole and sent as one
             // buffer: cheaper than a streamed body, and it delays nothing (its length is known).
@@ -194,9 +187,9 @@ struct ProxyHandler: Sendable {
                !AnswerPolicy.isEventStream(response.headers.first(name: "content-type")),
                let whole = try? await response.body.collect(upTo: length)
             {
-                return answer(response, status: status, body: .buffered(whole), exchange: exchange, caller: caller, credential: credential, widened: widened)
+                return answer(response, status: status, body: .buffered(whole), exchange: exchange, widened: widened)
             }
-            return answer(response, status: status, body: .started(.unread(response.body)), exchange: exchange, caller: caller, credential: credential, widened: widened)
+            return answer(response, status: status, body: .started(.unread(response.body)), exchange: exchange, widened: widened)
         }
     }
 
@@ -207,25 +200,20 @@ struct ProxyHandler: Sendable {
     }
 
     /// Records the outcome and streams (or returns the already-read) upstream answer.
-    private func answer(
-        _ response: HTTPClientResponse, status: Int, body: AnswerBody, exchange: ProxyExchange, caller: CallerIdentity, credential: Credential,
-        widened: Set<String>
-    ) -> Response {
-        let connection = exchange.connection
-        let method = exchange.method
-        let started = exchange.started
-        record(status: status, connection: connection, caller: caller, credential: credential)
-        var headers = HeaderFilter.downstreamHeaders(from: response.headers)
-        if !widened.isEmpty { headers[HTTPField.Name(HeaderFilter.stepUpHeader)!] = widened.sorted().joined(separator: " ") }
-        let name = connection.name
+    private func answer(_ response: HTTPClientResponse, status: Int, body: AnswerBody, exchange: ProxyExchange, widened: Set<String>) -> Response {
+        let recorder = self.recorder
+        recorder.answered(exchange, status: status)
         let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase)
         switch body {
         case .buffered(let buffer):
-            logLine(connection: name, method: method, status: status, started: started, bytes: buffer.readableBytes)
+            recorder.log(exchange, status: status, bytes: buffer.readableBytes)
+            let headers = ResponseShaper.fields(from: response.headers, contentLength: buffer.readableBytes, widened: widened)
             return Response(status: responseStatus, headers: headers, body: ResponseBody(byteBuffer: buffer))
         case .started(let stream):
-            let length = response.headers.first(name: "content-length").flatMap { Int($0) }
-            let streamed = ResponseBody(contentLength: method == .head ? nil : length) { writer in
+            // (Not for HEAD: its Content-Length describes a body that is not sent.)
+            let length = exchange.method == .head ? nil : response.headers.first(name: "content-length").flatMap { Int($0) }
+            let headers = ResponseShaper.fields(from: response.headers, contentLength: length, widened: widened)
+            let streamed = ResponseBody(contentLength: length) { writer in
                 var bytes = stream.prefix.readableBytes
                 do {
                     if stream.prefix.readableBytes > 0 { try await writer.write(stream.prefix) }
@@ -234,32 +222,13 @@ struct ProxyHandler: Sendable {
                         try await writer.write(chunk)
                     }
                     try await writer.finish(nil)
-                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes)
+                    recorder.log(exchange, status: status, bytes: bytes)
                 } catch {
-                    self.logLine(connection: name, method: method, status: status, started: started, bytes: bytes, error: "stream_interrupted")
+                    recorder.log(exchange, status: status, bytes: bytes, error: "stream_interrupted")
                     throw error
                 }
             }
             return Response(status: responseStatus, headers: headers, body: streamed)
-        }
-    }
-
-    /// What an upstream answer says of the connection (and of the user's state on it).
-    func record(status: Int, connection: Connection, caller: CallerIdentity, credential: Credential) {
-        let now = clock.now()
-        if status >= 500 {
-            connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
-        } else if status == 401 || status == 403 {
-            connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
-            if connection.tracksUsers {
-                connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
-            }
-        } else {
-            connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
-            // The per-user view lists only connections whose credential is per user.
-            if connection.tracksUsers {
-                connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
-            }
         }
     }
 
@@ -318,23 +287,6 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    /// One line per proxied request; never a token, never the query string.
-    /// The access log's line for one request. `eventLoop`: answered by the event-loop path
-    /// (``ProxyFastPathHandler``), shown as `via=event-loop`.
-    func logLine(
-        connection: String, method: HTTPRequest.Method, status: Int, started: ContinuousClock.Instant, bytes: Int? = nil, error: String? = nil,
-        eventLoop: Bool = false
-    ) {
-        guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
-        let elapsed = ContinuousClock.now - started
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        var metadata: Logger.Metadata = [
-            "connection": "\(connection)", "method": "\(method.rawValue)", "status": "\(status)",
-            "duration_ms": "\(String(format: "%.2f", ms))",
-        ]
-        if let bytes { metadata["bytes"] = "\(bytes)" }
-        if let error { metadata["error"] = "\(error)" }
-        if eventLoop { metadata["via"] = "event-loop" }
-        logger.info("proxied", metadata: metadata)
-    }
+    /// The last step's record of a call (activity and access log), shared with the event-loop driver.
+    var recorder: CallRecorder { CallRecorder(logger: logger, clock: clock) }
 }

@@ -11,13 +11,12 @@ struct ChannelResponseWriter: Sendable {
     let handler: NIOLoopBound<ProxyFastPathHandler>
 
     func send(_ response: Response) async {
-        var head = response.head
-        head.headerFields[.server] = "switchboard"
-        if head.headerFields[.date] == nil { head.headerFields[.date] = HTTPDateHeader.now() }
+        var head = HTTPResponseHead(response.head)
+        ResponseShaper.stamp(&head.headers)
         let body = response.body
         let handler = self.handler
         do {
-            try await write(.head(HTTPResponseHead(head)))
+            try await write(.head(head))
             try await body.write(BodyWriter(channel: self))
             handler.eventLoop.execute { handler.value.finished() }
         } catch {

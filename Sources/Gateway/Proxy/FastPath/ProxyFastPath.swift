@@ -51,7 +51,7 @@ struct ProxyFastPath: Sendable {
             self.head = head
             self.authorization = authorization
             self.origin = origin
-            super.init(registry: registry, target: target, connection: connection, method: method)
+            super.init(registry: registry, target: target, connection: connection, method: method, driver: .eventLoop)
         }
     }
 
@@ -144,35 +144,24 @@ struct ProxyFastPath: Sendable {
 
     /// Records the answer and returns the head to send back.
     func answerHead(_ request: Request, head: HTTPResponseHead, bodyLength: Int) -> HTTPResponseHead {
-        proxy.logLine(connection: request.connection.name, method: request.method, status: Int(head.status.code), started: request.started, bytes: bodyLength, eventLoop: true)
-        return outgoingHead(request, head: head, contentLength: bodyLength)
+        let recorder = proxy.recorder
+        recorder.answered(request, status: Int(head.status.code))
+        recorder.log(request, status: Int(head.status.code), bytes: bodyLength)
+        return HTTPResponseHead(version: .http1_1, status: head.status, headers: ResponseShaper.headers(from: head.headers, contentLength: bodyLength))
     }
 
     /// Records a relayed answer and returns the head to send back: its length as the upstream
     /// gave it, or none (NIO's encoder then chunks it). Logged when it ends.
     func relayedHead(_ request: Request, head: HTTPResponseHead) -> HTTPResponseHead {
-        outgoingHead(request, head: head, contentLength: head.headers.first(name: "content-length").flatMap { Int($0) })
+        proxy.recorder.answered(request, status: Int(head.status.code))
+        let length = head.headers.first(name: "content-length").flatMap { Int($0) }
+        return HTTPResponseHead(version: .http1_1, status: head.status, headers: ResponseShaper.headers(from: head.headers, contentLength: length))
     }
 
-    private func outgoingHead(_ request: Request, head: HTTPResponseHead, contentLength: Int?) -> HTTPResponseHead {
-        if let caller = request.caller, let credential = request.credential {
-            proxy.record(status: Int(head.status.code), connection: request.connection, caller: caller, credential: credential)
-        }
-        var headers = HeaderFilter.downstreamHeaders(keeping: head.headers)
-        if let contentLength { headers.add(name: "Content-Length", value: String(contentLength)) }
-        headers.replaceOrAdd(name: "Server", value: "switchboard")  // as the async path does (and nginx)
-        // A proxy with a clock adds `Date` when the upstream sent none (RFC 9110 §6.6.1).
-        if !headers.contains(name: "date") { headers.add(name: "Date", value: HTTPDateHeader.now()) }
-        return HTTPResponseHead(version: .http1_1, status: head.status, headers: headers)
-    }
-
-    /// The gateway error for a failed upstream call, recorded as the async path records it.
+    /// The gateway error for a failed upstream call, recorded as the async driver records it.
     func failure(_ request: Request, error: any Error) -> GatewayError {
         let mapped = UpstreamErrorMapping.map(error, connection: request.connection)
-        if mapped.status.code >= 500 {
-            request.connection.activity.recordFailure(at: proxy.clock.now(), code: mapped.code, message: mapped.message, upstream: true)
-        }
-        proxy.logLine(connection: request.connection.name, method: request.method, status: Int(mapped.status.code), started: request.started, error: mapped.code, eventLoop: true)
+        proxy.recorder.failed(request, error: mapped)
         return mapped
     }
 }

@@ -130,9 +130,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
                     }
                 case .failure(let error):
                     let refusal = error as? GatewayError ?? .internalError(request.connection.name)
-                    self.path.proxy.logLine(
-                        connection: request.connection.name, method: request.method, status: Int(refusal.status.code), started: request.started,
-                        error: refusal.code, eventLoop: true)
+                    self.path.proxy.recorder.log(request, status: Int(refusal.status.code), error: refusal.code)
                     self.respondAsync(refusal.response())
                 }
             }
@@ -220,9 +218,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func logRelayed(_ relay: Relaying, error: String? = nil) {
-        path.proxy.logLine(
-            connection: relay.request.connection.name, method: relay.request.method, status: relay.status, started: relay.request.started,
-            bytes: relay.bytes, error: error, eventLoop: true)
+        path.proxy.recorder.log(relay.request, status: relay.status, bytes: relay.bytes, error: error)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -248,6 +244,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse?) {
         let proxy = path.proxy
         let exchange: ProxyExchange = request
+        exchange.driver = .handOver
         let headers = request.head.headers
         let body = request.body
         let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))

@@ -21,8 +21,21 @@ class ProxyExchange: @unchecked Sendable {
     var caller: CallerIdentity?
     /// The credential to inject; nil until known.
     var credential: Credential?
+    /// Which driver runs the call (the access log's `via`).
+    var driver: Driver
 
-    init(registry: Registry, target: ProxyTarget, connection: Connection, method: HTTPRequest.Method, started: ContinuousClock.Instant = .now) {
+    enum Driver: String, Sendable {
+        /// Answered by the event-loop driver alone.
+        case eventLoop = "event-loop"
+        /// Taken by the event-loop driver and finished by the async one (its answer written
+        /// back through the event-loop handler).
+        case handOver = "hand-over"
+        /// Run by the async driver from the start (Hummingbird's router).
+        case async
+    }
+
+    init(registry: Registry, target: ProxyTarget, connection: Connection, method: HTTPRequest.Method, driver: Driver, started: ContinuousClock.Instant = .now) {
+        self.driver = driver
         self.registry = registry
         self.target = target
         self.connection = connection

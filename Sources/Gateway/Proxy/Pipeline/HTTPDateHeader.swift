@@ -5,8 +5,8 @@ import Darwin
 #endif
 import Synchronization
 
-/// The `Date` header value (RFC 9110 §5.6.7, IMF-fixdate) for answers the event-loop path
-/// writes without one from the upstream: formatted once a second, not per request.
+/// The `Date` header value (RFC 9110 §5.6.7, IMF-fixdate) the gateway stamps on every answer
+/// (``ResponseShaper``): formatted once a second, not per request.
 enum HTTPDateHeader {
     private static let cache = Mutex<(second: Int, value: String)>((-1, ""))
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]

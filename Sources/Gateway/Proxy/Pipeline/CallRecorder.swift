@@ -1,0 +1,56 @@
+import Foundation
+import HTTPTypes
+import Logging
+import PluginAPI
+
+/// What a finished call leaves behind, whichever driver ran it: the connection's activity (the
+/// status panel: LIVE, failures, the user's state) and one access-log line.
+struct CallRecorder: Sendable {
+    let logger: Logger
+    let clock: any GatewayClock
+
+    /// What an upstream answer says of the connection (and of the user's state on it).
+    func answered(_ exchange: ProxyExchange, status: Int) {
+        guard let caller = exchange.caller, let credential = exchange.credential else { return }
+        let connection = exchange.connection
+        let now = clock.now()
+        if status >= 500 {
+            connection.activity.recordFailure(at: now, code: "upstream_status", message: "the upstream answered \(status)", upstream: true)
+        } else if status == 401 || status == 403 {
+            connection.activity.recordFailure(at: now, code: "upstream_rejected_credential", message: "the upstream answered \(status)", upstream: true)
+            if connection.tracksUsers {
+                connection.activity.recordUser(caller.userKey, .init(state: "error", at: now, error: "upstream_rejected_credential"))
+            }
+        } else {
+            connection.activity.recordSuccess(at: now, credentialExpiresAt: credential.expiresAt)
+            // The per-user view lists only connections whose credential is per user.
+            if connection.tracksUsers {
+                connection.activity.recordUser(caller.userKey, .init(state: "live", at: now, credentialExpiresAt: credential.expiresAt))
+            }
+        }
+    }
+
+    /// A call that ends in a gateway error. Only failures of the connection itself (upstream,
+    /// credential) count against it; a caller's bad token or oversized body says nothing about it.
+    func failed(_ exchange: ProxyExchange, error: GatewayError) {
+        if error.status.code >= 500, error.code.hasPrefix("upstream_") {
+            exchange.connection.activity.recordFailure(at: clock.now(), code: error.code, message: error.message, upstream: true)
+        }
+        log(exchange, status: Int(error.status.code), error: error.code)
+    }
+
+    /// The access log's line for one call; never a token, never the query string. `via` names
+    /// the driver (``ProxyExchange/Driver``): the only place the two drivers may differ.
+    func log(_ exchange: ProxyExchange, status: Int, bytes: Int? = nil, error: String? = nil) {
+        guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
+        let elapsed = ContinuousClock.now - exchange.started
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        var metadata: Logger.Metadata = [
+            "connection": "\(exchange.connection.name)", "method": "\(exchange.method.rawValue)", "status": "\(status)",
+            "duration_ms": "\(String(format: "%.2f", ms))", "via": "\(exchange.driver.rawValue)",
+        ]
+        if let bytes { metadata["bytes"] = "\(bytes)" }
+        if let error { metadata["error"] = "\(error)" }
+        logger.info("proxied", metadata: metadata)
+    }
+}

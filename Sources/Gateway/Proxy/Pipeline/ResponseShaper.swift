@@ -1,0 +1,41 @@
+import HTTPTypes
+import NIOHTTP1
+
+/// The head of every proxied answer, whichever driver writes it: the upstream's end-to-end
+/// headers (``HeaderFilter``), the length when it is known, the scopes a step-up added, and the
+/// gateway's own `Server` and `Date`.
+///
+/// Why the gateway's own `Date` and `Server`, not the upstream's: the answer comes from the
+/// gateway (RFC 9110 §6.6.1 lets a proxy with a clock set it; nginx does the same), and one
+/// rule for both drivers means a caller cannot tell which driver served it.
+enum ResponseShaper {
+    static let server = "switchboard"
+
+    /// The answer head's fields for an upstream answer.
+    static func headers(from upstream: HTTPHeaders, contentLength: Int?, widened: Set<String> = []) -> HTTPHeaders {
+        var headers = HeaderFilter.downstreamHeaders(keeping: upstream)
+        if let contentLength { headers.add(name: "Content-Length", value: String(contentLength)) }
+        if !widened.isEmpty { headers.add(name: HeaderFilter.stepUpHeader, value: widened.sorted().joined(separator: " ")) }
+        stamp(&headers)
+        return headers
+    }
+
+    /// Sets the gateway's `Server` and `Date` (on the gateway's own answers too, such as errors).
+    static func stamp(_ headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "Server", value: server)
+        headers.replaceOrAdd(name: "Date", value: HTTPDateHeader.now())
+    }
+
+    /// The same fields as Hummingbird's type, for the async driver's answers. `contentLength`:
+    /// the body's, when known (Hummingbird chunks a stream without one).
+    static func fields(from upstream: HTTPHeaders, contentLength: Int?, widened: Set<String>) -> HTTPFields {
+        let headers = headers(from: upstream, contentLength: contentLength, widened: widened)
+        var out = HTTPFields()
+        out.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            out.append(HTTPField(name: fieldName, value: value))
+        }
+        return out
+    }
+}
