@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "ConfigYAML", "OAuthCore", "PluginAPI", "Upstream", asyncHTTPClient, httpTypes, hummingbird,
+                "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, httpTypes, hummingbird,
                 hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix,
                 serviceLifecycle, unixSignals,
             ],
@@ -106,7 +106,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Any JSON value (Codable, Sendable) and a fast writer; shared by the servers.
+        // Any JSON value (Codable, Sendable) and a fast writer, and the SSE framing MCP carries
+        // it in; shared by the servers and the gateway.
         .target(name: "SwitchboardJSON", swiftSettings: strict),
         // The MCP Streamable HTTP server side shared by todo0 and the ISV stand-in.
         .target(

@@ -75,7 +75,8 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let router = Router(context: BasicRequestContext.self)
     StatusController(holder: holder, clock: options.clock).register(on: router)
     let proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
-    let responder = GatewayResponder(proxy: proxy, api: router.buildResponder())
+    let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
+    let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
     let server: HTTPServerBuilder
     if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
         let fast = ProxyFastPath(proxy: proxy)

@@ -6,9 +6,14 @@ import Hummingbird
 struct GatewayResponder: HTTPResponder {
     typealias Context = BasicRequestContext
     let proxy: ProxyHandler
+    let aggregate: AggregateEndpoint
     let api: RouterResponder<BasicRequestContext>
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        // The gateway's own MCP server (before the proxy routes: `/mcp/v/…` is not a connection).
+        if let route = AggregateEndpoint.Route(path: request.head.path ?? "/") {
+            return await aggregate.handle(request, route: route)
+        }
         do {
             if let target = try ProxyTarget.parse(request.head.path ?? "/") {
                 return await proxy.handle(request, target: target)

@@ -715,3 +715,90 @@ struct UnitConfigLoaderTests {
         }
     }
 }
+
+// MARK: - virtual_servers and the /mcp endpoint's names
+
+@Suite("Unit: RegistryLoader, virtual servers")
+struct UnitVirtualServerConfigTests {
+    /// One MCP connection (`todo0`), then `tail` at the top level (its first line is line 11).
+    static func yaml(_ tail: String) -> String {
+        """
+        version: 1
+        users:
+          issuer: http://127.0.0.1:9000
+          audience: agent0
+        connections:
+          - name: todo0
+            kind: mcp_server
+            upstream: http://127.0.0.1:5002/mcp
+            auth:
+              strategy: none
+        \(tail)
+        """
+    }
+
+    @Test func virtualServersLoadWithTheirGlobs() throws {
+        let plan = try unitLoad(Self.yaml("""
+            virtual_servers:
+              - name: reader
+                title: Read only
+                include: ["todo0__get-*", "weather__*"]
+                exclude: ["todo0__get-secret"]
+            """))
+        let server = try #require(plan.virtualServers.first)
+        #expect(plan.virtualServers.count == 1 && server.name == "reader" && server.title == "Read only")
+        #expect(server.includes("todo0__get-todos") && !server.includes("todo0__get-secret") && !server.includes("todo0__create-todo"))
+        // `weather__*` names no connection yet: allowed (it may be added), but said.
+        #expect(plan.warnings.count == 1 && plan.warnings[0].contains("weather__*") && plan.warnings[0].contains("connections.yaml:14:"), "\(plan.warnings)")
+    }
+
+    @Test func aBadGlobIsAnErrorAtItsLineAndColumn() {
+        let errors = unitErrors(Self.yaml("""
+            virtual_servers:
+              - name: reader
+                include:
+                  - todo0__ok
+                  - todo0__[abc
+            """))
+        expectOneError(errors, line: 15, column: 9, message: ["virtual server 'reader'", "never closed"])
+    }
+
+    @Test func duplicateOrInvalidNamesAndEmptyIncludesAreErrors() {
+        let errors = unitErrors(Self.yaml("""
+            virtual_servers:
+              - name: reader
+                include: ["todo0__*"]
+              - name: reader
+                include: ["todo0__*"]
+              - name: Bad Name
+                include: ["todo0__*"]
+              - name: empty
+                include: []
+            """))
+        #expect(errors.count == 3, "\(errors)")
+        #expect(errors.contains { $0.message.contains("defined twice") && $0.location?.line == 14 })
+        #expect(errors.contains { $0.message.contains("'Bad Name' is invalid") && $0.location?.line == 16 })
+        #expect(errors.contains { $0.message.contains("includes nothing") && $0.location?.line == 19 })
+    }
+
+    @Test func connectionNamesMayNotContainTheSeparatorNorTakeTheVirtualRoute() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: a__b
+                kind: mcp_server
+                upstream: http://127.0.0.1:5002/mcp
+                auth: { strategy: none }
+              - name: v
+                kind: mcp_server
+                upstream: http://127.0.0.1:5003/mcp
+                auth: { strategy: none }
+            """)
+        #expect(errors.count == 2, "\(errors)")
+        #expect(errors.contains { $0.message.contains("contains '__'") && $0.location?.line == 6 })
+        #expect(errors.contains { $0.message.contains("'/mcp/v' is the gateway's own") && $0.location?.line == 10 })
+    }
+}

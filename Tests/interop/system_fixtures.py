@@ -15,8 +15,9 @@
 - The ISV stand-in must listen on 7000: the IdP mints its STS tokens for the audiences
   `http://127.0.0.1:7000` and `http://127.0.0.1:7000/mcp`, and `switchboard isv` has no flag
   to change the audience it expects. When 7000 is taken the fixture skips.
-- The gateway runs the repository's connections.yaml unchanged; environment variables point
-  it at our ports and at the agent key.
+- The gateway runs a copy of the repository's connections.yaml (`System.config_path`: a test
+  may edit it, the running gateway reloads it); environment variables point it at our ports
+  and at the agent key.
 - Between the gateway and each upstream sits a byte-for-byte TCP relay that records what the
   gateway sent, so the tests know the exact access tokens the gateway injected (and can prove
   they never show up in the gateway's log or status API).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -177,6 +179,7 @@ class System:
     gateway: Service
     todo0_relay: RecordingRelay
     isv_relay: RecordingRelay
+    config_path: Path = SHIPPED_CONFIG
     alice_id_token: str = ""
     alice_browser: requests.Session | None = None
     secrets: list[str] = field(default_factory=list)
@@ -269,7 +272,7 @@ def start_todo0(binary: Path, base: Path, issuer: str) -> Todo0:
     raise RuntimeError("todo0 did not start:\n" + "\n".join(errors))
 
 
-def start_gateway(binary: Path, base: Path, env_vars: dict[str, str]) -> Service:
+def start_gateway(binary: Path, base: Path, env_vars: dict[str, str], config: Path) -> Service:
     errors = []
     for attempt in range(3):
         port = free_port()
@@ -278,15 +281,15 @@ def start_gateway(binary: Path, base: Path, env_vars: dict[str, str]) -> Service
         env.update(env_vars)
         with open(stderr_log, "wb") as err, open(stdout_log, "wb") as out:
             proc = subprocess.Popen(
-                [str(binary), "gateway", "--config", str(SHIPPED_CONFIG), "--host", HOST, "--port", str(port)],
+                [str(binary), "gateway", "--config", str(config), "--host", HOST, "--port", str(port)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=str(base),
             )
         svc = Service("gateway", f"http://{HOST}:{port}", proc, stderr_log, stdout_log)
         try:
             wait_for_http_200(svc.url + "/readyz", proc, timeout=60, what="switchboard gateway", log=stderr_log)
-            status = require_our_gateway(svc.url, SHIPPED_CONFIG, proc)
+            status = require_our_gateway(svc.url, config, proc)
             if status["config"].get("last_error"):
-                raise RuntimeError(f"the gateway could not load {SHIPPED_CONFIG}: {status['config']['last_error']}")
+                raise RuntimeError(f"the gateway could not load {config}: {status['config']['last_error']}")
             return svc
         except (RuntimeError, TimeoutError, requests.RequestException, ValueError, KeyError) as e:
             stop_process(proc)
@@ -365,6 +368,8 @@ def system(tmp_path_factory):
         isv_relay = RecordingRelay(ISV_PORT, "isv")
         started += [todo0_relay, isv_relay]
 
+        config_path = base / "connections.yaml"
+        shutil.copyfile(SHIPPED_CONFIG, config_path)
         gateway = start_gateway(binary, base, {
             "OKTA_ISSUER": idp.issuer,
             "MCP_AUTHORIZATION_SERVER": idp.issuer + "/oauth2/todo-mcp",
@@ -373,10 +378,11 @@ def system(tmp_path_factory):
             "GITHUB_API_URL": isv_relay.url,
             "GITHUB_MCP_SERVER_URL": isv_relay.url + "/mcp",
             "AGENT_KEY_FILE": str(idp.agent_key_file),
-        })
+        }, config_path)
         started.append(gateway.proc)
 
-        sys_ = System(base=base, idp=idp, todo0=todo0, isv=isv, gateway=gateway, todo0_relay=todo0_relay, isv_relay=isv_relay)
+        sys_ = System(base=base, idp=idp, todo0=todo0, isv=isv, gateway=gateway, todo0_relay=todo0_relay, isv_relay=isv_relay,
+                      config_path=config_path)
         token, browser = login(idp, "alice")
         sys_.alice_id_token = token["id_token"]
         sys_.alice_browser = browser

@@ -13,6 +13,21 @@ public struct RegistryFileConfig: Decodable, Sendable {
     public var users: UsersConfig
     /// The managed connections.
     public var connections: [ConnectionConfig]
+    /// Named subsets of the merged `/mcp` tools, each served at `/mcp/v/{name}`.
+    public var virtualServers: [VirtualServerConfig]?
+
+    enum CodingKeys: String, CodingKey {
+        case version, gateway, agent, users, connections
+        case virtualServers = "virtual_servers"
+    }
+}
+
+/// One entry of `virtual_servers:`: globs over the merged names (`{connection}__{tool}`).
+public struct VirtualServerConfig: Decodable, Sendable {
+    public var name: String
+    public var title: String?
+    public var include: [String]
+    public var exclude: [String]?
 }
 
 /// `agent:` — the OAuth client the gateway acts as (used by the `idjag` and `oauth-sts` plugins).

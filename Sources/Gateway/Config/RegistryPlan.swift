@@ -34,4 +34,8 @@ public struct RegistryPlan: Sendable {
     public var agent: AgentIdentity?
     public var users: UsersConfig
     public var connections: [PlannedConnection]
+    /// `virtual_servers:`, validated.
+    public var virtualServers: [VirtualServer] = []
+    /// What is allowed but likely a mistake (a glob naming no connection); logged at load.
+    public var warnings: [String] = []
 }

@@ -79,6 +79,8 @@ struct RegistryValidation {
             let at = { (key: String) -> SourceLocation? in thisNode?.entry(key)?.value.location ?? thisNode?.location }
             if !ConnectionName.isValid(c.name) {
                 fail(at("name"), "'\(c.name)' is not a valid connection name", hint: "use 1-63 characters: a-z, 0-9, '-', '_', starting with a letter or digit")
+            } else if c.name.contains(AggregateNames.separator) {
+                fail(at("name"), "connection name '\(c.name)' contains '__'", hint: "'__' separates the connection from the tool name at /mcp")
             }
             if let first = names[c.name] {
                 fail(at("name"), "duplicate connection name '\(c.name)' (first at line \(location(connection: first, key: "name")?.line ?? 0))",
@@ -122,6 +124,8 @@ struct RegistryValidation {
                 if !route.hasPrefix(prefix) || !RouteSegment.isValid(String(route.dropFirst(prefix.count))) {
                     fail(at("route"), "route '\(route)' must be '\(prefix)<segment>' for a \(kind.rawValue)",
                         hint: "a segment uses A-Z a-z 0-9 . _ ~ -")
+                } else if route == "/mcp/v" {
+                    fail(at(c.route == nil ? "name" : "route"), "route '/mcp/v' is the gateway's own (virtual servers at /mcp/v/{name})", hint: "set a different 'route'")
                 } else if let owner = routes[route] {
                     fail(at(c.route == nil ? "name" : "route"), "route '\(route)' is already used by connection '\(owner)'", hint: "set a different 'route'")
                 } else {
@@ -179,7 +183,54 @@ struct RegistryValidation {
                 fail(auth.location, "connection '\(c.name)', strategy '\(strategyID)': \(error)")
             }
         }
-        return RegistryPlan(file: file, settings: settings, agent: agent, users: config.users, connections: planned)
+        var plan = RegistryPlan(file: file, settings: settings, agent: agent, users: config.users, connections: planned)
+        validateVirtualServers(config, into: &plan)
+        return plan
+    }
+
+    /// `virtual_servers:`: unique valid names, globs that parse; a glob whose connection part
+    /// can match no MCP connection is a warning (it may be added later).
+    mutating func validateVirtualServers(_ config: RegistryFileConfig, into plan: inout RegistryPlan) {
+        let servers = config.virtualServers ?? []
+        var seen: Set<String> = []
+        let mcp = plan.connections.filter { $0.descriptor.kind == .mcpServer }.map(\.descriptor.name)
+        for (index, server) in servers.enumerated() {
+            let node: ConfigNode? = {
+                guard case .sequence(let items, _)? = root.entry("virtual_servers")?.value, index < items.count else { return nil }
+                return items[index]
+            }()
+            func at(_ key: String) -> SourceLocation? { node?.entry(key)?.value.location ?? node?.location }
+            guard ConnectionName.isValid(server.name) else {
+                fail(at("name"), "virtual server name '\(server.name)' is invalid", hint: "lowercase letters, digits, '-' and '_', starting with a letter or digit")
+                continue
+            }
+            guard seen.insert(server.name).inserted else {
+                fail(at("name"), "virtual server '\(server.name)' is defined twice")
+                continue
+            }
+            var globs: [String: [Glob]] = ["include": [], "exclude": []]
+            for (key, patterns) in [("include", server.include), ("exclude", server.exclude ?? [])] {
+                let items: [ConfigNode] = {
+                    guard case .sequence(let items, _)? = node?.entry(key)?.value else { return [] }
+                    return items
+                }()
+                for (i, pattern) in patterns.enumerated() {
+                    let location = i < items.count ? items[i].location : at(key)
+                    switch Glob.parse(pattern) {
+                    case .failure(let error):
+                        fail(location, "virtual server '\(server.name)', \(key): \(error.message)")
+                    case .success(let glob):
+                        globs[key, default: []].append(glob)
+                        if key == "include", !mcp.contains(where: { glob.mayMatch(prefix: $0 + AggregateNames.separator) }) {
+                            let where_ = location.map { " (\(file):\($0.line):\($0.column))" } ?? ""
+                            plan.warnings.append("virtual server '\(server.name)': include '\(pattern)' matches no MCP connection's tools\(where_)")
+                        }
+                    }
+                }
+            }
+            if server.include.isEmpty { fail(at("include"), "virtual server '\(server.name)' includes nothing", hint: "list globs such as 'todo0__*'") }
+            plan.virtualServers.append(VirtualServer(name: server.name, title: server.title, include: globs["include"] ?? [], exclude: globs["exclude"] ?? []))
+        }
     }
 }
 

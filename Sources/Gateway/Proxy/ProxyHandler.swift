@@ -53,6 +53,26 @@ struct ProxyHandler: Sendable {
         await run(exchange, headers: headers, body: .kept(body), prefetched: prefetched)
     }
 
+    /// A message the gateway itself sends to an MCP connection for a verified caller (the
+    /// `/mcp` endpoint's fan-out and routed calls): admitted by the same rules as a call to
+    /// `/mcp/{name}`, under the registry generation the caller's request holds, and run by this
+    /// driver — the same credential, refresh, step-up, consent, recording and access log.
+    func callMCP(
+        _ connection: Connection, in registry: Registry, for caller: CallerIdentity, method: HTTPRequest.Method, headers: HTTPHeaders, body: ByteBuffer?
+    ) async -> Response {
+        let route = connection.descriptor.route ?? ("/mcp/" + connection.name)
+        let target = ProxyTarget(prefix: .mcp, segment: Substring(route.dropFirst("/mcp/".count)), remainder: "", query: nil)
+        let exchange: ProxyExchange
+        do {
+            exchange = ProxyExchange(
+                registry: registry, target: target, connection: try Admission.route(target, in: registry, method: method), method: method, driver: .aggregate)
+        } catch {
+            return error.response()
+        }
+        exchange.caller = caller
+        return await run(exchange, headers: headers, body: .kept(body), prefetched: nil)
+    }
+
     /// The request body as the driver has it.
     enum InboundBody {
         /// Read whole already (the event-loop driver reads the small bodies it takes).

@@ -27,6 +27,7 @@ final class RegistryHolder: Sendable {
     private let current: Mutex<Registry>
     private let reloadState: Mutex<ReloadState>
     private let reloading = Mutex(false)
+    private let swapObservers = Mutex<[@Sendable (_ old: Registry, _ new: Registry) -> Void]>([])
     static let shutdownGrace: Duration = .seconds(60)
 
     var registry: Registry { current.withLock { $0 } }
@@ -49,6 +50,12 @@ final class RegistryHolder: Sendable {
     ) async throws(ConfigErrors) -> RegistryHolder {
         let registry = try await Self.provision(plan, previous: nil, generation: 1, httpClient: httpClient, logger: logger, clock: clock)
         return RegistryHolder(configPath: configPath, loader: loader, httpClient: httpClient, logger: logger, clock: clock, registry: registry, fingerprint: fingerprint)
+    }
+
+    /// Calls `observer` after each swap, with the generation that left and the one now serving
+    /// (the `/mcp` endpoint tells its clients that lists changed).
+    func onSwap(_ observer: @escaping @Sendable (_ old: Registry, _ new: Registry) -> Void) {
+        swapObservers.withLock { $0.append(observer) }
     }
 
     /// Reloads if the file changed since the last attempt (or always, with `force`).
@@ -79,6 +86,8 @@ final class RegistryHolder: Sendable {
                 $0.lastErrorAt = nil
             }
             logger.info("registry reloaded", metadata: ["generation": "\(fresh.generation)", "connections": "\(fresh.connections.count)", "file": "\(configPath)"])
+            for warning in plan.warnings { logger.warning("connections.yaml", metadata: ["warning": "\(warning)"]) }
+            for observer in swapObservers.withLock({ $0 }) { observer(old, fresh) }
             let retired = old.strategies(notIn: fresh)
             if !retired.isEmpty {
                 Task {

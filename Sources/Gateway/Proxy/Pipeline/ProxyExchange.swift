@@ -32,6 +32,9 @@ class ProxyExchange: @unchecked Sendable {
         case handOver = "hand-over"
         /// Run by the async driver from the start (Hummingbird's router).
         case async
+        /// Sent by the gateway's own `/mcp` endpoint (one server's part of an aggregated call),
+        /// run by the async driver.
+        case aggregate
     }
 
     init(registry: Registry, target: ProxyTarget, connection: Connection, method: HTTPRequest.Method, driver: Driver, started: ContinuousClock.Instant = .now) {

@@ -16,7 +16,9 @@ enum ResponseShaper {
         var headers = HeaderFilter.downstreamHeaders(keeping: upstream)
         if let contentLength { headers.add(name: "Content-Length", value: String(contentLength)) }
         if !widened.isEmpty { headers.add(name: HeaderFilter.stepUpHeader, value: widened.sorted().joined(separator: " ")) }
-        stamp(&headers)
+        // (The filter dropped the upstream's: add, no search.)
+        headers.add(name: "Server", value: server)
+        headers.add(name: "Date", value: HTTPDateHeader.now())
         return headers
     }
 

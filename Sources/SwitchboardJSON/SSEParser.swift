@@ -1,13 +1,16 @@
 /// Server-sent events (WHATWG HTML §9.2) fed chunk by chunk: yields each event's `data`
 /// (its `data:` lines joined by newlines) once its blank line arrives. Enough for MCP's
-/// Streamable HTTP answers; `event`, `id` and `retry` fields are read past.
-struct SSEParser: Sendable {
+/// Streamable HTTP answers (agent0's MCP client, the gateway's `/mcp` fan-out); `event`, `id`
+/// and `retry` fields are read past.
+package struct SSEParser: Sendable {
     private var line: [UInt8] = []
     private var data: [String] = []
     private var sawCR = false
 
     /// Feeds bytes; returns the events they completed.
-    mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
+    package init() {}
+
+    package mutating func feed(_ bytes: some Sequence<UInt8>) -> [String] {
         var events: [String] = []
         for byte in bytes {
             if sawCR {

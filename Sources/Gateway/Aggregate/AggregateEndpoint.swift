@@ -1,0 +1,286 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PluginAPI
+import SwitchboardJSON
+
+/// The gateway's own MCP server (Streamable HTTP): `/mcp` merges every MCP connection the
+/// user may reach, `/mcp/v/{name}` a virtual server's subset. Authenticated like every `/mcp`
+/// route, with the user's ID token; the revisions todo0 speaks (2025-06-18 and 2025-11-25 with
+/// sessions, 2026-07-28 stateless). What each method answers is ``Aggregator``'s.
+struct AggregateEndpoint: Sendable {
+    let holder: RegistryHolder
+    let proxy: ProxyHandler
+    let sessions: AggregateSessions
+    let logger: Logger
+
+    static let handshakeVersions = ["2025-11-25", "2025-06-18"]
+    static let statelessVersion = "2026-07-28"
+    static let metaVersion = "io.modelcontextprotocol/protocolVersion"
+    static let maxBody = 1 << 20
+    static let capabilities: JSONValue = [
+        "tools": ["listChanged": true], "prompts": ["listChanged": true], "resources": ["listChanged": true],
+    ]
+
+    /// Which of the endpoint's routes a path is; nil for any other path.
+    enum Route: Equatable {
+        case all
+        case virtual(String)
+
+        init?(path: String) {
+            let path = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+            if path == "/mcp" || path == "/mcp/" { self = .all; return }
+            guard path.hasPrefix("/mcp/v/") else { return nil }
+            var name = path.dropFirst("/mcp/v/".count)
+            if name.hasSuffix("/") { name = name.dropLast() }
+            self = .virtual(String(name))
+        }
+
+        var virtualName: String? {
+            if case .virtual(let name) = self { return name }
+            return nil
+        }
+    }
+
+    init(holder: RegistryHolder, proxy: ProxyHandler, logger: Logger, sessions: AggregateSessions = AggregateSessions()) {
+        self.holder = holder
+        self.proxy = proxy
+        self.sessions = sessions
+        self.logger = logger
+        let sessions = self.sessions
+        holder.onSwap { old, new in Self.registryChanged(from: old, to: new, sessions: sessions) }
+    }
+
+    func handle(_ request: Request, route: Route) async -> Response {
+        let registry = holder.registry  // the one read: this request keeps this generation
+        var filter: VirtualServer?
+        if let name = route.virtualName {
+            guard let server = registry.plan.virtualServers.first(where: { $0.name == name }) else {
+                return GatewayError(code: "unknown_virtual_server", status: .notFound, message: "no virtual server is named '\(name)'").response()
+            }
+            filter = server
+        }
+        let caller: CallerIdentity
+        do {
+            caller = try await registry.authenticator.authenticate(request.headers[.authorization])
+        } catch {
+            return error.response()
+        }
+        switch request.method {
+        case .post: return await post(request, registry: registry, caller: caller, route: route, filter: filter)
+        case .get: return get(request, caller: caller, route: route)
+        case .delete: return delete(request, registry: registry, caller: caller, route: route)
+        default: return GatewayError(code: "method_not_allowed", status: .methodNotAllowed, message: "\(request.method.rawValue) is not allowed on the MCP endpoint", headers: [.allow: "GET, POST, DELETE"]).response()
+        }
+    }
+
+    // MARK: POST
+
+    private func post(_ request: Request, registry: Registry, caller: CallerIdentity, route: Route, filter: VirtualServer?) async -> Response {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            return GatewayError(code: "unsupported_media_type", status: .unsupportedMediaType, message: "send JSON-RPC as application/json").response()
+        }
+        guard let body = try? await request.body.collect(upTo: Self.maxBody), let message = JSONValue.parse(body.readableBytesView) else {
+            return Self.rpcError(.badRequest, id: .null, code: -32700, "parse error: the body is not JSON (or exceeds 1 MiB)")
+        }
+        guard case .object(let fields) = message, fields["jsonrpc"] == "2.0" else {
+            if case .array = message { return Self.rpcError(.badRequest, id: .null, code: -32600, "JSON-RPC batches are not supported") }
+            return Self.rpcError(.badRequest, id: .null, code: -32600, "not a JSON-RPC 2.0 message")
+        }
+        let id = fields["id"] ?? .null
+        guard let method = fields["method"]?.string else { return Response(status: .accepted) }  // a response to us: nothing to do
+        let isNotification = fields["id"] == nil
+        let params = fields["params"]?.object ?? [:]
+
+        let session: AggregateSessions.Session
+        var stateless = false
+        if request.headers[.mcpProtocolVersion] == Self.statelessVersion || params["_meta"]?[Self.metaVersion]?.string == Self.statelessVersion {
+            stateless = true
+            session = sessions.implicit(owner: caller.userKey, protocolVersion: Self.statelessVersion, virtualServer: route.virtualName)
+        } else if method == "initialize" {
+            guard !isNotification else { return Response(status: .accepted) }
+            let asked = params["protocolVersion"]?.string ?? ""
+            let version = Self.handshakeVersions.contains(asked) ? asked : Self.handshakeVersions[0]
+            let (opened, evicted) = sessions.open(owner: caller.userKey, protocolVersion: version, virtualServer: route.virtualName)
+            close(evicted + sessions.expired(), registry: registry, caller: nil)
+            logger.info("mcp session started", metadata: ["version": "\(version)", "virtual_server": "\(route.virtualName ?? "-")"])
+            var response = Self.reply(id: id, result: [
+                "protocolVersion": .string(version), "capabilities": Self.capabilities, "serverInfo": Self.serverInfo(filter),
+                "instructions": "Tools from every server connected through Switchboard, named {connection}__{tool}.",
+            ])
+            response.headers[.mcpSessionID] = opened.id
+            return response
+        } else {
+            guard let sessionID = request.headers[.mcpSessionID] else {
+                return Self.rpcError(.badRequest, id: id, code: -32600, "missing Mcp-Session-Id: call initialize first")
+            }
+            guard let found = sessions.find(sessionID, owner: caller.userKey, virtualServer: route.virtualName) else {
+                return Self.rpcError(.notFound, id: id, code: -32001, "unknown or ended session: initialize again")
+            }
+            if let version = request.headers[.mcpProtocolVersion], version != found.protocolVersion {
+                return Self.rpcError(.badRequest, id: id, code: -32600, "MCP-Protocol-Version '\(version)' is not the negotiated '\(found.protocolVersion)'")
+            }
+            session = found
+        }
+        if isNotification { return Self.withSession(Response(status: .accepted), session, stateless) }
+
+        let aggregator = Aggregator(proxy: proxy, registry: registry, caller: caller, session: session, filter: filter)
+        let outcome: Aggregator.Outcome
+        switch method {
+        case "ping": outcome = .result([:])
+        case "server/discover" where stateless:
+            outcome = .result(["supportedVersions": [.string(Self.statelessVersion)], "capabilities": Self.capabilities,
+                               "_meta": ["io.modelcontextprotocol/serverInfo": Self.serverInfo(filter)]])
+        case let m where Aggregator.Listing(rawValue: m) != nil:
+            outcome = .result(await aggregator.list(Aggregator.Listing(rawValue: m)!))
+        case "tools/call": outcome = await aggregator.callTool(params)
+        case "prompts/get", "resources/read": outcome = await aggregator.routed(method, params)
+        default: outcome = .error(code: -32601, message: "method '\(method)' is not supported by the gateway's MCP endpoint")
+        }
+        return Self.withSession(Self.answer(outcome, id: id, stateless: stateless), session, stateless)
+    }
+
+    // MARK: GET and DELETE
+
+    /// The server-to-client stream: list-changed notifications, keep-alive comments between.
+    private func get(_ request: Request, caller: CallerIdentity, route: Route) -> Response {
+        guard request.headers[.accept]?.lowercased().contains("text/event-stream") == true else {
+            return GatewayError(code: "not_acceptable", status: .notAcceptable, message: "GET needs Accept: text/event-stream").response()
+        }
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            return GatewayError(code: "missing_session", status: .badRequest, message: "missing Mcp-Session-Id").response()
+        }
+        guard let session = sessions.find(sessionID, owner: caller.userKey, virtualServer: route.virtualName) else {
+            return GatewayError(code: "unknown_session", status: .notFound, message: "unknown or ended session").response()
+        }
+        let notes = session.listen()
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .mcpSessionID: sessionID]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: ": stream open\n\n"))
+            // Keep-alives every 15 s, so proxies on the way do not cut an idle stream.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                let keepAlive = AsyncStream<Void>.makeStream()
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(15))
+                        keepAlive.continuation.yield()
+                    }
+                }
+                defer { group.cancelAll() }
+                let merged = AsyncStream<ByteBuffer> { out in
+                    let a = Task { for await note in notes { out.yield(ByteBuffer(string: "event: message\ndata: " + String(decoding: note.encoded(), as: UTF8.self) + "\n\n")) }; out.finish() }
+                    let b = Task { for await _ in keepAlive.stream { out.yield(ByteBuffer(string: ": keep-alive\n\n")) } }
+                    out.onTermination = { _ in a.cancel(); b.cancel() }
+                }
+                for await chunk in merged { try await writer.write(chunk) }
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// Ends the session and the upstream sessions behind it.
+    private func delete(_ request: Request, registry: Registry, caller: CallerIdentity, route: Route) -> Response {
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            return GatewayError(code: "missing_session", status: .badRequest, message: "missing Mcp-Session-Id").response()
+        }
+        guard let session = sessions.find(sessionID, owner: caller.userKey, virtualServer: route.virtualName) else {
+            return GatewayError(code: "unknown_session", status: .notFound, message: "unknown or ended session").response()
+        }
+        sessions.end(session)
+        close([session], registry: registry, caller: caller)
+        return Response(status: .ok)
+    }
+
+    /// Closes `ended` sessions: their streams, and their upstream sessions (in the background).
+    private func close(_ ended: [AggregateSessions.Session], registry: Registry, caller: CallerIdentity?) {
+        guard !ended.isEmpty else { return }
+        let proxy = self.proxy
+        for session in ended { session.finish() }
+        Task {
+            for session in ended {
+                // An expired session's caller is not at hand: its upstream sessions idle out upstream.
+                guard let caller, caller.userKey == session.owner else { continue }
+                for name in session.upstream.connections {
+                    guard let connection = registry.byName[name] else { continue }
+                    await UpstreamMCP(proxy: proxy, registry: registry, connection: connection, caller: caller, sessions: session.upstream).close()
+                }
+            }
+        }
+    }
+
+    // MARK: Changes
+
+    /// After a reload: upstream sessions of changed connections are dropped, and every client is
+    /// told its lists changed when an MCP connection or a virtual server came, went or changed.
+    static func registryChanged(from old: Registry, to new: Registry, sessions: AggregateSessions) {
+        let names = Set(old.connections.map(\.name) + new.connections.map(\.name))
+        var changed: [String] = []
+        for name in names {
+            let (a, b) = (old.byName[name], new.byName[name])
+            guard a?.descriptor.kind == .mcpServer || b?.descriptor.kind == .mcpServer else { continue }
+            if a !== b || a?.enabled != b?.enabled { changed.append(name) }
+        }
+        guard !changed.isEmpty || old.plan.virtualServers != new.plan.virtualServers else { return }
+        for session in sessions.all {
+            for name in changed { _ = session.upstream.take(name) }
+            for list in ["tools", "prompts", "resources"] {
+                session.notify(["jsonrpc": "2.0", "method": .string("notifications/\(list)/list_changed")])
+            }
+        }
+    }
+
+    // MARK: Answers
+
+    static func serverInfo(_ filter: VirtualServer?) -> JSONValue {
+        ["name": .string(filter.map { "switchboard/\($0.name)" } ?? "switchboard"), "title": .string(filter?.title ?? "Switchboard"), "version": "1.0"]
+    }
+
+    static func answer(_ outcome: Aggregator.Outcome, id: JSONValue, stateless: Bool) -> Response {
+        switch outcome {
+        case .message(let message):
+            guard case .object(var fields) = message else { return rpcError(.ok, id: id, code: -32603, "the server's answer was not JSON-RPC") }
+            fields["id"] = id
+            if stateless, case .object(var result)? = fields["result"] {
+                result["resultType"] = "complete"
+                fields["result"] = .object(result)
+            }
+            return json(.object(fields))
+        case .result(var result):
+            if stateless, case .object(var o) = result {
+                o["resultType"] = "complete"
+                result = .object(o)
+            }
+            return reply(id: id, result: result)
+        case .error(let code, let message, let data):
+            var error: [String: JSONValue] = ["code": .number(Double(code)), "message": .string(message)]
+            if let data { error["data"] = data }
+            return json(["jsonrpc": "2.0", "id": id, "error": .object(error)])
+        }
+    }
+
+    static func withSession(_ response: Response, _ session: AggregateSessions.Session, _ stateless: Bool) -> Response {
+        guard !stateless else { return response }
+        var response = response
+        response.headers[.mcpSessionID] = session.id
+        return response
+    }
+
+    static func reply(id: JSONValue, result: JSONValue) -> Response {
+        json(["jsonrpc": "2.0", "id": id, "result": result])
+    }
+
+    static func json(_ body: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body.encoded())))
+    }
+
+    static func rpcError(_ status: HTTPResponse.Status, id: JSONValue, code: Int, _ message: String) -> Response {
+        json(["jsonrpc": "2.0", "id": id, "error": ["code": .number(Double(code)), "message": .string(message)]], status: status)
+    }
+}
+
+extension HTTPField.Name {
+    static let mcpSessionID = HTTPField.Name("Mcp-Session-Id")!
+    static let mcpProtocolVersion = HTTPField.Name("MCP-Protocol-Version")!
+}
