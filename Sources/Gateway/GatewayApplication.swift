@@ -76,6 +76,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     StatusController(holder: holder, clock: options.clock).register(on: router)
     let proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
     let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
+    router.get("/api/tools") { request, _ in await aggregate.toolsDocument(request) }
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
     let server: HTTPServerBuilder
     if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {

@@ -165,6 +165,16 @@ def test_one_list_from_every_server_with_consent_missing_named(system: System):
     assert len(github) == 1 and github[0]["code"] == "interaction_required" and github[0]["interaction_uri"].startswith("http"), unavailable
     assert {u["connection"] for u in unavailable} == {"github-mcp"}, unavailable
 
+    # The panel's view of the same: per connection, the tools alice sees or why there are none.
+    doc = requests.get(system.gateway.url + "/api/tools", headers={"Authorization": f"Bearer {system.alice_id_token}"}, timeout=30)
+    assert doc.status_code == 200, doc.text
+    by_name = {c["name"]: c for c in doc.json()["connections"]}
+    assert {t["qualified_name"] for t in by_name["todo0"]["tools"]} == TODO_TOOLS and not by_name["todo0"]["consent_required"]
+    assert all(t["description"] for t in by_name["todo0"]["tools"]), by_name["todo0"]
+    assert by_name["github-mcp"]["consent_required"] and by_name["github-mcp"]["tools"] == [], by_name["github-mcp"]
+    assert by_name["github-mcp"]["interaction_uri"].startswith(system.idp.issuer), by_name["github-mcp"]
+    assert requests.get(system.gateway.url + "/api/tools", timeout=10).status_code == 401
+
 
 def test_calls_are_routed_under_alices_own_credential_per_server(system: System):
     url = system.gateway.url + "/mcp"
@@ -192,9 +202,8 @@ def test_calls_are_routed_under_alices_own_credential_per_server(system: System)
     assert github["aud"] in (GITHUB_AUDIENCE, GITHUB_AUDIENCE + "/mcp"), github
 
 
-def test_unknown_tool_is_a_json_rpc_error_and_reaches_no_upstream(system: System):
+def test_raw_protocol_step_up_unknown_tools_sessions(system: System):
     url = system.gateway.url + "/mcp"
-    before = (posts(system.todo0_relay), posts(system.isv_relay))
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
     headers = {"Authorization": f"Bearer {system.alice_id_token}", "Accept": "application/json, text/event-stream"}
@@ -202,6 +211,12 @@ def test_unknown_tool_is_a_json_rpc_error_and_reaches_no_upstream(system: System
     assert init.status_code == 200, init.text
     session = init.headers["Mcp-Session-Id"]
     headers.update({"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"})
+    # A tool that needs a wider scope: the gateway steps up on the way and says so, as on /mcp/todo0.
+    created = requests.post(url, json={"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                                       "params": {"name": "todo0__create-todo", "arguments": {"title": "via /mcp"}}}, headers=headers, timeout=60)
+    assert created.status_code == 200 and created.json()["result"]["isError"] is False, created.text
+    assert "mcp:tools:manage" in created.headers.get("Switchboard-Step-Up", ""), dict(created.headers)
+    before = (posts(system.todo0_relay), posts(system.isv_relay))
     for name in ("nowhere__tool", "todo0", "no-separator"):
         r = requests.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {}}},
                           headers=headers, timeout=30)

@@ -3,7 +3,7 @@ import SwitchboardJSON
 /// What a tool name offered to the model stands for.
 struct ToolBinding: Sendable {
     enum Target: Sendable {
-        /// An MCP tool behind the gateway's `/mcp/{name}` route.
+        /// An MCP tool behind the gateway's `/mcp` (`tool`: its name there, `{connection}__{tool}`).
         case mcp(route: String, tool: String)
         /// The GitHub application behind `/rest/{name}` (its REST routes).
         case githubListRepos(route: String)
@@ -61,14 +61,21 @@ struct ToolCatalog: Sendable {
         return clipped.isEmpty ? "tool" : clipped
     }
 
-    /// An MCP server's `tools/list` entries as offers.
-    static func offers(connection: String, title: String, route: String, tools: [JSONValue]) -> [ToolBinding] {
+    /// The gateway's `/mcp` endpoint: every server's tools, each named `{connection}__{tool}`
+    /// there (connection names hold no `__`). The model sees the tool's own name unless two
+    /// servers offer the same one.
+    static func offers(aggregated tools: [JSONValue], route: String, titles: [String: String]) -> [ToolBinding] {
         tools.compactMap { tool in
-            guard let name = tool["name"]?.string, !name.isEmpty else { return nil }
+            guard let name = tool["name"]?.string, let separator = name.range(of: "__") else { return nil }
+            let connection = String(name[..<separator.lowerBound])
+            let own = String(name[separator.upperBound...])
+            guard !connection.isEmpty, !own.isEmpty else { return nil }
             var schema = tool["inputSchema"] ?? ["type": "object", "properties": [:]]
             if schema["type"] == nil, case .object(var o) = schema { o["type"] = "object"; schema = .object(o) }
             let description = tool["description"]?.string ?? tool["title"]?.string ?? ""
-            return ToolBinding(name: name, connection: connection, connectionTitle: title, tool: name, target: .mcp(route: route, tool: name), description: description, inputSchema: schema)
+            return ToolBinding(
+                name: own, connection: connection, connectionTitle: titles[connection] ?? connection, tool: own, target: .mcp(route: route, tool: name),
+                description: description, inputSchema: schema)
         }
     }
 

@@ -9,9 +9,12 @@ extension TurnRunner {
         case needsConsent(ToolBinding, uri: String)
     }
 
-    /// The tools of this turn, listed now through the gateway: every enabled MCP connection in
-    /// parallel (one that fails is left out; one that needs consent is reported once per
-    /// conversation) and the GitHub application when the registry has it.
+    /// The gateway's one MCP endpoint: every MCP server the user reaches, merged.
+    static let mcpRoute = "/mcp"
+
+    /// The tools of this turn, listed now through the gateway's `/mcp` (every enabled MCP
+    /// server at once; one that needs consent is reported once per conversation, one that
+    /// fails is left out) and the GitHub application when the registry has it.
     func catalog(user: SignedInUser, state: inout ConversationState) async throws(Failure) -> (ToolCatalog, [ConsentCard]) {
         let servers: [GatewayClient.Listed]
         let applications: [GatewayClient.Listed]
@@ -24,41 +27,32 @@ extension TurnRunner {
             default: throw .gateway(code: "gateway_error", message: "the gateway could not list the connections")
             }
         }
-        let live = servers.filter { $0.enabled && $0.route != nil }
-        let sessions = state.mcpSessions
-        let listed = await withTaskGroup(of: (GatewayClient.Listed, Result<[JSONValue], GatewayCallFailure>, MCPSessionState?).self) { group in
-            for server in live {
-                group.addTask {
-                    var session = sessions[server.name]
-                    do throws(GatewayCallFailure) {
-                        let tools = try await mcp.listTools(route: server.route!, state: &session, idToken: user.idToken)
-                        return (server, .success(tools), session)
-                    } catch {
-                        return (server, .failure(error), nil)
-                    }
-                }
-            }
-            var all: [String: (GatewayClient.Listed, Result<[JSONValue], GatewayCallFailure>, MCPSessionState?)] = [:]
-            for await item in group { all[item.0.name] = item }
-            return all
-        }
+        let titles = Dictionary(servers.map { ($0.name, $0.title) }, uniquingKeysWith: { a, _ in a })
         var offers: [ToolBinding] = []
         var consents: [ConsentCard] = []
-        state.mcpSessions = [:]
-        for server in live {  // in the registry's order, so names and clashes come out the same every turn
-            guard let (_, outcome, session) = listed[server.name] else { continue }
-            switch outcome {
-            case .success(let tools):
-                state.mcpSessions[server.name] = session
-                state.listConsentsShown.remove(server.name)
-                offers += ToolCatalog.offers(connection: server.name, title: server.title, route: server.route!, tools: tools)
-            case .failure(.interactionRequired(let uri, _)):
-                if state.listConsentsShown.insert(server.name).inserted {
-                    consents.append(ConsentCard(id: "list-" + server.name, connection: server.name, title: server.title, interactionURI: uri, waiting: false))
+        var session = state.mcpSessions[Self.mcpRoute]
+        do throws(GatewayCallFailure) {
+            let (tools, unavailable) = try await mcp.listTools(route: Self.mcpRoute, state: &session, idToken: user.idToken)
+            state.mcpSessions[Self.mcpRoute] = session
+            offers = ToolCatalog.offers(aggregated: tools, route: Self.mcpRoute, titles: titles)
+            var missing: Set<String> = []
+            for failure in unavailable {
+                guard let name = failure["connection"]?.string else { continue }
+                missing.insert(name)
+                if let uri = failure["interaction_uri"]?.string {
+                    if state.listConsentsShown.insert(name).inserted {
+                        consents.append(ConsentCard(id: "list-" + name, connection: name, title: titles[name] ?? name, interactionURI: uri, waiting: false))
+                    }
+                } else {
+                    logger.warning("tools of a connection could not be listed", metadata: [
+                        "connection": "\(name)", "reason": "\(failure["code"]?.string ?? "unknown")",
+                    ])
                 }
-            case .failure(let failure):
-                logger.warning("tools of a connection could not be listed", metadata: ["connection": "\(server.name)", "reason": "\(failure)"])
             }
+            state.listConsentsShown.subtract(Set(servers.map(\.name)).subtracting(missing))
+        } catch {
+            state.mcpSessions[Self.mcpRoute] = nil
+            logger.warning("the gateway's MCP endpoint could not list tools", metadata: ["reason": "\(error)"])
         }
         if let github = applications.first(where: { $0.name == githubConnection && $0.enabled }), let route = github.route {
             offers += ToolCatalog.githubOffers(connection: github.name, title: github.title, route: route)
@@ -81,10 +75,14 @@ extension TurnRunner {
         do throws(GatewayCallFailure) {
             switch binding.target {
             case .mcp(let route, let tool):
-                var session = state.mcpSessions[binding.connection]
+                var session = state.mcpSessions[route]
                 let outcome = try await mcp.request(
                     route: route, method: "tools/call", params: ["name": .string(tool), "arguments": use.input], state: &session, idToken: user.idToken)
-                state.mcpSessions[binding.connection] = session
+                state.mcpSessions[route] = session
+                // The gateway answers a call that needs the user's consent with a tool error naming where.
+                if let uri = outcome.result["_meta"]?["switchboard/failure"]?["interaction_uri"]?.string {
+                    return .needsConsent(binding, uri: uri)
+                }
                 result = outcome.result
                 isError = outcome.result["isError"]?.bool == true
                 text = Self.text(ofToolResult: outcome.result)

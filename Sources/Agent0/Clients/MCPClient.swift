@@ -9,7 +9,7 @@ struct MCPSessionState: Sendable, Equatable {
 }
 
 /// A small MCP client over Streamable HTTP (MCP 2025-06-18 / 2025-11-25) through the gateway's
-/// `/mcp/{name}`: it reads answers in JSON and in SSE (the swift-sdk's transport cannot read SSE
+/// `/mcp` (every server in one) or a `/mcp/{name}`: it reads answers in JSON and in SSE (the swift-sdk's transport cannot read SSE
 /// on Linux), keeps the session id, and initializes again when the server forgot the session.
 struct MCPClient: Sendable {
     let gateway: GatewayClient
@@ -38,18 +38,21 @@ struct MCPClient: Sendable {
         throw .failed(code: "mcp_session_lost", message: "the MCP server keeps forgetting the session")
     }
 
-    /// `tools/list`, every page (at most 20).
-    func listTools(route: String, state: inout MCPSessionState?, idToken: String) async throws(GatewayCallFailure) -> [JSONValue] {
+    /// `tools/list`, every page (at most 20), and the servers the gateway's `/mcp` could not
+    /// list (its `_meta["switchboard/unavailable"]`: connection, code, `interaction_uri`).
+    func listTools(route: String, state: inout MCPSessionState?, idToken: String) async throws(GatewayCallFailure) -> (tools: [JSONValue], unavailable: [JSONValue]) {
         var tools: [JSONValue] = []
+        var unavailable: [JSONValue] = []
         var cursor: String?
         for _ in 0..<20 {
             let params: JSONValue = cursor.map { ["cursor": .string($0)] } ?? [:]
             let outcome = try await request(route: route, method: "tools/list", params: params, state: &state, idToken: idToken)
             tools += outcome.result["tools"]?.array ?? []
+            unavailable += outcome.result["_meta"]?["switchboard/unavailable"]?.array ?? []
             guard let next = outcome.result["nextCursor"]?.string, !next.isEmpty else { break }
             cursor = next
         }
-        return tools
+        return (tools, unavailable)
     }
 
     private func initialize(route: String, idToken: String) async throws(GatewayCallFailure) -> MCPSessionState {

@@ -76,6 +76,46 @@ struct AggregateEndpoint: Sendable {
         }
     }
 
+    // MARK: GET /api/tools
+
+    /// For the panel: per MCP connection the user reaches, the tools they see (with their
+    /// descriptions), or why there are none (consent pending with its `interaction_uri`, an error).
+    func toolsDocument(_ request: Request) async -> Response {
+        let registry = holder.registry
+        let caller: CallerIdentity
+        do {
+            caller = try await registry.authenticator.authenticate(request.headers[.authorization])
+        } catch {
+            return error.response()
+        }
+        let session = sessions.implicit(owner: caller.userKey, protocolVersion: UpstreamMCP.protocolVersion, virtualServer: "/api/tools")
+        let aggregator = Aggregator(proxy: proxy, registry: registry, caller: caller, session: session, filter: nil)
+        let listed = await aggregator.list(.tools)
+        var tools: [String: [JSONValue]] = [:]
+        for tool in listed["tools"]?.array ?? [] {
+            guard let name = tool["name"]?.string, let (connection, own) = AggregateNames.split(name, known: { registry.byName[$0] != nil }) else { continue }
+            var entry: [String: JSONValue] = ["name": .string(own), "qualified_name": .string(name)]
+            for key in ["title", "description"] { if let v = tool[key] { entry[key] = v } }
+            tools[connection, default: []].append(.object(entry))
+        }
+        var failures: [String: JSONValue] = [:]
+        for failure in listed["_meta"]?[Aggregator.unavailableKey]?.array ?? [] {
+            if let name = failure["connection"]?.string { failures[name] = failure }
+        }
+        let connections: [JSONValue] = aggregator.connections.map { c in
+            var o: [String: JSONValue] = [
+                "name": .string(c.name), "title": .string(c.descriptor.title), "tools": .array(tools[c.name] ?? []),
+                "consent_required": .bool(failures[c.name]?["code"]?.string == "interaction_required"),
+            ]
+            if let failure = failures[c.name] {
+                o["error"] = ["code": failure["code"] ?? .null, "message": failure["message"] ?? .null]
+                if let uri = failure["interaction_uri"] { o["interaction_uri"] = uri }
+            }
+            return .object(o)
+        }
+        return Self.json(["connections": .array(connections)])
+    }
+
     // MARK: POST
 
     private func post(_ request: Request, registry: Registry, caller: CallerIdentity, route: Route, filter: VirtualServer?) async -> Response {
@@ -239,14 +279,16 @@ struct AggregateEndpoint: Sendable {
 
     static func answer(_ outcome: Aggregator.Outcome, id: JSONValue, stateless: Bool) -> Response {
         switch outcome {
-        case .message(let message):
+        case .message(let message, let stepUp):
             guard case .object(var fields) = message else { return rpcError(.ok, id: id, code: -32603, "the server's answer was not JSON-RPC") }
             fields["id"] = id
             if stateless, case .object(var result)? = fields["result"] {
                 result["resultType"] = "complete"
                 fields["result"] = .object(result)
             }
-            return json(.object(fields))
+            var response = json(.object(fields))
+            if let stepUp { response.headers[HTTPField.Name(HeaderFilter.stepUpHeader)!] = stepUp }
+            return response
         case .result(var result):
             if stateless, case .object(var o) = result {
                 o["resultType"] = "complete"

@@ -132,7 +132,7 @@ struct Aggregator: Sendable {
         do {
             let answer = try await client(connection).request("tools/call", params: .object(forwarded))
             relay(answer.notifications)
-            return .message(answer.message)
+            return .message(answer.message, stepUp: answer.stepUp)
         } catch {
             let text: String
             if let uri = error.interactionURI {
@@ -166,7 +166,9 @@ struct Aggregator: Sendable {
         do {
             let answer = try await client(connection).request(method, params: .object(forwarded))
             relay(answer.notifications)
-            guard method == "resources/read", let result = answer.message["result"], case .object(var fields) = result else { return .message(answer.message) }
+            guard method == "resources/read", let result = answer.message["result"], case .object(var fields) = result else {
+                return .message(answer.message, stepUp: answer.stepUp)
+            }
             // The contents name the merged URI, as the client asked for it.
             fields["contents"] = .array((fields["contents"]?.array ?? []).map { content in
                 guard case .object(var c) = content, let uri = c["uri"]?.string else { return content }
@@ -181,8 +183,9 @@ struct Aggregator: Sendable {
 
     /// What a routed method answers the client.
     enum Outcome: Sendable {
-        /// The upstream's JSON-RPC message (result or error), its id to be replaced by the client's.
-        case message(JSONValue)
+        /// The upstream's JSON-RPC message (result or error), its id to be replaced by the
+        /// client's; `stepUp`: the scopes a step-up added on the way (told to the client).
+        case message(JSONValue, stepUp: String?)
         case result(JSONValue)
         case error(code: Int, message: String, data: JSONValue? = nil)
     }

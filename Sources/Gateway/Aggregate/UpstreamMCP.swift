@@ -39,10 +39,12 @@ struct UpstreamMCP: Sendable {
         }
     }
 
-    /// What came back: the JSON-RPC answer, and any notifications the upstream sent before it.
+    /// What came back: the JSON-RPC answer, any notifications the upstream sent before it, and
+    /// the scopes a step-up on the way added (the pipeline's `Switchboard-Step-Up`).
     struct Answer: Sendable {
         var message: JSONValue
         var notifications: [JSONValue]
+        var stepUp: String?
     }
 
     /// Sends a request (`method`, `params`) and returns its JSON-RPC answer (result or error).
@@ -75,7 +77,9 @@ struct UpstreamMCP: Sendable {
         guard let answer = messages.last(where: { $0["id"] != nil && ($0["result"] != nil || $0["error"] != nil) }) else {
             throw Failure(code: "upstream_bad_answer", message: "the server's answer to \(method) carried no JSON-RPC response", status: 502)
         }
-        return Answer(message: answer, notifications: messages.filter { $0["id"] == nil && $0["method"] != nil })
+        return Answer(
+            message: answer, notifications: messages.filter { $0["id"] == nil && $0["method"] != nil },
+            stepUp: headers[HTTPField.Name(HeaderFilter.stepUpHeader)!])
     }
 
     /// The session to use: the one kept, or a new one after `initialize`.
