@@ -88,7 +88,7 @@ struct AggregateEndpoint: Sendable {
         } catch {
             return error.response()
         }
-        let session = sessions.implicit(owner: caller.userKey, protocolVersion: UpstreamMCP.protocolVersion, virtualServer: "/api/tools")
+        let session = sessions.implicit(caller: caller, protocolVersion: UpstreamMCP.protocolVersion, virtualServer: "/api/tools")
         let aggregator = Aggregator(proxy: proxy, registry: registry, caller: caller, session: session, filter: nil)
         let listed = await aggregator.list(.tools)
         var tools: [String: [JSONValue]] = [:]
@@ -138,13 +138,13 @@ struct AggregateEndpoint: Sendable {
         var stateless = false
         if request.headers[.mcpProtocolVersion] == Self.statelessVersion || params["_meta"]?[Self.metaVersion]?.string == Self.statelessVersion {
             stateless = true
-            session = sessions.implicit(owner: caller.userKey, protocolVersion: Self.statelessVersion, virtualServer: route.virtualName)
+            session = sessions.implicit(caller: caller, protocolVersion: Self.statelessVersion, virtualServer: route.virtualName)
         } else if method == "initialize" {
             guard !isNotification else { return Response(status: .accepted) }
             let asked = params["protocolVersion"]?.string ?? ""
             let version = Self.handshakeVersions.contains(asked) ? asked : Self.handshakeVersions[0]
-            let (opened, evicted) = sessions.open(owner: caller.userKey, protocolVersion: version, virtualServer: route.virtualName)
-            close(evicted + sessions.expired(), registry: registry, caller: nil)
+            let (opened, evicted) = sessions.open(caller: caller, protocolVersion: version, virtualServer: route.virtualName)
+            close(evicted + sessions.expired(), registry: registry)
             logger.info("mcp session started", metadata: ["version": "\(version)", "virtual_server": "\(route.virtualName ?? "-")"])
             var response = Self.reply(id: id, result: [
                 "protocolVersion": .string(version), "capabilities": Self.capabilities, "serverInfo": Self.serverInfo(filter),
@@ -156,7 +156,7 @@ struct AggregateEndpoint: Sendable {
             guard let sessionID = request.headers[.mcpSessionID] else {
                 return Self.rpcError(.badRequest, id: id, code: -32600, "missing Mcp-Session-Id: call initialize first")
             }
-            guard let found = sessions.find(sessionID, owner: caller.userKey, virtualServer: route.virtualName) else {
+            guard let found = sessions.find(sessionID, caller: caller, virtualServer: route.virtualName) else {
                 return Self.rpcError(.notFound, id: id, code: -32001, "unknown or ended session: initialize again")
             }
             if let version = request.headers[.mcpProtocolVersion], version != found.protocolVersion {
@@ -192,7 +192,7 @@ struct AggregateEndpoint: Sendable {
         guard let sessionID = request.headers[.mcpSessionID] else {
             return GatewayError(code: "missing_session", status: .badRequest, message: "missing Mcp-Session-Id").response()
         }
-        guard let session = sessions.find(sessionID, owner: caller.userKey, virtualServer: route.virtualName) else {
+        guard let session = sessions.find(sessionID, caller: caller, virtualServer: route.virtualName) else {
             return GatewayError(code: "unknown_session", status: .notFound, message: "unknown or ended session").response()
         }
         let notes = session.listen()
@@ -225,23 +225,24 @@ struct AggregateEndpoint: Sendable {
         guard let sessionID = request.headers[.mcpSessionID] else {
             return GatewayError(code: "missing_session", status: .badRequest, message: "missing Mcp-Session-Id").response()
         }
-        guard let session = sessions.find(sessionID, owner: caller.userKey, virtualServer: route.virtualName) else {
+        guard let session = sessions.find(sessionID, caller: caller, virtualServer: route.virtualName) else {
             return GatewayError(code: "unknown_session", status: .notFound, message: "unknown or ended session").response()
         }
         sessions.end(session)
-        close([session], registry: registry, caller: caller)
+        close([session], registry: registry)
         return Response(status: .ok)
     }
 
     /// Closes `ended` sessions: their streams, and their upstream sessions (in the background).
-    private func close(_ ended: [AggregateSessions.Session], registry: Registry, caller: CallerIdentity?) {
+    private func close(_ ended: [AggregateSessions.Session], registry: Registry) {
         guard !ended.isEmpty else { return }
         let proxy = self.proxy
         for session in ended { session.finish() }
         Task {
             for session in ended {
-                // An expired session's caller is not at hand: its upstream sessions idle out upstream.
-                guard let caller, caller.userKey == session.owner else { continue }
+                // As the user it was last used by (a credential that can no longer be had just
+                // leaves the upstream session to idle out there).
+                let caller = session.caller
                 for name in session.upstream.connections {
                     guard let connection = registry.byName[name] else { continue }
                     await UpstreamMCP(proxy: proxy, registry: registry, connection: connection, caller: caller, sessions: session.upstream).close()

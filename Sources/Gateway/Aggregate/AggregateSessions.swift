@@ -1,11 +1,12 @@
 import Foundation
+import PluginAPI
 import Synchronization
 import SwitchboardJSON
 
 /// The `/mcp` endpoint's own Streamable-HTTP sessions: each bound to the user who opened it,
 /// the revision agreed, the virtual server it was opened on (if any), the upstream sessions
 /// behind it, and the open `GET` streams its notifications go to. Idle sessions expire (their
-/// upstream sessions are closed by the endpoint's sweep).
+/// upstream sessions are closed when the endpoint next opens a session).
 final class AggregateSessions: Sendable {
     final class Session: Sendable {
         let id: String
@@ -13,17 +14,20 @@ final class AggregateSessions: Sendable {
         let protocolVersion: String
         let virtualServer: String?
         let upstream = UpstreamSessionSlot()
-        private let state = Mutex<(lastSeen: Date, streams: [UUID: AsyncStream<JSONValue>.Continuation])>((Date(), [:]))
+        private let state: Mutex<(lastSeen: Date, caller: CallerIdentity, streams: [UUID: AsyncStream<JSONValue>.Continuation])>
 
-        init(id: String, owner: String, protocolVersion: String, virtualServer: String?) {
+        init(id: String, caller: CallerIdentity, protocolVersion: String, virtualServer: String?) {
             self.id = id
-            self.owner = owner
+            self.owner = caller.userKey
             self.protocolVersion = protocolVersion
             self.virtualServer = virtualServer
+            self.state = Mutex((Date(), caller, [:]))
         }
 
         var lastSeen: Date { state.withLock { $0.lastSeen } }
-        func touch() { state.withLock { $0.lastSeen = Date() } }
+        /// The caller as last verified (to close the upstream sessions of an expired session).
+        var caller: CallerIdentity { state.withLock { $0.caller } }
+        func touch(_ caller: CallerIdentity) { state.withLock { $0.lastSeen = Date(); $0.caller = caller } }
 
         /// A stream of the notifications sent to this session from now on (a `GET` stream).
         func listen() -> AsyncStream<JSONValue> {
@@ -59,9 +63,9 @@ final class AggregateSessions: Sendable {
     }
 
     /// A new session; when full, the sessions idle longest make room (returned, to be closed).
-    func open(owner: String, protocolVersion: String, virtualServer: String?) -> (Session, evicted: [Session]) {
+    func open(caller: CallerIdentity, protocolVersion: String, virtualServer: String?) -> (Session, evicted: [Session]) {
         let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let session = Session(id: id, owner: owner, protocolVersion: protocolVersion, virtualServer: virtualServer)
+        let session = Session(id: id, caller: caller, protocolVersion: protocolVersion, virtualServer: virtualServer)
         let evicted = sessions.withLock { s -> [Session] in
             var out: [Session] = []
             if s.count >= capacity, let oldest = s.values.min(by: { $0.lastSeen < $1.lastSeen }) {
@@ -76,26 +80,26 @@ final class AggregateSessions: Sendable {
 
     /// The session behind a stateless (2026-07-28) client's requests: one per user and
     /// endpoint, so the upstream sessions are kept between its requests all the same.
-    func implicit(owner: String, protocolVersion: String, virtualServer: String?) -> Session {
-        let id = "stateless:" + (virtualServer ?? "") + ":" + owner
+    func implicit(caller: CallerIdentity, protocolVersion: String, virtualServer: String?) -> Session {
+        let id = "stateless:" + (virtualServer ?? "") + ":" + caller.userKey
         return sessions.withLock { s in
             if let session = s[id] {
-                session.touch()
+                session.touch(caller)
                 return session
             }
-            let session = Session(id: id, owner: owner, protocolVersion: protocolVersion, virtualServer: virtualServer)
+            let session = Session(id: id, caller: caller, protocolVersion: protocolVersion, virtualServer: virtualServer)
             s[id] = session
             return session
         }
     }
 
     /// The live session `id` of `owner` on `virtualServer`; nil when unknown, expired or another's.
-    func find(_ id: String, owner: String, virtualServer: String?) -> Session? {
+    func find(_ id: String, caller: CallerIdentity, virtualServer: String?) -> Session? {
         sessions.withLock { s in
-            guard let session = s[id], session.owner == owner, session.virtualServer == virtualServer,
+            guard let session = s[id], session.owner == caller.userKey, session.virtualServer == virtualServer,
                   Date().timeIntervalSince(session.lastSeen) <= idleTimeout
             else { return nil }
-            session.touch()
+            session.touch(caller)
             return session
         }
     }
