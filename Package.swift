@@ -187,6 +187,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], swiftSettings: strict),
+        .testTarget(name: "SwitchboardJSONTests", dependencies: ["SwitchboardJSON"], swiftSettings: strict),
         // One per plugin, through PluginTestKit; the OAuth ones against the real development IdP.
         .testTarget(name: "NoneStrategyTests", dependencies: ["NoneStrategy", "PluginAPI", "PluginTestKit"], swiftSettings: strict),
         .testTarget(

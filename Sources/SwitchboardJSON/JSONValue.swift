@@ -59,7 +59,7 @@ package enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral
 
     /// Parses JSON bytes; nil when they are not JSON.
     package static func parse(_ data: some Collection<UInt8>) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(data))
+        JSONParser.parse(Array(data))
     }
 
     /// A whole number ≥ 1 (ids), from a JSON number or a numeric string.

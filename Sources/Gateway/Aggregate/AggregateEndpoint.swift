@@ -175,7 +175,8 @@ struct AggregateEndpoint: Sendable {
                                "_meta": ["io.modelcontextprotocol/serverInfo": Self.serverInfo(filter)]])
         case let m where Aggregator.Listing(rawValue: m) != nil:
             outcome = .result(await aggregator.list(Aggregator.Listing(rawValue: m)!))
-        case "tools/call": outcome = await aggregator.callTool(params)
+        // (A stateless client's results carry `resultType`: those are rewritten, not passed on.)
+        case "tools/call": outcome = await aggregator.callTool(params, id: id, passThrough: !stateless)
         case "prompts/get", "resources/read": outcome = await aggregator.routed(method, params)
         default: outcome = .error(code: -32601, message: "method '\(method)' is not supported by the gateway's MCP endpoint")
         }
@@ -296,6 +297,10 @@ struct AggregateEndpoint: Sendable {
                 result = .object(o)
             }
             return reply(id: id, result: result)
+        case .relayed(let relayed):
+            var headers: HTTPFields = [.contentType: relayed.contentType ?? "application/json", .cacheControl: "no-store"]
+            if let stepUp = relayed.stepUp { headers[HTTPField.Name(HeaderFilter.stepUpHeader)!] = stepUp }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: relayed.body))
         case .error(let code, let message, let data):
             var error: [String: JSONValue] = ["code": .number(Double(code)), "message": .string(message)]
             if let data { error["data"] = data }

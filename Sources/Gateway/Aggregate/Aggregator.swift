@@ -119,7 +119,7 @@ struct Aggregator: Sendable {
     /// `tools/call`: the tool's server answers under the user's credential for it; a refusal
     /// (unknown tool, not on this virtual server, consent needed, server down) is a tool error
     /// a model can read, with the reason (and `interaction_uri`) in `_meta`.
-    func callTool(_ params: [String: JSONValue]) async -> Outcome {
+    func callTool(_ params: [String: JSONValue], id: JSONValue, passThrough: Bool) async -> Outcome {
         let name = params["name"]?.string ?? ""
         guard let (connection, tool) = route(name) else {
             return .error(code: -32602, message: "unknown tool '\(name)'; see tools/list")
@@ -130,6 +130,11 @@ struct Aggregator: Sendable {
         var forwarded = params
         forwarded["name"] = .string(tool)
         do {
+            if passThrough {
+                // The client's id goes upstream, so the answer is the client's as it stands.
+                let relayed = try await client(connection).relay("tools/call", params: .object(forwarded), id: id)
+                return .relayed(relayed)
+            }
             let answer = try await client(connection).request("tools/call", params: .object(forwarded))
             relay(answer.notifications)
             return .message(answer.message, stepUp: answer.stepUp)
@@ -188,6 +193,8 @@ struct Aggregator: Sendable {
         case message(JSONValue, stepUp: String?)
         case result(JSONValue)
         case error(code: Int, message: String, data: JSONValue? = nil)
+        /// The upstream's answer bytes, to pass on as they are (they carry the client's id).
+        case relayed(UpstreamMCP.Relayed)
     }
 
     /// The reachable connection a prefixed name routes to, and the upstream's own name.

@@ -59,6 +59,34 @@ struct UpstreamMCP: Sendable {
         }
     }
 
+    /// The upstream's answer as it came (a 200: JSON or an event stream), for a request sent
+    /// with the client's own JSON-RPC id: passed on without being parsed or written again.
+    struct Relayed: Sendable {
+        var contentType: String?
+        var body: ByteBuffer
+        var stepUp: String?
+    }
+
+    /// Sends a request with the client's `id` and returns the answer's bytes (`tools/call`:
+    /// nothing in it needs rewriting). A failure is thrown as by ``request(_:params:)``.
+    func relay(_ method: String, params: JSONValue?, id: JSONValue) async throws(Failure) -> Relayed {
+        var message: [String: JSONValue] = ["jsonrpc": "2.0", "id": id, "method": .string(method)]
+        if let params { message["params"] = params }
+        let body = JSONValue.object(message)
+        var session = try await session()
+        for attempt in 0..<2 {
+            let (status, headers, answer) = await post(body, session: session)
+            if status == 200 {
+                return Relayed(contentType: headers[.contentType], body: answer, stepUp: headers[HTTPField.Name(HeaderFilter.stepUpHeader)!])
+            }
+            let failure = failure(status: status, body: answer)
+            guard status == 404, attempt == 0 else { throw failure }
+            sessions.forget(connection.name, if: session)  // forgotten upstream: a new session, once
+            session = try await self.session()
+        }
+        throw Failure(code: "upstream_session_lost", message: "the server keeps forgetting the session", status: 502)
+    }
+
     /// Ends the upstream session, if there is one (best effort).
     func close() async {
         guard let session = sessions.take(connection.name), let id = session.id else { return }
