@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "MCPServerKit",
             dependencies: [
-                "OAuthCore", "SwitchboardJSON", asyncHTTPClient, httpTypes, hummingbird, logging, nioCore,
+                "OAuthCore", "SwitchboardJSON", asyncHTTPClient, httpTypes, hummingbird, logging, nioCore, serviceLifecycle,
             ],
             swiftSettings: strict
         ),

@@ -97,20 +97,23 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
         },
         logger: logger)
     app.addServices(
-        ClientShutdownService(client: httpClient, upstream: upstreamClient, holder: holder),
+        ClientShutdownService(client: httpClient, upstream: upstreamClient, holder: holder, aggregate: aggregate),
         ConfigWatcher(holder: holder, logger: logger, handleSIGHUP: options.handleSIGHUP))
     logger.info("registry loaded", metadata: ["file": "\(options.configPath)", "connections": "\(holder.registry.connections.count)"])
     return app
 }
 
-/// Shuts the HTTP client and the plugins down after the server stopped.
+/// Shuts the HTTP client and the plugins down after the server stopped; when shutdown starts,
+/// ends the `/mcp` notification streams (they would otherwise hold the server open).
 struct ClientShutdownService: Service {
     let client: HTTPClient
     let upstream: UpstreamClient
     let holder: RegistryHolder
+    let aggregate: AggregateEndpoint
 
     func run() async throws {
         try? await gracefulShutdown()
+        aggregate.endStreams()
         await upstream.shutdown()
         await holder.shutdown()
         try await client.shutdown()

@@ -4,6 +4,7 @@ import HTTPTypes
 package import Hummingbird
 package import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// MCP Streamable HTTP at `/mcp`: revisions 2025-06-18 and 2025-11-25 (initialize handshake,
 /// sessions) and 2026-07-28 (stateless requests with a `_meta` envelope, `server/discover`).
@@ -255,11 +256,12 @@ package struct MCPEndpoint: Sendable {
         guard sessions.touch(sessionID, owner: principal.owner) != nil else { return Self.httpError(.notFound, "unknown_session", "unknown or ended session") }
         let sessions = self.sessions
         // A server-to-client stream: todo0 sends nothing unprompted, so it carries keep-alive
-        // comments until the session ends or the client leaves.
+        // comments until the session ends, the client leaves or the server shuts down (a
+        // graceful shutdown must not wait for a stream that never ends by itself).
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .mcpSessionID: sessionID], body: ResponseBody { writer in
             try await writer.write(ByteBuffer(string: ": stream open\n\n"))
             var ticks = 0
-            while sessions.exists(sessionID) {
+            while sessions.exists(sessionID), !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: .milliseconds(250))
                 ticks += 1
                 if ticks % 60 == 0 { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) }

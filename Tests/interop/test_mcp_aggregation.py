@@ -138,7 +138,7 @@ def weather(tmp_path_factory):
     def start() -> None:
         with open(server["log"], "ab") as out:
             server["proc"] = subprocess.Popen(
-                [sys.executable, str(HERE / "third_mcp_server.py"), str(port), "--call-log", str(server["call_log"])],
+                [sys.executable, str(HERE / "third_mcp_server.py"), str(port), "--call-log", str(server["call_log"]), "--dynamic"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=str(HERE))
         wait_for_port(port, server["proc"], timeout=30, what="the third MCP server", log=server["log"])
 
@@ -250,6 +250,10 @@ def test_a_server_added_while_connected_is_announced_and_listed_then_disabled(sy
                 await anyio.sleep(0.1)
         seen["after"] = {t.name for t in (await session.list_tools()).tools}
         seen["call"] = await session.call_tool("weather__weather_forecast", {"city": "Lisbon"})
+        seen["prompts"] = {p.name for p in (await session.list_prompts()).prompts}
+        seen["prompt"] = await session.get_prompt("weather__forecast_prompt", {"city": "Braga"})
+        seen["resources"] = {str(r.uri) for r in (await session.list_resources()).resources}
+        seen["resource"] = await session.read_resource("switchboard://weather/weather%3A%2F%2Fcities")
         notes.methods.clear()
         system.config_path.write_text(original + "\n  - name: weather\n    kind: mcp_server\n    enabled: false\n"
                                       f"    upstream: http://127.0.0.1:{weather['port']}/mcp\n    auth:\n      strategy: none\n")
@@ -267,8 +271,42 @@ def test_a_server_added_while_connected_is_announced_and_listed_then_disabled(sy
     assert "weather__weather_forecast" in seen["after"], seen["after"]
     assert not seen["call"].is_error and "Lisbon" in text_of(seen["call"]), text_of(seen["call"])
     assert [json.loads(line) for line in weather["call_log"].read_text().splitlines()] == [{"city": "Lisbon"}]
+    # Prompts and resources merge and route the same way (todo0 and GitHub have none: no error for that).
+    assert seen["prompts"] == {"weather__forecast_prompt"}, seen["prompts"]
+    assert "Braga" in json.dumps([m.content.model_dump() for m in seen["prompt"].messages]), seen["prompt"]
+    assert seen["resources"] == {"switchboard://weather/weather%3A%2F%2Fcities"}, seen["resources"]
+    (content,) = seen["resource"].contents
+    assert content.text == "Lisbon, Porto, Faro" and str(content.uri) == "switchboard://weather/weather%3A%2F%2Fcities", content
     assert not any(n.startswith("weather__") for n in seen["disabled"]), seen["disabled"]
     assert TODO_TOOLS <= seen["disabled"]
+
+
+def test_a_change_an_upstream_announces_itself_reaches_the_client(system: System, weather):
+    url = system.gateway.url + "/mcp"
+    original = system.config_path.read_text()
+    system.config_path.write_text(original + "\n  - name: weather\n    kind: mcp_server\n"
+                                  f"    upstream: http://127.0.0.1:{weather['port']}/mcp\n    auth:\n      strategy: none\n")
+    notes = Notes()
+    seen: dict[str, Any] = {}
+    try:
+        wait_until(lambda: connection_loaded(system, "weather"), 30, "the gateway to load 'weather'")
+
+        async def body(session: ClientSession) -> None:
+            seen["before"] = {t.name for t in (await session.list_tools()).tools}  # opens the upstream sessions
+            await anyio.sleep(1)  # the gateway follows each upstream session's stream (polled every 250 ms)
+            notes.methods.clear()
+            seen["scheduled"] = await session.call_tool("weather__add_alerts_tool", {})
+            with anyio.fail_after(20):
+                while "notifications/tools/list_changed" not in notes.methods:
+                    await anyio.sleep(0.1)
+            seen["after"] = {t.name for t in (await session.list_tools()).tools}
+
+        run(with_session, url, system.alice_id_token, body, notes)
+    finally:
+        system.config_path.write_text(original)
+        wait_until(lambda: connection_loaded(system, "weather", present=False), 30, "the gateway to drop 'weather'")
+    assert not seen["scheduled"].is_error, text_of(seen["scheduled"])
+    assert "weather__weather_alerts" not in seen["before"] and "weather__weather_alerts" in seen["after"], seen
 
 
 def test_an_upstream_that_restarts_is_reinitialised_transparently(system: System, weather):

@@ -661,3 +661,27 @@ def test_concurrent_writers_lose_no_update(todo0, todo_issuer):
     assert len(listed) == threads_n * per_thread, len(listed)
     assert {t["id"]: t["title"] for t in listed} == {t["id"]: t["title"] for t in created}
     assert len(rest_todos(todo0, token)) == threads_n * per_thread
+
+
+def test_sigterm_ends_an_open_get_stream_and_the_server_stops(fresh_todo0, todo_issuer):
+    """A client holding the server-to-client (GET) stream open must not hold a graceful shutdown
+    for the whole grace period: the stream ends, and todo0 exits on SIGTERM by itself (before,
+    each one kept todo0 until stop_process's SIGKILL)."""
+    todo0 = fresh_todo0
+    token = mint_access_token(todo_issuer, resource=todo0.resource, uid=new_user(), lifetime=3600)
+    headers = {"Authorization": f"Bearer {token}", "Accept": ACCEPT, "Content-Type": "application/json"}
+    init = requests.post(todo0.mcp_url, headers=headers, timeout=10, json={
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    assert init.status_code == 200, init.text
+    headers.update({"Mcp-Session-Id": init.headers["Mcp-Session-Id"], "MCP-Protocol-Version": LATEST_HANDSHAKE_VERSION,
+                    "Accept": "text/event-stream"})
+    stream = requests.get(todo0.mcp_url, headers=headers, stream=True, timeout=30)
+    assert stream.status_code == 200 and stream.headers["Content-Type"].startswith("text/event-stream")
+    assert next(stream.iter_lines()).startswith(b": stream open")
+    todo0.proc.terminate()
+    try:
+        code = todo0.proc.wait(timeout=8)  # stop_process's grace is 10 s
+    finally:
+        stream.close()
+    assert code == 0, f"todo0 exited with {code} after SIGTERM with a GET stream open{todo0.log_tail()}"

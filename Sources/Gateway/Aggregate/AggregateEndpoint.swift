@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import PluginAPI
 import SwitchboardJSON
+import Synchronization
 
 /// The gateway's own MCP server (Streamable HTTP): `/mcp` merges every MCP connection the
 /// user may reach, `/mcp/v/{name}` a virtual server's subset. Authenticated like every `/mcp`
@@ -197,28 +198,65 @@ struct AggregateEndpoint: Sendable {
             return GatewayError(code: "unknown_session", status: .notFound, message: "unknown or ended session").response()
         }
         let notes = session.listen()
+        let (holder, proxy) = (self.holder, self.proxy)
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .mcpSessionID: sessionID]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: ": stream open\n\n"))
-            // Keep-alives every 15 s, so proxies on the way do not cut an idle stream.
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                let keepAlive = AsyncStream<Void>.makeStream()
-                group.addTask {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .seconds(15))
-                        keepAlive.continuation.yield()
-                    }
-                }
-                defer { group.cancelAll() }
-                let merged = AsyncStream<ByteBuffer> { out in
-                    let a = Task { for await note in notes { out.yield(ByteBuffer(string: "event: message\ndata: " + String(decoding: note.encoded(), as: UTF8.self) + "\n\n")) }; out.finish() }
-                    let b = Task { for await _ in keepAlive.stream { out.yield(ByteBuffer(string: ": keep-alive\n\n")) } }
-                    out.onTermination = { _ in a.cancel(); b.cancel() }
-                }
-                for await chunk in merged { try await writer.write(chunk) }
+            let (chunks, feed) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(256))
+            let forward = Task {
+                for await note in notes { feed.yield(ByteBuffer(string: "event: message\ndata: " + String(decoding: note.encoded(), as: UTF8.self) + "\n\n")) }
+                feed.finish()  // the session ended
             }
+            // Keep-alives every 15 s, so proxies on the way do not cut an idle stream (and a
+            // client that left is noticed at the next write).
+            let keepAlive = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(15))
+                    feed.yield(ByteBuffer(string: ": keep-alive\n\n"))
+                }
+            }
+            // The upstreams' own notifications, from their streams, while this one is open.
+            let upstreams = Task { await Self.followUpstreams(of: session, holder: holder, proxy: proxy) }
+            defer {
+                forward.cancel()
+                keepAlive.cancel()
+                upstreams.cancel()
+            }
+            try await writer.write(ByteBuffer(string: ": stream open\n\n"))
+            for await chunk in chunks { try await writer.write(chunk) }
             try await writer.finish(nil)
         })
+    }
+
+    /// Follows the `GET` stream of every upstream session behind `session` (new ones as they
+    /// open, polled every 250 ms) and passes their list-changed notifications on, until cancelled.
+    /// A stream that ends soon after it opened (a server without one) is not asked again for
+    /// the same upstream session; one that ran a while (an idle cut) is.
+    static func followUpstreams(of session: AggregateSessions.Session, holder: RegistryHolder, proxy: ProxyHandler) async {
+        final class Followed: Sendable { let map = Mutex<[String: ObjectIdentifier]>([:]) }
+        let followed = Followed()
+        await withTaskGroup(of: Void.self) { group in
+            while !Task.isCancelled {
+                for name in session.upstream.connections {
+                    guard let upstream = session.upstream.current(name), upstream.id != nil else { continue }
+                    let key = ObjectIdentifier(upstream)
+                    guard followed.map.withLock({ f in
+                        if f[name] == key { return false }
+                        f[name] = key
+                        return true
+                    }) else { continue }
+                    let registry = holder.registry
+                    guard let connection = registry.byName[name] else { continue }
+                    let client = UpstreamMCP(proxy: proxy, registry: registry, connection: connection, caller: session.caller, sessions: session.upstream)
+                    group.addTask {
+                        let started = ContinuousClock.now
+                        await client.follow(upstream) { note in session.notify(note) }
+                        if ContinuousClock.now - started > .seconds(5) { followed.map.withLock { if $0[name] == key { $0[name] = nil } } }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            group.cancelAll()
+        }
     }
 
     /// Ends the session and the upstream sessions behind it.
@@ -250,6 +288,11 @@ struct AggregateEndpoint: Sendable {
                 }
             }
         }
+    }
+
+    /// Ends every open notification stream (graceful shutdown: the clients reconnect elsewhere).
+    func endStreams() {
+        for session in sessions.all { session.finish() }
     }
 
     // MARK: Changes

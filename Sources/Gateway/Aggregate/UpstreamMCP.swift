@@ -87,6 +87,20 @@ struct UpstreamMCP: Sendable {
         throw Failure(code: "upstream_session_lost", message: "the server keeps forgetting the session", status: 502)
     }
 
+    /// Reads the upstream session's `GET` stream (server-to-client messages) until it ends or
+    /// the task is cancelled, calling `onNote` with each list-changed notification in it.
+    func follow(_ session: UpstreamSession, _ onNote: @escaping @Sendable (JSONValue) -> Void) async {
+        var headers = Self.headers(session)
+        headers.replaceOrAdd(name: "Accept", value: "text/event-stream")
+        headers.remove(name: "Content-Type")
+        let response = await proxy.callMCP(connection, in: registry, for: caller, method: .get, headers: headers, body: nil)
+        guard response.status == .ok, response.headers[.contentType]?.lowercased().hasPrefix("text/event-stream") == true else {
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            return
+        }
+        try? await response.body.write(NotificationWriter(onNote: onNote))
+    }
+
     /// Ends the upstream session, if there is one (best effort).
     func close() async {
         guard let session = sessions.take(connection.name), let id = session.id else { return }
@@ -167,6 +181,24 @@ struct UpstreamMCP: Sendable {
             ?? "the server answered \(status)"
         return Failure(code: code, message: message, status: status, interactionURI: json?["interaction_uri"]?.string ?? data?["interaction_uri"]?.string)
     }
+}
+
+/// Feeds an event stream to ``SSEParser`` and hands on the list-changed notifications in it.
+private struct NotificationWriter: ResponseBodyWriter {
+    let onNote: @Sendable (JSONValue) -> Void
+    var parser = SSEParser()
+
+    init(onNote: @escaping @Sendable (JSONValue) -> Void) { self.onNote = onNote }
+
+    mutating func write(_ chunk: ByteBuffer) async throws {
+        try Task.checkCancellation()
+        for event in parser.feed(chunk.readableBytesView) {
+            guard let message = JSONValue.parse(Array(event.utf8)), let method = message["method"]?.string, method.hasSuffix("/list_changed") else { continue }
+            onNote(["jsonrpc": "2.0", "method": .string(method)])
+        }
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
 
 private extension ResponseBody {
