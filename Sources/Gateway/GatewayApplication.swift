@@ -80,7 +80,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
     let server: HTTPServerBuilder
     if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
-        let fast = ProxyFastPath(proxy: proxy)
+        let fast = ProxyFastPath(proxy: proxy, aggregate: aggregate)
         server = HTTPServerBuilder { responder in GatewayHTTP1Channel(responder: responder, fastPath: fast) }
     } else {
         server = .http1()

@@ -41,12 +41,13 @@ import Upstream
             pool: HTTP1ConnectionPool(maxPerOrigin: 4, connectTimeout: .seconds(2), idleTimeout: .seconds(10)), fallback: HTTPClient.shared)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: SystemClock())
+        let fastPath = ProxyFastPath(proxy: proxy, aggregate: AggregateEndpoint(holder: holder, proxy: proxy, logger: logger))
 
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: "/rest/svc/thing",
             headers: ["host": "gateway.test", "authorization": "Bearer \(issuer.idToken())"])
         // Admitted by the event-loop driver under generation 1 (a first call: token not verified yet).
-        let taken = try #require(ProxyFastPath(proxy: proxy).take(head))
+        let taken = try #require(fastPath.take(head))
         #expect(taken.registry.generation == 1)
 
         try Self.yaml(issuer: issuer.issuer, upstream: second.baseURL).write(toFile: path, atomically: true, encoding: .utf8)
@@ -62,7 +63,7 @@ import Upstream
         #expect(second.requests.isEmpty)
 
         // A call admitted now goes to the new upstream.
-        let next = try #require(ProxyFastPath(proxy: proxy).take(head))
+        let next = try #require(fastPath.take(head))
         #expect(next.registry.generation == 2)
 
         await upstreamClient.shutdown()

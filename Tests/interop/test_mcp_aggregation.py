@@ -202,6 +202,50 @@ def test_calls_are_routed_under_alices_own_credential_per_server(system: System)
     assert github["aud"] in (GITHUB_AUDIENCE, GITHUB_AUDIENCE + "/mcp"), github
 
 
+def proxied_lines(system: System, connection: str) -> list[str]:
+    return [line for line in system.gateway.log_text().splitlines() if "proxied" in line and f"connection={connection}" in line]
+
+
+def test_warm_calls_via_mcp_take_the_event_loop_and_answer_like_the_direct_route(system: System):
+    """The second and later tools/call in a session (token verified, credential and upstream
+    session at hand) are forwarded by the event-loop driver: the access log says `via=event-loop`
+    for them, the first (which opens the upstream session) `via=aggregate`; the answers carry the
+    gateway's session id, never the upstream's, and say what the direct route says."""
+    url = system.gateway.url + "/mcp"
+    out: dict[str, Any] = {}
+    before = len(proxied_lines(system, "todo0"))
+
+    async def body(session: ClientSession) -> None:
+        out["results"] = [await session.call_tool("todo0__get-todos", {}) for _ in range(4)]
+
+    responses: list = []
+
+    async def scenario() -> None:
+        async with http(system.alice_id_token) as client:
+            async def record(resp: httpx2.Response) -> None:
+                responses.append((resp.request.method, resp.status_code, resp.headers.get("mcp-session-id")))
+            client.event_hooks["response"] = [record]
+            async with streamable_http_client(url, http_client=client) as (read, write):
+                async with ClientSession(read, write) as session:
+                    with anyio.fail_after(CALL_TIMEOUT):
+                        await session.initialize()
+                        await body(session)
+
+    run(scenario)
+    texts = [text_of(r) for r in out["results"]]
+    assert not any(r.is_error for r in out["results"]) and len(set(texts)) == 1, texts
+    direct = requests.post(system.mcp_url("todo0"), json={"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "d", "version": "1"}}},
+        headers={"Authorization": f"Bearer {system.alice_id_token}", "Accept": "application/json, text/event-stream"}, timeout=30)
+    assert direct.status_code == 200, direct.text
+    upstream_session = direct.headers["Mcp-Session-Id"]
+    sessions = {sid for method, status, sid in responses if method == "POST" and status == 200}
+    assert len(sessions) == 1 and upstream_session not in sessions, responses
+    lines = proxied_lines(system, "todo0")[before:]
+    via = [line.split("via=", 1)[1].split()[0] for line in lines if "method=POST" in line]
+    assert via.count("event-loop") >= 3 and "aggregate" in via, lines
+
+
 def test_raw_protocol_step_up_unknown_tools_sessions(system: System):
     url = system.gateway.url + "/mcp"
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",

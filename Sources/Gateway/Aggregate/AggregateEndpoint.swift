@@ -56,24 +56,54 @@ struct AggregateEndpoint: Sendable {
 
     func handle(_ request: Request, route: Route) async -> Response {
         let registry = holder.registry  // the one read: this request keeps this generation
-        var filter: VirtualServer?
-        if let name = route.virtualName {
-            guard let server = registry.plan.virtualServers.first(where: { $0.name == name }) else {
-                return GatewayError(code: "unknown_virtual_server", status: .notFound, message: "no virtual server is named '\(name)'").response()
-            }
-            filter = server
-        }
+        let filter: VirtualServer?
         let caller: CallerIdentity
-        do {
-            caller = try await registry.authenticator.authenticate(request.headers[.authorization])
-        } catch {
-            return error.response()
+        switch await admit(route: route, authorization: request.headers[.authorization], registry: registry) {
+        case .refused(let response): return response
+        case .admitted(let c, let f): (caller, filter) = (c, f)
         }
         switch request.method {
-        case .post: return await post(request, registry: registry, caller: caller, route: route, filter: filter)
+        case .post:
+            guard let body = try? await request.body.collect(upTo: Self.maxBody) else {
+                return Self.rpcError(.badRequest, id: .null, code: -32700, "parse error: the body could not be read (or exceeds 1 MiB)")
+            }
+            return await post(headers: request.headers, body: body, registry: registry, caller: caller, route: route, filter: filter)
         case .get: return get(request, caller: caller, route: route)
         case .delete: return delete(request, registry: registry, caller: caller, route: route)
         default: return GatewayError(code: "method_not_allowed", status: .methodNotAllowed, message: "\(request.method.rawValue) is not allowed on the MCP endpoint", headers: [.allow: "GET, POST, DELETE"]).response()
+        }
+    }
+
+    /// A `POST /mcp` the event-loop driver read whole and could not forward itself (see
+    /// ``ProxyFastPath/routeAggregate(_:)``), under the registry generation it was taken with.
+    func handOver(_ call: ProxyFastPath.AggregateCall) async -> Response {
+        let route = Route.all
+        switch await admit(route: route, authorization: call.head.headers.first(name: "authorization"), registry: call.registry) {
+        case .refused(let response): return response
+        case .admitted(let caller, let filter):
+            return await post(headers: HTTPFields(wire: call.head.headers), body: call.body ?? ByteBuffer(), registry: call.registry,
+                              caller: caller, route: route, filter: filter)
+        }
+    }
+
+    private enum Admission {
+        case admitted(CallerIdentity, VirtualServer?)
+        case refused(Response)
+    }
+
+    /// The virtual server a route names (if any) and the verified caller, or the refusal.
+    private func admit(route: Route, authorization: String?, registry: Registry) async -> Admission {
+        var filter: VirtualServer?
+        if let name = route.virtualName {
+            guard let server = registry.plan.virtualServers.first(where: { $0.name == name }) else {
+                return .refused(GatewayError(code: "unknown_virtual_server", status: .notFound, message: "no virtual server is named '\(name)'").response())
+            }
+            filter = server
+        }
+        do {
+            return .admitted(try await registry.authenticator.authenticate(authorization), filter)
+        } catch {
+            return .refused(error.response())
         }
     }
 
@@ -119,12 +149,12 @@ struct AggregateEndpoint: Sendable {
 
     // MARK: POST
 
-    private func post(_ request: Request, registry: Registry, caller: CallerIdentity, route: Route, filter: VirtualServer?) async -> Response {
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+    private func post(headers: HTTPFields, body: ByteBuffer, registry: Registry, caller: CallerIdentity, route: Route, filter: VirtualServer?) async -> Response {
+        if let type = headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             return GatewayError(code: "unsupported_media_type", status: .unsupportedMediaType, message: "send JSON-RPC as application/json").response()
         }
-        guard let body = try? await request.body.collect(upTo: Self.maxBody), let message = JSONValue.parse(body.readableBytesView) else {
-            return Self.rpcError(.badRequest, id: .null, code: -32700, "parse error: the body is not JSON (or exceeds 1 MiB)")
+        guard let message = JSONValue.parse(body.readableBytesView) else {
+            return Self.rpcError(.badRequest, id: .null, code: -32700, "parse error: the body is not JSON")
         }
         guard case .object(let fields) = message, fields["jsonrpc"] == "2.0" else {
             if case .array = message { return Self.rpcError(.badRequest, id: .null, code: -32600, "JSON-RPC batches are not supported") }
@@ -137,7 +167,7 @@ struct AggregateEndpoint: Sendable {
 
         let session: AggregateSessions.Session
         var stateless = false
-        if request.headers[.mcpProtocolVersion] == Self.statelessVersion || params["_meta"]?[Self.metaVersion]?.string == Self.statelessVersion {
+        if headers[.mcpProtocolVersion] == Self.statelessVersion || params["_meta"]?[Self.metaVersion]?.string == Self.statelessVersion {
             stateless = true
             session = sessions.implicit(caller: caller, protocolVersion: Self.statelessVersion, virtualServer: route.virtualName)
         } else if method == "initialize" {
@@ -154,13 +184,13 @@ struct AggregateEndpoint: Sendable {
             response.headers[.mcpSessionID] = opened.id
             return response
         } else {
-            guard let sessionID = request.headers[.mcpSessionID] else {
+            guard let sessionID = headers[.mcpSessionID] else {
                 return Self.rpcError(.badRequest, id: id, code: -32600, "missing Mcp-Session-Id: call initialize first")
             }
             guard let found = sessions.find(sessionID, caller: caller, virtualServer: route.virtualName) else {
                 return Self.rpcError(.notFound, id: id, code: -32001, "unknown or ended session: initialize again")
             }
-            if let version = request.headers[.mcpProtocolVersion], version != found.protocolVersion {
+            if let version = headers[.mcpProtocolVersion], version != found.protocolVersion {
                 return Self.rpcError(.badRequest, id: id, code: -32600, "MCP-Protocol-Version '\(version)' is not the negotiated '\(found.protocolVersion)'")
             }
             session = found
@@ -341,9 +371,9 @@ struct AggregateEndpoint: Sendable {
             }
             return reply(id: id, result: result)
         case .relayed(let relayed):
-            var headers: HTTPFields = [.contentType: relayed.contentType ?? "application/json", .cacheControl: "no-store"]
-            if let stepUp = relayed.stepUp { headers[HTTPField.Name(HeaderFilter.stepUpHeader)!] = stepUp }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: relayed.body))
+            // As the event-loop driver passes it on (``ProxyFastPath/routeAggregate(_:)``): the
+            // upstream's answer as the pipeline shaped it; `withSession` puts the gateway's session id in.
+            return Response(status: .ok, headers: relayed.headers, body: .init(byteBuffer: relayed.body))
         case .error(let code, let message, let data):
             var error: [String: JSONValue] = ["code": .number(Double(code)), "message": .string(message)]
             if let data { error["data"] = data }

@@ -198,7 +198,7 @@ struct Aggregator: Sendable {
     }
 
     /// The reachable connection a prefixed name routes to, and the upstream's own name.
-    private func route(_ name: String) -> (Connection, String)? {
+    func route(_ name: String) -> (Connection, String)? {
         guard let (connection, own) = AggregateNames.split(name, known: { reachable($0) != nil }), let found = reachable(connection) else { return nil }
         return (found, own)
     }

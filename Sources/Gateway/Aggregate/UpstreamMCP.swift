@@ -62,9 +62,9 @@ struct UpstreamMCP: Sendable {
     /// The upstream's answer as it came (a 200: JSON or an event stream), for a request sent
     /// with the client's own JSON-RPC id: passed on without being parsed or written again.
     struct Relayed: Sendable {
-        var contentType: String?
+        /// As the pipeline shaped them (the upstream's session id among them: the endpoint puts its own in).
+        var headers: HTTPFields
         var body: ByteBuffer
-        var stepUp: String?
     }
 
     /// Sends a request with the client's `id` and returns the answer's bytes (`tools/call`:
@@ -77,7 +77,7 @@ struct UpstreamMCP: Sendable {
         for attempt in 0..<2 {
             let (status, headers, answer) = await post(body, session: session)
             if status == 200 {
-                return Relayed(contentType: headers[.contentType], body: answer, stepUp: headers[HTTPField.Name(HeaderFilter.stepUpHeader)!])
+                return Relayed(headers: headers, body: answer)
             }
             let failure = failure(status: status, body: answer)
             guard status == 404, attempt == 0 else { throw failure }

@@ -18,6 +18,9 @@ import Upstream
 /// the task pool cost more than the proxying itself (bench/results/notes.md).
 struct ProxyFastPath: Sendable {
     let proxy: ProxyHandler
+    /// The gateway's own `/mcp` endpoint: its routed calls are forwarded here when they can be
+    /// (``routeAggregate(_:)``), and handed to it when not.
+    let aggregate: AggregateEndpoint
 
     /// Methods the event-loop path forwards (HEAD's `Content-Length` describes a body that does
     /// not come; OPTIONS, TRACE and CONNECT are rare and left to the async path).
@@ -41,6 +44,10 @@ struct ProxyFastPath: Sendable {
         let authorization: String
         let origin: UpstreamOrigin
         var body: ByteBuffer?
+        /// For a `tools/call` taken at `/mcp`: the client's request as it came (handed to the
+        /// endpoint when this driver cannot finish it) and the gateway session whose id the
+        /// answer carries instead of the upstream's.
+        var aggregate: (call: AggregateCall, sessionID: String)?
 
         var authenticator: InboundAuthenticator { registry.authenticator }
 
@@ -106,6 +113,8 @@ struct ProxyFastPath: Sendable {
     /// the async driver's writer handles.
     struct AnswerRule: Sendable {
         let policy: AnswerPolicy
+        /// A call taken at `/mcp`: only a plain 200 is passed on here (the endpoint words the rest).
+        var aggregate = false
 
         /// Framing this driver's writer does not do (1xx, 204, 304).
         static func framingNeedsAsyncPath(_ head: HTTPResponseHead) -> Bool {
@@ -121,14 +130,14 @@ struct ProxyFastPath: Sendable {
 
         /// Whether a streamed answer can be relayed here as it comes (nothing to judge in it).
         func relays(_ head: HTTPResponseHead) -> Bool {
-            guard !Self.framingNeedsAsyncPath(head) else { return false }
+            guard !Self.framingNeedsAsyncPath(head), !aggregate || head.status == .ok else { return false }
             if case .pass = decision(head) { return true }
             return false
         }
 
         /// Whether a whole answer goes to the async driver (which replays the call).
         func needsAsyncPath(_ head: HTTPResponseHead, body: ByteBuffer) -> Bool {
-            if Self.framingNeedsAsyncPath(head) { return true }
+            if Self.framingNeedsAsyncPath(head) || (aggregate && head.status != .ok) { return true }
             switch decision(head) {
             case .pass: return false
             case .refresh, .stepUp: return true
@@ -139,7 +148,7 @@ struct ProxyFastPath: Sendable {
     }
 
     func answerRule(for request: Request) -> AnswerRule {
-        AnswerRule(policy: request.answerPolicy(body: request.body))
+        AnswerRule(policy: request.answerPolicy(body: request.body), aggregate: request.aggregate != nil)
     }
 
     /// Records the answer and returns the head to send back.
@@ -147,7 +156,7 @@ struct ProxyFastPath: Sendable {
         let recorder = proxy.recorder
         recorder.answered(request, status: Int(head.status.code))
         recorder.log(request, status: Int(head.status.code), bytes: bodyLength)
-        return HTTPResponseHead(version: .http1_1, status: head.status, headers: ResponseShaper.headers(from: head.headers, contentLength: bodyLength))
+        return Self.sessionPutBack(request, HTTPResponseHead(version: .http1_1, status: head.status, headers: ResponseShaper.headers(from: head.headers, contentLength: bodyLength)))
     }
 
     /// Records a relayed answer and returns the head to send back: its length as the upstream
@@ -155,7 +164,15 @@ struct ProxyFastPath: Sendable {
     func relayedHead(_ request: Request, head: HTTPResponseHead) -> HTTPResponseHead {
         proxy.recorder.answered(request, status: Int(head.status.code))
         let length = head.headers.first(name: "content-length").flatMap { Int($0) }
-        return HTTPResponseHead(version: .http1_1, status: head.status, headers: ResponseShaper.headers(from: head.headers, contentLength: length))
+        return Self.sessionPutBack(request, HTTPResponseHead(version: .http1_1, status: head.status, headers: ResponseShaper.headers(from: head.headers, contentLength: length)))
+    }
+
+    /// A call taken at `/mcp` answers with the gateway's session id, never the upstream's.
+    private static func sessionPutBack(_ request: Request, _ head: HTTPResponseHead) -> HTTPResponseHead {
+        guard let sessionID = request.aggregate?.sessionID else { return head }
+        var head = head
+        head.headers.replaceOrAdd(name: "Mcp-Session-Id", value: sessionID)
+        return head
     }
 
     /// The gateway error for a failed upstream call, recorded as the async driver records it.

@@ -23,6 +23,8 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case idle
         /// Reading the body of a request this handler took.
         case collecting(ProxyFastPath.Request)
+        /// Reading the body of a `POST /mcp` (its body says where it goes).
+        case collectingAggregate(ProxyFastPath.AggregateCall)
         /// Its answer is on the way.
         case answering
     }
@@ -79,9 +81,15 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         switch state {
         case .idle:
             if case .head(let head) = part {
-                if handedUp == 0, !quiescePending, let request = path.take(head) {
-                    state = .collecting(request)
-                    return
+                if handedUp == 0, !quiescePending {
+                    if let request = path.take(head) {
+                        state = .collecting(request)
+                        return
+                    }
+                    if let call = path.takeAggregate(head) {
+                        state = .collectingAggregate(call)
+                        return
+                    }
                 }
                 handedUp += 1
             }
@@ -105,6 +113,24 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
                     verifyThenForward(request, context: context)
                 } else {
                     forward(request, context: context)
+                }
+            }
+        case .collectingAggregate(let call):
+            switch part {
+            case .head:
+                context.fireErrorCaught(ChannelError.inappropriateOperationForState)
+            case .body(var chunk):
+                if call.body == nil {
+                    call.body = chunk
+                } else {
+                    call.body!.writeBuffer(&chunk)
+                }
+            case .end:
+                state = .answering
+                if let request = path.routeAggregate(call) {
+                    forward(request, context: context)
+                } else {
+                    handOver(call)
                 }
             }
         case .answering:
@@ -156,7 +182,12 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         switch result {
         case .failure(let error):
-            respondAsync(path.failure(request, error: error).response())
+            let failure = path.failure(request, error: error)
+            if let (call, _) = request.aggregate {
+                handOver(call)  // the endpoint words it (a tool error)
+                return
+            }
+            respondAsync(failure.response())
         case .success(let start):
             if case .relayed = start.body { return }  // the relay writes it (below)
             guard case .whole(let body) = start.body, !rule.needsAsyncPath(start.head, body: body) else {
@@ -242,6 +273,12 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The async path takes over, with the answer already received (or, for a first call
     /// whose credential needs the plugin, from the start).
     private func handOver(_ request: ProxyFastPath.Request, prefetched: HTTPClientResponse?) {
+        if let (call, _) = request.aggregate {
+            // Not the direct pipeline's answer: the endpoint's (a refresh or a step-up replays
+            // the call there, a lost upstream session is opened again, a refusal is a tool error).
+            handOver(call)
+            return
+        }
         let proxy = path.proxy
         let exchange: ProxyExchange = request
         exchange.driver = .handOver
@@ -250,6 +287,16 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))
         Task {
             let response = await proxy.takeOver(exchange, headers: headers, body: body, prefetched: prefetched)
+            await writer.send(response)
+        }
+    }
+
+    /// A `POST /mcp` this driver read whole goes to the endpoint, and its answer back out here.
+    private func handOver(_ call: ProxyFastPath.AggregateCall) {
+        let aggregate = path.aggregate
+        let writer = ChannelResponseWriter(handler: NIOLoopBound(self, eventLoop: context!.eventLoop))
+        Task {
+            let response = await aggregate.handOver(call)
             await writer.send(response)
         }
     }
@@ -322,7 +369,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         switch state {
         case .idle:
             context.fireErrorCaught(error)
-        case .collecting:
+        case .collecting, .collectingAggregate:
             // The request being read is broken: nothing was sent upstream yet.
             state = .idle
             context.fireErrorCaught(error)

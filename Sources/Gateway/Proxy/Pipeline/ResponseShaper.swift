@@ -31,13 +31,19 @@ enum ResponseShaper {
     /// The same fields as Hummingbird's type, for the async driver's answers. `contentLength`:
     /// the body's, when known (Hummingbird chunks a stream without one).
     static func fields(from upstream: HTTPHeaders, contentLength: Int?, widened: Set<String>) -> HTTPFields {
-        let headers = headers(from: upstream, contentLength: contentLength, widened: widened)
-        var out = HTTPFields()
-        out.reserveCapacity(headers.count)
+        HTTPFields(wire: headers(from: upstream, contentLength: contentLength, widened: widened))
+    }
+}
+
+extension HTTPFields {
+    /// The proxy's wire headers as Hummingbird's type, names as sent (for the edges where a
+    /// Hummingbird response is built, or a request read whole by the event-loop driver goes on).
+    init(wire headers: HTTPHeaders) {
+        self.init()
+        reserveCapacity(headers.count)
         for (name, value) in headers {
             guard let fieldName = HTTPField.Name(name) else { continue }
-            out.append(HTTPField(name: fieldName, value: value))
+            append(HTTPField(name: fieldName, value: value))
         }
-        return out
     }
 }
