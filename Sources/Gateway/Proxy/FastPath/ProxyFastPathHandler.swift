@@ -97,44 +97,38 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.fireChannelRead(wrapInboundOut(part))
             handedUpOutsideRead = true
         case .collecting(let request):
-            switch part {
-            case .head:
-                // The decoder ends a request before the next head; never reached.
-                context.fireErrorCaught(ChannelError.inappropriateOperationForState)
-            case .body(var chunk):
-                if request.body == nil {
-                    request.body = chunk
-                } else {
-                    request.body!.writeBuffer(&chunk)
-                }
-            case .end:
-                state = .answering
-                if request.caller == nil {
-                    verifyThenForward(request, context: context)
-                } else {
-                    forward(request, context: context)
-                }
+            guard let ended = Self.collect(part, into: &request.body, context: context), ended else { return }
+            state = .answering
+            if request.caller == nil {
+                verifyThenForward(request, context: context)
+            } else {
+                forward(request, context: context)
             }
         case .collectingAggregate(let call):
-            switch part {
-            case .head:
-                context.fireErrorCaught(ChannelError.inappropriateOperationForState)
-            case .body(var chunk):
-                if call.body == nil {
-                    call.body = chunk
-                } else {
-                    call.body!.writeBuffer(&chunk)
-                }
-            case .end:
-                state = .answering
-                if let request = path.routeAggregate(call) {
-                    forward(request, context: context)
-                } else {
-                    handOver(call)
-                }
+            guard let ended = Self.collect(part, into: &call.body, context: context), ended else { return }
+            state = .answering
+            if let request = path.routeAggregate(call) {
+                forward(request, context: context)
+            } else {
+                handOver(call)
             }
         case .answering:
             waiting.append(part)
+        }
+    }
+
+    /// A part of a request this handler reads whole: true at its end, false for a body part,
+    /// nil for a head (the decoder ends a request before the next head; never reached).
+    private static func collect(_ part: HTTPServerRequestPart, into body: inout ByteBuffer?, context: ChannelHandlerContext) -> Bool? {
+        switch part {
+        case .head:
+            context.fireErrorCaught(ChannelError.inappropriateOperationForState)
+            return nil
+        case .body(var chunk):
+            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+            return false
+        case .end:
+            return true
         }
     }
 
