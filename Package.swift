@@ -249,7 +249,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "OAuthCore", "PluginAPI", "PluginTestKit", "StandardPlugins", "SwitchboardTesting",
+                "Gateway", "OAuthCore", "PluginAPI", "PluginTestKit", "StandardPlugins", "SwitchboardJSON", "SwitchboardTesting",
                 "Upstream", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioConcurrencyHelpers, nioCore,
                 nioHTTP1, nioPosix, serviceLifecycle,
             ],

@@ -93,6 +93,7 @@ extension IdentityProvider {
             "preferred_username": user.username, "amr": ["pwd"], "jti": RandomToken.make(bytes: 16),
         ]
         if let nonce = record.nonce { idClaims["nonce"] = nonce }
+        if let groups = user.groups, !groups.isEmpty { idClaims["groups"] = groups }
         let scopes = record.scope.split(separator: " ").map(String.init)
         let atClaims: [String: any Sendable] = [
             "iss": issuer, "sub": user.id, "aud": issuer, "client_id": web.clientID, "scp": scopes, "uid": user.id,

@@ -14,6 +14,9 @@ public struct IdPConfig: Codable, Sendable {
         public var id: String
         public var name: String
         public var email: String
+        /// Group names, carried in ID tokens as the `groups` claim (as an Okta org's groups
+        /// claim is), so that group rules of gateway policies can be tried offline.
+        public var groups: [String]?
     }
 
     /// An OIDC web client (the agent's browser app).
@@ -123,8 +126,8 @@ public struct IdPConfig: Codable, Sendable {
 
     static let developmentYAML = """
         users:
-          - {username: alice, password: alice-dev-password, id: 00u-alice, name: Alice Example, email: alice@example.test}
-          - {username: bob, password: bob-dev-password, id: 00u-bob, name: Bob Example, email: bob@example.test}
+          - {username: alice, password: alice-dev-password, id: 00u-alice, name: Alice Example, email: alice@example.test, groups: [admins, everyone]}
+          - {username: bob, password: bob-dev-password, id: 00u-bob, name: Bob Example, email: bob@example.test, groups: [everyone]}
         web_clients:
           - client_id: agent0
             client_secret: agent0-dev-secret

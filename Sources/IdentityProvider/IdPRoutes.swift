@@ -55,7 +55,7 @@ struct IdPRoutes: Sendable {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"], "code_challenge_methods_supported": ["S256"],
             "grant_types_supported": ["authorization_code", IdentityProvider.tokenExchangeGrant],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "email", "name", "uid", "preferred_username"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "email", "name", "uid", "preferred_username", "groups"],
         ]
     }
 

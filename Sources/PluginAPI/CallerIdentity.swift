@@ -17,6 +17,9 @@ public struct CallerIdentity: Sendable, Hashable {
     public var email: String?
     /// `name`, when the token carries it.
     public var name: String?
+    /// Every claim of the ID token, each as its values in text (a scalar has one, an array such
+    /// as `groups` one per element): what authorization policies match on.
+    public var claims: [String: [String]]
     /// When the ID token expires.
     public var expiresAt: Date
     /// The raw ID token, for token exchange. Redacted in every description.
@@ -24,8 +27,9 @@ public struct CallerIdentity: Sendable, Hashable {
 
     public init(
         subject: String, issuer: String, audience: String, userID: String? = nil, email: String? = nil,
-        name: String? = nil, expiresAt: Date, subjectToken: SubjectToken
+        name: String? = nil, claims: [String: [String]] = [:], expiresAt: Date, subjectToken: SubjectToken
     ) {
+        self.claims = claims
         self.subject = subject
         self.issuer = issuer
         self.userKey = Self.userKey(issuer: issuer, subject: subject)

@@ -1,6 +1,7 @@
 import Foundation
 @testable import Gateway
 import PluginAPI
+import SwitchboardJSON
 import OAuthCore
 import StandardPlugins
 import Testing
@@ -112,7 +113,7 @@ struct UnitConfigLoaderTests {
             """)
         expectOneError(
             errors, line: 2, column: 1, message: ["unknown key 'colour'"],
-            hint: ["known keys here: agent, connections, gateway, users, version"])
+            hint: ["known keys here: agent, connections, gateway, policies, users, version, virtual_servers"])
     }
 
     @Test func unknownKeyInsideConnectionListsKnownKeys() {
@@ -800,5 +801,102 @@ struct UnitVirtualServerConfigTests {
         #expect(errors.count == 2, "\(errors)")
         #expect(errors.contains { $0.message.contains("contains '__'") && $0.location?.line == 6 })
         #expect(errors.contains { $0.message.contains("'/mcp/v' is the gateway's own") && $0.location?.line == 10 })
+    }
+}
+
+// MARK: - policies
+
+@Suite("Unit: RegistryLoader, policies")
+struct UnitPolicyConfigTests {
+    /// `todo0` (MCP) with `policy` (indented under it) and `github` (REST), then `tail` at the top level.
+    static func yaml(policy: String = "", tail: String = "") -> String {
+        """
+        version: 1
+        users:
+          issuer: http://127.0.0.1:9000
+          audience: agent0
+        connections:
+          - name: todo0
+            kind: mcp_server
+            upstream: http://127.0.0.1:5002/mcp
+            auth: { strategy: none }
+        \(policy)
+          - name: github
+            kind: application
+            upstream: http://127.0.0.1:7000
+            auth: { strategy: none }
+        \(tail)
+        """
+    }
+
+    static func facts(_ connection: String, tool: String? = nil, arguments: JSONValue? = nil, rest: (String, String)? = nil, groups: [String] = []) -> CallFacts {
+        var f = CallFacts(connection: connection, claims: ["sub": ["u1"], "groups": groups, "email": ["bob@example.test"]])
+        if let rest { f.rest = rest } else { f.mcp = .init(method: tool == nil ? "tools/list" : "tools/call", tool: tool, arguments: arguments) }
+        return f
+    }
+
+    @Test func rulesLoadAndDecideFirstMatchThenTheDefault() throws {
+        let plan = try unitLoad(Self.yaml(policy: """
+                policy:
+                  default: deny
+                  rules:
+                    - name: readers
+                      allow: { tool: "get-*" }
+                    - name: admins-manage
+                      allow:
+                        tool: "*-todo"
+                        claims: { groups: { contains: admins } }
+            """, tail: """
+            policies:
+              - name: acme-only
+                deny:
+                  connection: "todo*"
+                  tool: create-todo
+                  arguments: { /owner: { not_equals: acme } }
+              - name: no-bob-rest
+                deny:
+                  rest_method: GET
+                  path: /user/*
+                  claims: { email: { regex: "bob@.*" } }
+            """))
+        let todo = try #require(plan.connections.first { $0.descriptor.name == "todo0" })
+        let github = try #require(plan.connections.first { $0.descriptor.name == "github" })
+        func decide(_ f: CallFacts, _ c: RegistryPlan.PlannedConnection) -> PolicyDecision {
+            Policy.decide(f, global: plan.policies, connection: c.policy)
+        }
+        #expect(decide(Self.facts("todo0", tool: "get-todos"), todo) == .allow)
+        #expect(decide(Self.facts("todo0", tool: "delete-todo"), todo) == .deny(rule: nil), "no rule allows it: the default")
+        #expect(decide(Self.facts("todo0", tool: "delete-todo", groups: ["admins"]), todo) == .allow)
+        #expect(decide(Self.facts("todo0", tool: "create-todo", arguments: ["owner": "other"], groups: ["admins"]), todo) == .deny(rule: "acme-only"),
+                "the top-level rules come first")
+        #expect(decide(Self.facts("todo0", tool: "create-todo", arguments: ["owner": "acme"], groups: ["admins"]), todo) == .allow)
+        #expect(decide(Self.facts("github", rest: ("GET", "/user/repos")), github) == .deny(rule: "no-bob-rest"))
+        #expect(decide(Self.facts("github", rest: ("POST", "/user/repos")), github) == .allow)
+        #expect(!Policy.isOpen(global: plan.policies, connection: github.policy, name: "github"))
+        // Listing: rules on arguments are passed over (create-todo may be called for acme).
+        #expect(Policy.decide(Self.facts("todo0", tool: "create-todo", groups: ["admins"]), global: plan.policies, connection: todo.policy, listing: true) == .allow)
+    }
+
+    @Test(arguments: [
+        ("        - name: r\n          deny: { claims: { email: { regex: \"([a-z\" } } }", 13, 45, "not a valid regular expression"),
+        ("        - name: r\n          deny: { claims: { email: { like: x } } }", 13, 38, "unknown operator 'like'"),
+        ("        - name: r\n          deny: { tool: \"[abc\" }", 13, 25, "never closed"),
+        ("        - name: r\n          deny: { tool: x, rest_method: GET }", 12, 11, "can never match"),
+        ("        - name: r\n          deny: { path: /x }", 12, 11, "REST conditions on a connection of kind mcp_server"),
+        ("        - name: r\n          deny: { arguments: { owner: x } }", 13, 32, "is not a JSON pointer"),
+        ("        - name: r\n          deny: { claims: { groups: { in: [] } } }", 13, 43, "can never match anything"),
+        ("        - name: r\n          deny: { connection: x }", 13, 19, "cannot name connections"),
+        ("        - deny: {}", 12, 11, "needs a 'name'"),
+    ])
+    func badRulesAreErrorsAtTheirLineAndColumn(_ rule: String, _ line: Int, _ column: Int, _ message: String) {
+        let errors = unitErrors(Self.yaml(policy: "    policy:\n      rules:\n" + rule))
+        #expect(errors.count == 1, "\(errors)")
+        #expect(errors.first?.location?.line == line && errors.first?.location?.column == column, "\(errors)")
+        #expect(errors.first?.message.contains(message) == true, "\(errors)")
+    }
+
+    @Test func aTopLevelRuleForNoConnectionIsAWarning() throws {
+        let plan = try unitLoad(Self.yaml(tail: "policies:\n  - name: r\n    deny: { connection: weather }"))
+        #expect(plan.warnings.count == 1 && plan.warnings[0].contains("'weather' matches no connection"), "\(plan.warnings)")
     }
 }

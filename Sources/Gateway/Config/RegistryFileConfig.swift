@@ -15,9 +15,12 @@ public struct RegistryFileConfig: Decodable, Sendable {
     public var connections: [ConnectionConfig]
     /// Named subsets of the merged `/mcp` tools, each served at `/mcp/v/{name}`.
     public var virtualServers: [VirtualServerConfig]?
+    /// Authorization rules for every connection, evaluated before each connection's own
+    /// (read from the node by the validation, for line:column in every message).
+    public var policies: ConfigNode?
 
     enum CodingKeys: String, CodingKey {
-        case version, gateway, agent, users, connections
+        case version, gateway, agent, users, connections, policies
         case virtualServers = "virtual_servers"
     }
 }
@@ -77,9 +80,11 @@ public struct ConnectionConfig: Decodable, Sendable {
     public var auth: ConfigNode?
     public var timeouts: TimeoutsConfig?
     public var maxRequestBody: ConfigByteSize?
+    /// `{default: allow|deny, rules: [...]}`: who may call what here (see ``PolicyRule``).
+    public var policy: ConfigNode?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, title, enabled, upstream, issuer, resource, route, auth, timeouts
+        case name, kind, title, enabled, upstream, issuer, resource, route, auth, timeouts, policy
         case registrationID = "registration_id"
         case maxRequestBody = "max_request_body"
     }

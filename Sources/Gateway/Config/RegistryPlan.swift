@@ -14,12 +14,21 @@ public struct RegistryPlan: Sendable {
         var factory: AnyAuthStrategyFactory?
         public var responseTimeout: Duration?
         public var maxRequestBody: Int?
+        /// Who may call what on this connection.
+        var policy = ConnectionPolicy()
+        /// The `policy:` node it was read from (to tell whether a reload changed it).
+        var policyNode: ConfigNode?
 
         /// Same settings as `other` (source positions aside): its runtime can be reused.
         func sameContent(as other: PlannedConnection) -> Bool {
             guard descriptor == other.descriptor, enabled == other.enabled, responseTimeout == other.responseTimeout,
                 maxRequestBody == other.maxRequestBody
             else { return false }
+            switch (policyNode, other.policyNode) {
+            case (nil, nil): break
+            case (let a?, let b?): if !a.sameContent(as: b) { return false }
+            default: return false
+            }
             switch (strategy, other.strategy) {
             case (nil, nil): return true
             case (let a?, let b?): return a.sameContent(as: b)
@@ -36,6 +45,8 @@ public struct RegistryPlan: Sendable {
     public var connections: [PlannedConnection]
     /// `virtual_servers:`, validated.
     public var virtualServers: [VirtualServer] = []
+    /// `policies:`: rules for every connection, before each connection's own.
+    var policies: [PolicyRule] = []
     /// What is allowed but likely a mistake (a glob naming no connection); logged at load.
     public var warnings: [String] = []
 }

@@ -9,6 +9,8 @@ struct RegistryValidation {
     let decoder: ConfigDecoder
     let environment: [String: String]
     var errors: [ConfigError] = []
+    /// What is allowed but likely a mistake; logged when the file is loaded.
+    var warnings: [String] = []
 
     static let supportedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 
@@ -22,6 +24,10 @@ struct RegistryValidation {
 
     mutating func fail(_ at: SourceLocation?, _ message: String, hint: String? = nil) {
         errors.append(ConfigError(file: file, location: at, message: message, hint: hint))
+    }
+
+    mutating func warn(_ at: SourceLocation?, _ message: String) {
+        warnings.append(message + (at.map { " (\(file):\($0.line):\($0.column))" } ?? ""))
     }
 
     /// Location of `key` (its value) under the top-level mapping path, e.g. ["users", "issuer"].
@@ -185,6 +191,16 @@ struct RegistryValidation {
         }
         var plan = RegistryPlan(file: file, settings: settings, agent: agent, users: config.users, connections: planned)
         validateVirtualServers(config, into: &plan)
+        let kinds = planned.map { (name: $0.descriptor.name, kind: $0.descriptor.kind) }
+        plan.policies = policyRules(root.entry("policies")?.value, connections: kinds)
+        var policyIndex = 0  // (as above: planned connections are the ones of a known kind, in order)
+        for (i, c) in config.connections.enumerated() where ConnectionKind(rawValue: c.kind) != nil {
+            defer { policyIndex += 1 }
+            guard policyIndex < plan.connections.count, let node = connectionNode(i)?.entry("policy")?.value else { continue }
+            plan.connections[policyIndex].policy = connectionPolicy(node, connection: c.name, kind: plan.connections[policyIndex].descriptor.kind)
+            plan.connections[policyIndex].policyNode = node
+        }
+        plan.warnings += warnings
         return plan
     }
 
@@ -222,8 +238,7 @@ struct RegistryValidation {
                     case .success(let glob):
                         globs[key, default: []].append(glob)
                         if key == "include", !mcp.contains(where: { glob.mayMatch(prefix: $0 + AggregateNames.separator) }) {
-                            let where_ = location.map { " (\(file):\($0.line):\($0.column))" } ?? ""
-                            plan.warnings.append("virtual server '\(server.name)': include '\(pattern)' matches no MCP connection's tools\(where_)")
+                            warn(location, "virtual server '\(server.name)': include '\(pattern)' matches no MCP connection's tools")
                         }
                     }
                 }

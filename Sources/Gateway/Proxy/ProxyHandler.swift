@@ -123,6 +123,24 @@ struct ProxyHandler: Sendable {
         let canReplay = policy.caching && (kept != nil || !hasBody)
         let mcpBody = exchange.target.prefix == .mcp ? kept : nil
 
+        // Authorization, before any credential is fetched (Pipeline/PolicyCheck).
+        let check = PolicyCheck(exchange, caller: caller, body: kept)
+        if let check {
+            if exchange.target.prefix == .mcp, hasBody, kept == nil {
+                // Too large to be read here, so too large to be judged: refused, never passed unread.
+                let e = GatewayError(
+                    code: "policy_denied", status: .forbidden,
+                    message: "this connection's policy judges each call by its body, and this body is larger than max_replay_body", connection: connection.name)
+                recorder.log(exchange, status: 403, error: e.code)
+                return e.response()
+            }
+            if case .deny(let rule) = check.decision {
+                let refusal = check.refusal(rule: rule)
+                recorder.log(exchange, status: Int(refusal.status.code), error: "policy_denied")
+                return refusal
+            }
+        }
+
         var scopes = connection.scopes(for: caller.userKey)
         var credential: Credential
         if prefetched != nil, let sent = exchange.credential {
@@ -196,6 +214,19 @@ struct ProxyHandler: Sendable {
                     connection.remember(scopes: credential.scopes.isEmpty ? wanted : credential.scopes, for: caller.userKey)
                     continue
                 }
+            }
+            if let check, check.filtersToolList, status == 200 {
+                // The tools this caller may not call are not listed (the answer is read whole for that).
+                var whole: ByteBuffer
+                switch answerBody {
+                case .buffered(let b)?: whole = b
+                case .started(let started)?:
+                    whole = started.prefix
+                    while whole.readableBytes <= settings.maxReplayBody, let more = try? await started.next() { var m = more; whole.writeBuffer(&m) }
+                case nil: whole = (try? await response.body.collect(upTo: settings.maxReplayBody)) ?? ByteBuffer()
+                }
+                let filtered = check.filteredToolList(whole, contentType: response.headers.first(name: "content-type"))
+                return answer(response, status: status, body: .buffered(filtered), exchange: exchange, widened: widened)
             }
             if let answerBody {
                 return answer(response, status: status, body: answerBody, exchange: exchange, widened: widened)

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardJSON
 import NIOCore
 import OAuthCore
 import PluginAPI
@@ -53,7 +54,7 @@ final class InboundAuthenticator: Sendable {
         }
         let caller = CallerIdentity(
             subject: claims.subject ?? "", issuer: claims.issuer, audience: users.audience, userID: claims.uid, email: claims.email,
-            name: claims.name, expiresAt: claims.expiresAt, subjectToken: SubjectToken(token))
+            name: claims.name, claims: Self.claimValues(ofVerified: token), expiresAt: claims.expiresAt, subjectToken: SubjectToken(token))
         verified.withLock { cache in
             if cache.count >= capacity {
                 cache = cache.filter { $0.value.expiresAt > now }
@@ -62,6 +63,21 @@ final class InboundAuthenticator: Sendable {
             cache[token] = caller
         }
         return caller
+    }
+
+    /// Every claim of a token whose signature was just verified (its payload, base64url JSON),
+    /// each as its values in text, for policies.
+    static func claimValues(ofVerified token: String) -> [String: [String]] {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return [:] }
+        var b64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard let data = Data(base64Encoded: b64), case .object(let object)? = JSONValue.parse(data) else { return [:] }
+        var out: [String: [String]] = [:]
+        for (name, value) in object {
+            if case .array(let items) = value { out[name] = items.compactMap(Policy.scalarText) } else if let text = Policy.scalarText(value) { out[name] = [text] }
+        }
+        return out
     }
 
     /// The caller behind an `Authorization` header whose token was verified before and has not

@@ -157,6 +157,14 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func forward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
+        // The pipeline's authorization step: a refusal, or a tool list to filter, is the async
+        // driver's to word (it asks the same ``PolicyCheck``).
+        if let caller = request.caller, let check = PolicyCheck(request, caller: caller, body: request.body),
+           check.filtersToolList || check.decision != .allow
+        {
+            handOver(request, prefetched: nil)
+            return
+        }
         let loop = context.eventLoop
         let rule = path.answerRule(for: request)
         let relay = FastPathRelay(handler: NIOLoopBound(self, eventLoop: loop), request: NIOLoopBound(request, eventLoop: loop), rule: rule)
