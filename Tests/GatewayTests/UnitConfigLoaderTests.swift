@@ -900,3 +900,52 @@ struct UnitPolicyConfigTests {
         #expect(plan.warnings.count == 1 && plan.warnings[0].contains("'weather' matches no connection"), "\(plan.warnings)")
     }
 }
+
+// MARK: - rate limits
+
+@Suite("Unit: rate limits (GCRA) and their configuration")
+struct UnitRateLimitTests {
+    static let limit = RateLimit(name: "reads", requests: 3, interval: .seconds(60), burst: 3)
+
+    @Test func aBurstGetsExactlyItsSizeThenOneEveryEmissionInterval() {
+        let limiter = RateLimiter()
+        var outcomes: [Bool] = []
+        for _ in 0..<5 {
+            if case .success = limiter.take(Self.limit, key: "u", now: 1000) { outcomes.append(true) } else { outcomes.append(false) }
+        }
+        #expect(outcomes == [true, true, true, false, false])
+        guard case .failure(let refusal) = limiter.take(Self.limit, key: "u", now: 1000) else {
+            Issue.record("a fourth call at once must be refused")
+            return
+        }
+        #expect(abs(refusal.retryAfter - 20) < 0.001 && refusal.words == "3 per minute", "\(refusal)")
+        if case .failure = limiter.take(Self.limit, key: "u", now: 1019.9) { } else { Issue.record("not yet: 20 s after") }
+        if case .success(let a) = limiter.take(Self.limit, key: "u", now: 1020) { #expect(a.remaining == 0) } else { Issue.record("20 s later one more") }
+        if case .success(let a) = limiter.take(Self.limit, key: "other", now: 1020) { #expect(a.remaining == 2 && a.limit == 3) } else { Issue.record("another key has its own bucket") }
+        // After a long pause the bucket is full again, not more than full.
+        let after = (0..<4).map { _ -> Bool in if case .success = limiter.take(Self.limit, key: "u", now: 5000) { return true } else { return false } }
+        #expect(after == [true, true, true, false])
+    }
+
+    @Test func badLimitsAreErrorsAtTheirLineAndColumn() {
+        let errors = unitErrors("""
+            version: 1
+            users:
+              issuer: http://127.0.0.1:9000
+              audience: agent0
+            connections:
+              - name: github
+                kind: application
+                upstream: http://127.0.0.1:7000
+                auth: { strategy: none }
+                rate_limits:
+                  - { name: a, requests: 0, per: 1m }
+                  - { name: b, requests: 2, per: 1m, tool: "x" }
+                  - { name: c, requests: 2, per: 1m, key: [user, colour] }
+            """)
+        #expect(errors.count == 3, "\(errors)")
+        #expect(errors.contains { $0.message.contains("'requests' must be at least 1") && $0.location?.line == 11 })
+        #expect(errors.contains { $0.message.contains("only an MCP connection's calls have a tool") && $0.location?.line == 12 })
+        #expect(errors.contains { $0.message.contains("unknown key part 'colour'") && $0.location?.line == 13 })
+    }
+}

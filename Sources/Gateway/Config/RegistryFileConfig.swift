@@ -82,12 +82,30 @@ public struct ConnectionConfig: Decodable, Sendable {
     public var maxRequestBody: ConfigByteSize?
     /// `{default: allow|deny, rules: [...]}`: who may call what here (see ``PolicyRule``).
     public var policy: ConfigNode?
+    /// How often (see ``RateLimit``).
+    public var rateLimits: [RateLimitConfig]?
 
     enum CodingKeys: String, CodingKey {
         case name, kind, title, enabled, upstream, issuer, resource, route, auth, timeouts, policy
+        case rateLimits = "rate_limits"
         case registrationID = "registration_id"
         case maxRequestBody = "max_request_body"
     }
+}
+
+/// One of a connection's `rate_limits:`.
+public struct RateLimitConfig: Decodable, Sendable, Equatable {
+    /// Named in refusals.
+    public var name: String
+    /// Calls allowed per `per`, sustained.
+    public var requests: Int
+    public var per: ConfigDuration
+    /// Calls allowed at once (default: `requests`).
+    public var burst: Int?
+    /// What a bucket is kept per, besides the connection: `user` (default), `tool`, or both.
+    public var key: [String]?
+    /// Only calls of these tools count (MCP; a glob).
+    public var tool: String?
 }
 
 /// `gateway:` — limits, timeouts and reload settings.

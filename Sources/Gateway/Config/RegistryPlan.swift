@@ -18,12 +18,16 @@ public struct RegistryPlan: Sendable {
         var policy = ConnectionPolicy()
         /// The `policy:` node it was read from (to tell whether a reload changed it).
         var policyNode: ConfigNode?
+        /// `rate_limits:`, validated (and as written, to tell whether a reload changed them).
+        var rateLimits: [RateLimit] = []
+        var rateLimitConfigs: [RateLimitConfig] = []
 
         /// Same settings as `other` (source positions aside): its runtime can be reused.
         func sameContent(as other: PlannedConnection) -> Bool {
             guard descriptor == other.descriptor, enabled == other.enabled, responseTimeout == other.responseTimeout,
                 maxRequestBody == other.maxRequestBody
             else { return false }
+            guard rateLimitConfigs == other.rateLimitConfigs else { return false }
             switch (policyNode, other.policyNode) {
             case (nil, nil): break
             case (let a?, let b?): if !a.sameContent(as: b) { return false }

@@ -196,8 +196,14 @@ struct RegistryValidation {
         var policyIndex = 0  // (as above: planned connections are the ones of a known kind, in order)
         for (i, c) in config.connections.enumerated() where ConnectionKind(rawValue: c.kind) != nil {
             defer { policyIndex += 1 }
-            guard policyIndex < plan.connections.count, let node = connectionNode(i)?.entry("policy")?.value else { continue }
-            plan.connections[policyIndex].policy = connectionPolicy(node, connection: c.name, kind: plan.connections[policyIndex].descriptor.kind)
+            guard policyIndex < plan.connections.count else { continue }
+            let kind = plan.connections[policyIndex].descriptor.kind
+            if let limits = c.rateLimits {
+                plan.connections[policyIndex].rateLimits = rateLimits(limits, connection: c.name, kind: kind, node: connectionNode(i)?.entry("rate_limits")?.value)
+                plan.connections[policyIndex].rateLimitConfigs = limits
+            }
+            guard let node = connectionNode(i)?.entry("policy")?.value else { continue }
+            plan.connections[policyIndex].policy = connectionPolicy(node, connection: c.name, kind: kind)
             plan.connections[policyIndex].policyNode = node
         }
         plan.warnings += warnings

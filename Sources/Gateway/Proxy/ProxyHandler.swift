@@ -123,7 +123,7 @@ struct ProxyHandler: Sendable {
         let canReplay = policy.caching && (kept != nil || !hasBody)
         let mcpBody = exchange.target.prefix == .mcp ? kept : nil
 
-        // Authorization, before any credential is fetched (Pipeline/PolicyCheck).
+        // Authorization, then rate limits, before any credential is fetched (Pipeline/PolicyCheck, RateLimitCheck).
         let check = PolicyCheck(exchange, caller: caller, body: kept)
         if let check {
             if exchange.target.prefix == .mcp, hasBody, kept == nil {
@@ -139,6 +139,12 @@ struct ProxyHandler: Sendable {
                 recorder.log(exchange, status: Int(refusal.status.code), error: "policy_denied")
                 return refusal
             }
+        }
+        if let refused = RateLimitCheck.count(exchange, caller: caller, facts: check?.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts) {
+            let read = CallFacts.read(exchange, caller: caller, body: kept)
+            let response = RateLimitCheck.refusal(refused, exchange: exchange, facts: read.facts, rpcID: read.rpcID)
+            recorder.log(exchange, status: Int(response.status.code), error: "rate_limited")
+            return response
         }
 
         var scopes = connection.scopes(for: caller.userKey)

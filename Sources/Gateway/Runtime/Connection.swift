@@ -18,6 +18,8 @@ final class Connection: Sendable {
     let maxRequestBody: Int
     /// Credentials this connection's plugin issued, per user and scope set.
     let credentials: SingleFlightCache<CredentialKey, CredentialOutcome>
+    /// The buckets of `rate_limits:` (kept while the connection is reused across reloads).
+    let limiter = RateLimiter()
     /// Scopes a user's calls needed after a step-up: their next calls ask for these at once.
     private let widenedScopes = Mutex<[String: Set<String>]>([:])
 

@@ -159,11 +159,17 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private func forward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
         // The pipeline's authorization step: a refusal, or a tool list to filter, is the async
         // driver's to word (it asks the same ``PolicyCheck``).
-        if let caller = request.caller, let check = PolicyCheck(request, caller: caller, body: request.body),
-           check.filtersToolList || check.decision != .allow
-        {
-            handOver(request, prefetched: nil)
-            return
+        if let caller = request.caller {
+            let check = PolicyCheck(request, caller: caller, body: request.body)
+            if let check, check.filtersToolList || check.decision != .allow {
+                handOver(request, prefetched: nil)
+                return
+            }
+            // Counted here, once; a refusal is worded by the async driver, which finds it counted.
+            if RateLimitCheck.count(request, caller: caller, facts: check?.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts) != nil {
+                handOver(request, prefetched: nil)
+                return
+            }
         }
         let loop = context.eventLoop
         let rule = path.answerRule(for: request)

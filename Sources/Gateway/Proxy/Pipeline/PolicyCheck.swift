@@ -23,21 +23,14 @@ struct PolicyCheck: Sendable {
         let registry = exchange.registry
         let connection = exchange.connection
         guard !Policy.isOpen(global: registry.plan.policies, connection: connection.plan.policy, name: connection.name) else { return nil }
+        self.init(exchange, caller: caller, read: CallFacts.read(exchange, caller: caller, body: body))
+    }
+
+    init(_ exchange: ProxyExchange, caller: CallerIdentity, read: (facts: CallFacts, rpcID: JSONValue?)) {
         self.exchange = exchange
         self.caller = caller
-        var facts = CallFacts(connection: connection.name, claims: caller.claims)
-        var rpcID: JSONValue?
-        if exchange.target.prefix == .mcp {
-            // A GET (the server-to-client stream) or DELETE (end of session) has no method.
-            let message = body.flatMap { JSONValue.parse($0.readableBytesView) }
-            rpcID = message?["id"]
-            let method = message?["method"]?.string ?? (exchange.method == .post ? "" : exchange.method.rawValue)
-            facts.mcp = .init(method: method, tool: method == "tools/call" ? message?["params"]?["name"]?.string : nil, arguments: message?["params"]?["arguments"])
-        } else {
-            facts.rest = (exchange.method.rawValue, String(exchange.target.remainder.isEmpty ? "/" : exchange.target.remainder))
-        }
-        self.facts = facts
-        self.rpcID = rpcID
+        self.facts = read.facts
+        self.rpcID = read.rpcID
     }
 
     var decision: PolicyDecision {
@@ -99,5 +92,24 @@ struct PolicyCheck: Sendable {
         }
         guard let message = JSONValue.parse(body.readableBytesView) else { return body }
         return ByteBuffer(bytes: filter(message).encoded())
+    }
+}
+
+extension CallFacts {
+    /// What a call asks, read from the exchange and its kept body (parsed here, once per step
+    /// that needs it), and the request's JSON-RPC id (MCP).
+    static func read(_ exchange: ProxyExchange, caller: CallerIdentity, body: ByteBuffer?) -> (facts: CallFacts, rpcID: JSONValue?) {
+        var facts = CallFacts(connection: exchange.connection.name, claims: caller.claims)
+        var rpcID: JSONValue?
+        if exchange.target.prefix == .mcp {
+            // A GET (the server-to-client stream) or DELETE (end of session) has no method.
+            let message = body.flatMap { JSONValue.parse($0.readableBytesView) }
+            rpcID = message?["id"]
+            let method = message?["method"]?.string ?? (exchange.method == .post ? "" : exchange.method.rawValue)
+            facts.mcp = .init(method: method, tool: method == "tools/call" ? message?["params"]?["name"]?.string : nil, arguments: message?["params"]?["arguments"])
+        } else {
+            facts.rest = (exchange.method.rawValue, String(exchange.target.remainder.isEmpty ? "/" : exchange.target.remainder))
+        }
+        return (facts, rpcID)
     }
 }

@@ -23,6 +23,9 @@ class ProxyExchange: @unchecked Sendable {
     var credential: Credential?
     /// Which driver runs the call (the access log's `via`).
     var driver: Driver
+    /// The rate limits counted this call (once, whichever driver did): nil until then, and
+    /// the refusal when a limit was reached.
+    var rateLimited: RateLimiter.Refusal??
 
     enum Driver: String, Sendable {
         /// Answered by the event-loop driver alone.

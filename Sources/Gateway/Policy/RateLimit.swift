@@ -1,0 +1,75 @@
+import Foundation
+import Synchronization
+
+/// One of a connection's `rate_limits:`: at most `burst` calls at once, refilled at one per
+/// `interval / requests`, per key (the connection, and the user and/or the tool when asked).
+/// For an MCP connection only `tools/call` counts (a session's initialize and lists do not);
+/// for a REST connection every request does.
+struct RateLimit: Sendable {
+    var name: String
+    var requests: Int
+    var interval: Duration
+    var burst: Int
+    /// Separate buckets per user (default) and per tool.
+    var perUser = true
+    var perTool = false
+    /// Only calls of these tools count (MCP); any when nil.
+    var tool: Glob?
+
+    /// Seconds between two calls at the sustained rate (GCRA's emission interval).
+    var emission: Double { Double(interval.components.seconds) / Double(requests) + Double(interval.components.attoseconds) / 1e18 / Double(requests) }
+
+    /// "10 per minute" and the like, for people and models.
+    var words: String {
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let per: String
+        switch seconds {
+        case 1: per = "second"
+        case 60: per = "minute"
+        case 3600: per = "hour"
+        case 86400: per = "day"
+        default: per = "\(seconds.formatted()) seconds"
+        }
+        return "\(requests) per \(per)"
+    }
+}
+
+/// The buckets of one connection's limits (GCRA: one stored instant per key, the theoretical
+/// arrival time). In process; with the shared-state store of the scale-out issue it becomes global.
+final class RateLimiter: Sendable {
+    struct Refusal: Error, Sendable, Equatable {
+        var limit: String
+        var retryAfter: Double
+        var words: String
+    }
+
+    struct Admitted: Sendable, Equatable {
+        var limit: Int
+        var remaining: Int
+        /// Seconds until the bucket is full again.
+        var reset: Double
+    }
+
+    private let tats = Mutex<[String: Double]>([:])
+    /// Keys idle longer than the longest interval are dropped when the table grows past this.
+    private let capacity: Int
+
+    init(capacity: Int = 100_000) { self.capacity = capacity }
+
+    /// Takes one call for `key` under `limit` at `now` (seconds, monotonic).
+    func take(_ limit: RateLimit, key: String, now: Double) -> Result<Admitted, Refusal> {
+        let t = limit.emission
+        let tau = Double(limit.burst) * t
+        return tats.withLock { table in
+            let tat = max(table[key] ?? now, now)
+            let next = tat + t
+            let allowAt = next - tau
+            if now < allowAt {
+                return .failure(Refusal(limit: limit.name, retryAfter: allowAt - now, words: limit.words))
+            }
+            if table.count >= capacity { table = table.filter { $0.value > now } }
+            table[key] = next
+            return .success(Admitted(limit: limit.burst, remaining: Int(((now - allowAt) / t).rounded(.down)), reset: next - now))
+        }
+    }
+}
