@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, httpTypes, hummingbird,
+                "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, grdb, httpTypes, hummingbird,
                 hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix,
                 serviceLifecycle, unixSignals,
             ],

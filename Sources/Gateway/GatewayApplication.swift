@@ -74,7 +74,11 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
 
     let router = Router(context: BasicRequestContext.self)
     StatusController(holder: holder, clock: options.clock).register(on: router)
-    let proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
+    var proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
+    // The audit trail: on unless `gateway.audit.sqlite: off` (and no JSON lines asked for).
+    let audit = try auditLog(settings.audit, configPath: options.configPath, logger: logger)
+    proxy.audit = audit
+    AuditAPI(store: audit?.store, holder: holder).register(on: router)
     let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
     router.get("/api/tools") { request, _ in await aggregate.toolsDocument(request) }
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
@@ -96,11 +100,24 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
             await onRunning?(channel.localAddress?.port ?? options.port)
         },
         logger: logger)
+    if let audit { app.addServices(audit) }
     app.addServices(
         ClientShutdownService(client: httpClient, upstream: upstreamClient, holder: holder, aggregate: aggregate),
         ConfigWatcher(holder: holder, logger: logger, handleSIGHUP: options.handleSIGHUP))
     logger.info("registry loaded", metadata: ["file": "\(options.configPath)", "connections": "\(holder.registry.connections.count)"])
     return app
+}
+
+/// The audit writer `gateway.audit` asks for (paths relative to connections.yaml's directory), or nil.
+func auditLog(_ config: AuditConfig?, configPath: String, logger: Logger) throws -> AuditLog? {
+    let base = ((configPath as NSString).deletingLastPathComponent as NSString)
+    func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : base.appendingPathComponent(p) }
+    let sqlite = config?.sqlite ?? ".switchboard/audit.sqlite"
+    var settings = AuditLog.Settings(sqlitePath: sqlite == "off" ? nil : resolve(sqlite), jsonLines: config?.jsonl.map { $0 == "stdout" ? $0 : resolve($0) })
+    if let r = config?.retention { settings.retention = r.duration }
+    if let m = config?.maxRecords { settings.maxRecords = m }
+    guard settings.sqlitePath != nil || settings.jsonLines != nil else { return nil }
+    return try AuditLog(settings: settings, logger: logger)
 }
 
 /// Shuts the HTTP client and the plugins down after the server stopped; when shutdown starts,

@@ -34,8 +34,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether 127.0.0.1:port can be bound right now."""
+    """Whether a server could bind 127.0.0.1:port right now. With SO_REUSEADDR, as the servers
+    bind: a closed connection's TIME_WAIT on the port (a server that closed its end first, such
+    as an event stream ended at shutdown) must not count as busy; a listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True

@@ -23,6 +23,8 @@ public struct GatewaySettings: Sendable, Equatable {
     public var watch: Bool = true
     /// Polling interval of the watch. Default 500 ms.
     public var watchInterval: Duration = .milliseconds(500)
+    /// `gateway.audit` as written (resolved against the file's directory at start).
+    public var audit: AuditConfig?
 
     public init() {}
 
@@ -41,6 +43,7 @@ public struct GatewaySettings: Sendable, Equatable {
             if let v = t.response { responseTimeout = v.duration }
             if let v = t.idle { idleTimeout = v.duration }
         }
+        audit = config.audit
         if let r = config.reload {
             if let v = r.watch { watch = v }
             if let v = r.interval { watchInterval = v.duration }

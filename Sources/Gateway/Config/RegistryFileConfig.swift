@@ -113,6 +113,27 @@ public struct GatewaySettingsConfig: Decodable, Sendable, Equatable {
     public var limits: LimitsConfig?
     public var timeouts: TimeoutsConfig?
     public var reload: ReloadConfig?
+    public var audit: AuditConfig?
+}
+
+/// `gateway.audit:` — the audit trail (read at start).
+public struct AuditConfig: Decodable, Sendable, Equatable {
+    /// The SQLite file (relative to connections.yaml's directory), or `off`. Default `.switchboard/audit.sqlite`.
+    public var sqlite: String?
+    /// Also as JSON lines: a file, or `stdout`.
+    public var jsonl: String?
+    /// Records older than this are dropped (default 30d).
+    public var retention: ConfigDuration?
+    /// At most this many records are kept, the oldest dropped first (default 1,000,000).
+    public var maxRecords: Int?
+    /// The bearer token `GET /api/audit` takes (a secret: `file:PATH`); without it the API is off.
+    public var adminToken: Secret?
+
+    enum CodingKeys: String, CodingKey {
+        case sqlite, jsonl, retention
+        case maxRecords = "max_records"
+        case adminToken = "admin_token"
+    }
 }
 
 /// `gateway.limits:`.

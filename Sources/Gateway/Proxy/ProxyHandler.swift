@@ -17,6 +17,8 @@ struct ProxyHandler: Sendable {
     let upstreamClient: UpstreamClient
     let logger: Logger
     let clock: any GatewayClock
+    /// The audit trail (one record per call), when on.
+    var audit: AuditLog? = nil
 
     /// A call Hummingbird routed here: admitted under the registry generation it keeps to the end.
     func handle(_ request: Request, target: ProxyTarget) async -> Response {
@@ -125,6 +127,9 @@ struct ProxyHandler: Sendable {
 
         // Authorization, then rate limits, before any credential is fetched (Pipeline/PolicyCheck, RateLimitCheck).
         let check = PolicyCheck(exchange, caller: caller, body: kept)
+        if exchange.facts == nil, check != nil || audit != nil || !connection.plan.rateLimits.isEmpty {
+            exchange.facts = check?.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts
+        }
         if let check {
             if exchange.target.prefix == .mcp, hasBody, kept == nil {
                 // Too large to be read here, so too large to be judged: refused, never passed unread.
@@ -135,12 +140,14 @@ struct ProxyHandler: Sendable {
                 return e.response()
             }
             if case .deny(let rule) = check.decision {
+                exchange.refusedBy = rule
                 let refusal = check.refusal(rule: rule)
                 recorder.log(exchange, status: Int(refusal.status.code), error: "policy_denied")
                 return refusal
             }
         }
-        if let refused = RateLimitCheck.count(exchange, caller: caller, facts: check?.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts) {
+        if let refused = RateLimitCheck.count(exchange, caller: caller, facts: exchange.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts) {
+            exchange.refusedBy = refused.limit
             let read = CallFacts.read(exchange, caller: caller, body: kept)
             let response = RateLimitCheck.refusal(refused, exchange: exchange, facts: read.facts, rpcID: read.rpcID)
             recorder.log(exchange, status: Int(response.status.code), error: "rate_limited")
@@ -204,6 +211,7 @@ struct ProxyHandler: Sendable {
                 }
                 if let challenge, stepUps < 2, case .possible(let wanted) = strategy.stepUp(for: challenge, held: credential) {
                     stepUps += 1
+                    exchange.stepUps = stepUps
                     switch answerBody {
                     case nil: await discard(response.body)
                     case .started(let started)?: await started.discardRest()
@@ -345,5 +353,5 @@ struct ProxyHandler: Sendable {
     }
 
     /// The last step's record of a call (activity and access log), shared with the event-loop driver.
-    var recorder: CallRecorder { CallRecorder(logger: logger, clock: clock) }
+    var recorder: CallRecorder { CallRecorder(logger: logger, clock: clock, audit: audit) }
 }

@@ -17,6 +17,9 @@ final class ConnectionActivity: Sendable {
         var failures: Int = 0
         var upstreamErrors: Int = 0
         var stepUps: Int = 0
+        /// Calls a policy refused, and calls over a rate limit (the panel shows both).
+        var denied: Int = 0
+        var rateLimited: Int = 0
         var lastSuccessAt: Date?
         var lastFailure: Failure?
         /// When the credential used by the last successful call expires (nil: never).
@@ -70,6 +73,8 @@ final class ConnectionActivity: Sendable {
     }
 
     func recordStepUp() { state.withLock { $0.stepUps += 1 } }
+    func recordDenied() { state.withLock { $0.denied += 1 } }
+    func recordRateLimited() { state.withLock { $0.rateLimited += 1 } }
 
     /// The connection was used through another one (e.g. an ID-JAG minted through this AS).
     func recordUse(at: Date, validUntil: Date?) {

@@ -88,7 +88,7 @@ struct StatusController: Sendable {
             name: d.name, kind: d.kind.rawValue, title: d.title, strategy: c.plan.strategy?.pluginID, enabled: c.enabled,
             status: status, reason: reason, details: details, lastSuccessAt: snap.lastSuccessAt,
             lastError: snap.lastFailure.map { .init(at: $0.at, code: $0.code, message: $0.message) },
-            counts: .init(requests: snap.requests, failures: snap.failures, upstreamErrors: snap.upstreamErrors, stepUps: snap.stepUps))
+            counts: .init(requests: snap.requests, failures: snap.failures, upstreamErrors: snap.upstreamErrors, stepUps: snap.stepUps, denied: snap.denied, rateLimited: snap.rateLimited))
     }
 
     func userView(_ caller: CallerIdentity) -> StatusDocument.UserView {

@@ -94,9 +94,12 @@ struct StatusDocument: Encodable {
         var failures: Int
         var upstreamErrors: Int
         var stepUps: Int
+        var denied: Int
+        var rateLimited: Int
 
         enum CodingKeys: String, CodingKey {
-            case requests, failures
+            case requests, failures, denied
+            case rateLimited = "rate_limited"
             case upstreamErrors = "upstream_errors"
             case stepUps = "step_ups"
         }

@@ -161,12 +161,15 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         // driver's to word (it asks the same ``PolicyCheck``).
         if let caller = request.caller {
             let check = PolicyCheck(request, caller: caller, body: request.body)
+            if request.facts == nil, check != nil || path.proxy.audit != nil || !request.connection.plan.rateLimits.isEmpty {
+                request.facts = check?.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts
+            }
             if let check, check.filtersToolList || check.decision != .allow {
                 handOver(request, prefetched: nil)
                 return
             }
             // Counted here, once; a refusal is worded by the async driver, which finds it counted.
-            if RateLimitCheck.count(request, caller: caller, facts: check?.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts) != nil {
+            if RateLimitCheck.count(request, caller: caller, facts: request.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts) != nil {
                 handOver(request, prefetched: nil)
                 return
             }

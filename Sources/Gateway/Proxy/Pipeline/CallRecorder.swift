@@ -8,6 +8,8 @@ import PluginAPI
 struct CallRecorder: Sendable {
     let logger: Logger
     let clock: any GatewayClock
+    /// The audit trail, when on: one record per call, handed over without waiting.
+    var audit: AuditLog?
 
     /// What an upstream answer says of the connection (and of the user's state on it).
     func answered(_ exchange: ProxyExchange, status: Int) {
@@ -42,6 +44,9 @@ struct CallRecorder: Sendable {
     /// The access log's line for one call; never a token, never the query string. `via` names
     /// the driver (``ProxyExchange/Driver``): the only place the two drivers may differ.
     func log(_ exchange: ProxyExchange, status: Int, bytes: Int? = nil, error: String? = nil) {
+        if error == "policy_denied" { exchange.connection.activity.recordDenied() }
+        if error == "rate_limited" { exchange.connection.activity.recordRateLimited() }
+        if let audit { audit.record(auditRecord(exchange, status: status, error: error)) }
         guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
         let elapsed = ContinuousClock.now - exchange.started
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -52,5 +57,27 @@ struct CallRecorder: Sendable {
         if let bytes { metadata["bytes"] = "\(bytes)" }
         if let error { metadata["error"] = "\(error)" }
         logger.info("proxied", metadata: metadata)
+    }
+
+    /// The call's audit record: who, where, what (from ``ProxyExchange/facts``), the decision
+    /// and the outcome. Never a token or a body.
+    func auditRecord(_ exchange: ProxyExchange, status: Int, error: String?) -> AuditRecord {
+        let elapsed = ContinuousClock.now - exchange.started
+        let facts = exchange.facts
+        let decision: String
+        switch error {
+        case nil: decision = "allowed"
+        case "policy_denied": decision = "denied"
+        case "rate_limited": decision = "rate_limited"
+        default: decision = "error"
+        }
+        return AuditRecord(
+            time: Date().timeIntervalSince1970, requestID: UUID().uuidString.lowercased(), sub: exchange.caller?.subject, email: exchange.caller?.email,
+            connection: exchange.connection.name, kind: exchange.target.prefix == .mcp ? "mcp" : "rest", mcpMethod: facts?.mcp?.method,
+            tool: facts?.mcp?.tool, restMethod: facts?.rest?.method ?? (exchange.target.prefix == .rest ? exchange.method.rawValue : nil),
+            path: facts?.rest?.path ?? (exchange.target.prefix == .rest ? String(exchange.target.remainder) : nil), decision: decision,
+            rule: exchange.refusedBy, status: status, error: error,
+            durationMS: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, stepUps: exchange.stepUps,
+            consentNeeded: error == "interaction_required", via: exchange.driver.rawValue)
     }
 }

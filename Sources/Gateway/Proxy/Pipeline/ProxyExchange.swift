@@ -26,6 +26,11 @@ class ProxyExchange: @unchecked Sendable {
     /// The rate limits counted this call (once, whichever driver did): nil until then, and
     /// the refusal when a limit was reached.
     var rateLimited: RateLimiter.Refusal??
+    /// For the audit trail: what the call asked (read once, by the step that first needed it),
+    /// the rule or limit that refused it, and the step-ups on its way.
+    var facts: CallFacts?
+    var refusedBy: String?
+    var stepUps = 0
 
     enum Driver: String, Sendable {
         /// Answered by the event-loop driver alone.

@@ -1,0 +1,71 @@
+import Foundation
+import GRDB
+
+/// The audit trail's SQLite file (WAL): one table, written in batches by ``AuditLog``, read by
+/// queries. Retention by age and by count.
+public final class AuditStore: Sendable {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var config = Configuration()
+        config.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: config)
+        try pool.write { db in
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS audit (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time REAL NOT NULL, request_id TEXT NOT NULL, sub TEXT, email TEXT, connection TEXT NOT NULL, kind TEXT NOT NULL,
+                    mcp_method TEXT, tool TEXT, rest_method TEXT, path TEXT, decision TEXT NOT NULL, rule TEXT,
+                    status INTEGER NOT NULL, error TEXT, duration_ms REAL NOT NULL, step_ups INTEGER NOT NULL,
+                    consent_needed INTEGER NOT NULL, via TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
+                """)
+        }
+    }
+
+    func insert(_ records: [AuditRecord]) throws {
+        try pool.write { db in
+            for r in records {
+                try db.execute(
+                    sql: """
+                        INSERT INTO audit (time, request_id, sub, email, connection, kind, mcp_method, tool, rest_method, path, decision, rule,
+                                           status, error, duration_ms, step_ups, consent_needed, via)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [r.time, r.requestID, r.sub, r.email, r.connection, r.kind, r.mcpMethod, r.tool, r.restMethod, r.path, r.decision,
+                                r.rule, r.status, r.error, r.durationMS, r.stepUps, r.consentNeeded, r.via])
+            }
+        }
+    }
+
+    /// Drops records older than `maxAge` seconds, then the oldest beyond `maxRecords`.
+    func prune(olderThan cutoff: Double, maxRecords: Int) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM audit WHERE time < ?", arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)", arguments: [maxRecords])
+        }
+    }
+
+    /// Newest first.
+    public func query(_ q: AuditQuery) throws -> [AuditRecord] {
+        var clauses: [String] = []
+        var args: [any DatabaseValueConvertible] = []
+        if let v = q.user { clauses.append("(sub = ? OR email = ?)"); args += [v, v] }
+        if let v = q.connection { clauses.append("connection = ?"); args.append(v) }
+        if let v = q.tool { clauses.append("tool = ?"); args.append(v) }
+        if let v = q.decision { clauses.append("decision = ?"); args.append(v) }
+        if let v = q.since { clauses.append("time >= ?"); args.append(v) }
+        let filter = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        args.append(max(1, min(q.limit, 100_000)))
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit\(filter) ORDER BY id DESC LIMIT ?", arguments: StatementArguments(args)).map { row in
+                AuditRecord(
+                    time: row["time"], requestID: row["request_id"], sub: row["sub"], email: row["email"], connection: row["connection"], kind: row["kind"],
+                    mcpMethod: row["mcp_method"], tool: row["tool"], restMethod: row["rest_method"], path: row["path"], decision: row["decision"],
+                    rule: row["rule"], status: row["status"], error: row["error"], durationMS: row["duration_ms"], stepUps: row["step_ups"],
+                    consentNeeded: row["consent_needed"], via: row["via"])
+            }
+        }
+    }
+}
