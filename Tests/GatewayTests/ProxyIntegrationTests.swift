@@ -75,7 +75,9 @@ struct ProxyIntegrationTests {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: #"{"jsonrpc":"2.0","id":5,"method":"stream"}"#))
             let started = ContinuousClock.now
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            // (A generous deadline: the check is the order of events, and a full parallel test
+            // run on 2 cores once took longer than 10 s here.)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(45))
             #expect(response.status == .ok)
             #expect(response.headers.first(name: "content-type") == "text/event-stream")
             var received = ""

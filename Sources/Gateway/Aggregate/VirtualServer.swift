@@ -21,6 +21,8 @@ public struct VirtualServer: Sendable, Equatable {
 /// A shell-style glob over names: `*` (any run), `?` (one character), `[abc]` / `[a-z]` / `[!a]`
 /// (one of a set); everything else matches itself.
 public struct Glob: Sendable, Equatable, CustomStringConvertible {
+    public static func == (a: Glob, b: Glob) -> Bool { a.description == b.description }
+
     enum Part: Sendable, Equatable {
         case literal(Character)
         case any
@@ -30,6 +32,28 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
 
     public let description: String
     let parts: [Part]
+    /// The common shapes, matched without splitting the name into characters (policies match
+    /// every call against every rule's globs).
+    private let shape: Shape
+
+    private enum Shape: Sendable, Equatable {
+        case exactly(String)
+        case prefix(String)
+        case anything
+        case general
+    }
+
+    init(description: String, parts: [Part]) {
+        self.description = description
+        self.parts = parts
+        let literal = parts.dropLast().allSatisfy { if case .literal = $0 { return true } else { return false } }
+        let text = String(parts.compactMap { if case .literal(let c) = $0 { return c } else { return nil } })
+        switch parts.last {
+        case .anyRun? where literal: shape = parts.count == 1 ? .anything : .prefix(text)
+        case .literal? where literal: shape = .exactly(text)
+        default: shape = .general
+        }
+    }
 
     /// Nil with the reason when `pattern` is not a glob (empty, an unclosed `[`).
     public static func parse(_ pattern: String) -> Result<Glob, GlobError> {
@@ -66,7 +90,14 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
         return .success(Glob(description: pattern, parts: parts))
     }
 
-    public func matches(_ name: String) -> Bool { Self.match(parts[...], Array(name)[...], prefixOnly: false) }
+    public func matches(_ name: String) -> Bool {
+        switch shape {
+        case .exactly(let text): return name == text
+        case .prefix(let text): return name.hasPrefix(text)
+        case .anything: return true
+        case .general: return Self.match(parts[...], Array(name)[...], prefixOnly: false)
+        }
+    }
 
     /// Whether some name starting with `prefix` could match.
     func mayMatch(prefix: String) -> Bool { Self.match(parts[...], Array(prefix)[...], prefixOnly: true) }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import SwitchboardJSON
 
 /// One proxied call as the audit trail keeps it: who, where, what, the decision and the outcome.
 /// Never a token, a cookie, a header or a body.
@@ -28,6 +30,9 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public var consentNeeded: Bool
     /// Which driver ran it (the access log's `via`).
     public var via: String
+    /// An MCP call's body, kept by the request path for the writer to read the method and tool
+    /// from (parsing off the request path); never stored.
+    var body: ByteBuffer?
 
     enum CodingKeys: String, CodingKey {
         case time, sub, email, connection, kind, tool, path, decision, rule, status, error, via
@@ -37,6 +42,27 @@ public struct AuditRecord: Sendable, Codable, Equatable {
         case durationMS = "duration_ms"
         case stepUps = "step_ups"
         case consentNeeded = "consent_needed"
+    }
+
+    public init(
+        time: Double, requestID: String, sub: String? = nil, email: String? = nil, connection: String, kind: String, mcpMethod: String? = nil,
+        tool: String? = nil, restMethod: String? = nil, path: String? = nil, decision: String, rule: String? = nil, status: Int, error: String? = nil,
+        durationMS: Double, stepUps: Int, consentNeeded: Bool, via: String
+    ) {
+        (self.time, self.requestID, self.sub, self.email, self.connection, self.kind) = (time, requestID, sub, email, connection, kind)
+        (self.mcpMethod, self.tool, self.restMethod, self.path, self.decision, self.rule) = (mcpMethod, tool, restMethod, path, decision, rule)
+        (self.status, self.error, self.durationMS, self.stepUps, self.consentNeeded, self.via) = (status, error, durationMS, stepUps, consentNeeded, via)
+    }
+
+    /// Fills in what the request path left to the writer: the id, and an MCP call's method and
+    /// tool read from its body.
+    mutating func complete(id: String) {
+        if requestID.isEmpty { requestID = id }
+        guard let body else { return }
+        self.body = nil
+        let message = JSONValue.parse(body.readableBytesView)
+        if mcpMethod == nil || mcpMethod == "" { mcpMethod = message?["method"]?.string }
+        if tool == nil, mcpMethod == "tools/call" { tool = message?["params"]?["name"]?.string }
     }
 }
 

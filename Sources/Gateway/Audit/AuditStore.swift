@@ -10,6 +10,9 @@ public final class AuditStore: Sendable {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(5)
+        // WAL with synchronous=NORMAL: a commit is not fsynced, yet survives the process being
+        // killed (only a power loss can take the last commits); the batch writer's cost halves.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         pool = try DatabasePool(path: path, configuration: config)
         try pool.write { db in
             try db.execute(sql: """
@@ -26,15 +29,17 @@ public final class AuditStore: Sendable {
 
     func insert(_ records: [AuditRecord]) throws {
         try pool.write { db in
+            // One prepared statement for the batch (compiling it per row was most of the writer's CPU).
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO audit (time, request_id, sub, email, connection, kind, mcp_method, tool, rest_method, path, decision, rule,
+                                   status, error, duration_ms, step_ups, consent_needed, via)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
             for r in records {
-                try db.execute(
-                    sql: """
-                        INSERT INTO audit (time, request_id, sub, email, connection, kind, mcp_method, tool, rest_method, path, decision, rule,
-                                           status, error, duration_ms, step_ups, consent_needed, via)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [r.time, r.requestID, r.sub, r.email, r.connection, r.kind, r.mcpMethod, r.tool, r.restMethod, r.path, r.decision,
-                                r.rule, r.status, r.error, r.durationMS, r.stepUps, r.consentNeeded, r.via])
+                try statement.execute(arguments: [
+                    r.time, r.requestID, r.sub, r.email, r.connection, r.kind, r.mcpMethod, r.tool, r.restMethod, r.path, r.decision,
+                    r.rule, r.status, r.error, r.durationMS, r.stepUps, r.consentNeeded, r.via,
+                ])
             }
         }
     }

@@ -127,9 +127,10 @@ struct ProxyHandler: Sendable {
 
         // Authorization, then rate limits, before any credential is fetched (Pipeline/PolicyCheck, RateLimitCheck).
         let check = PolicyCheck(exchange, caller: caller, body: kept)
-        if exchange.facts == nil, check != nil || audit != nil || !connection.plan.rateLimits.isEmpty {
+        if exchange.facts == nil, check != nil || !connection.plan.rateLimits.isEmpty {
             exchange.facts = check?.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts
         }
+        if audit != nil, exchange.facts == nil { exchange.auditBody = kept }
         if let check {
             if exchange.target.prefix == .mcp, hasBody, kept == nil {
                 // Too large to be read here, so too large to be judged: refused, never passed unread.

@@ -161,9 +161,10 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         // driver's to word (it asks the same ``PolicyCheck``).
         if let caller = request.caller {
             let check = PolicyCheck(request, caller: caller, body: request.body)
-            if request.facts == nil, check != nil || path.proxy.audit != nil || !request.connection.plan.rateLimits.isEmpty {
+            if request.facts == nil, check != nil || !request.connection.plan.rateLimits.isEmpty {
                 request.facts = check?.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts
             }
+            if path.proxy.audit != nil, request.facts == nil { request.auditBody = request.body }
             if let check, check.filtersToolList || check.decision != .allow {
                 handOver(request, prefetched: nil)
                 return

@@ -71,13 +71,15 @@ struct CallRecorder: Sendable {
         case "rate_limited": decision = "rate_limited"
         default: decision = "error"
         }
-        return AuditRecord(
-            time: Date().timeIntervalSince1970, requestID: UUID().uuidString.lowercased(), sub: exchange.caller?.subject, email: exchange.caller?.email,
+        var record = AuditRecord(
+            time: Date().timeIntervalSince1970, requestID: "", sub: exchange.caller?.subject, email: exchange.caller?.email,
             connection: exchange.connection.name, kind: exchange.target.prefix == .mcp ? "mcp" : "rest", mcpMethod: facts?.mcp?.method,
             tool: facts?.mcp?.tool, restMethod: facts?.rest?.method ?? (exchange.target.prefix == .rest ? exchange.method.rawValue : nil),
             path: facts?.rest?.path ?? (exchange.target.prefix == .rest ? String(exchange.target.remainder) : nil), decision: decision,
             rule: exchange.refusedBy, status: status, error: error,
             durationMS: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, stepUps: exchange.stepUps,
             consentNeeded: error == "interaction_required", via: exchange.driver.rawValue)
+        if facts == nil, exchange.target.prefix == .mcp { record.body = exchange.auditBody }  // read by the writer
+        return record
     }
 }
