@@ -929,6 +929,9 @@
       if (typeof n.failures === 'number' && n.failures) bits.push(plural(n.failures, 'failure', 'failures'));
       if (typeof n.upstream_errors === 'number' && n.upstream_errors) bits.push(plural(n.upstream_errors, 'upstream error', 'upstream errors'));
       if (typeof n.step_ups === 'number' && n.step_ups) bits.push(plural(n.step_ups, 'step-up', 'step-ups'));
+      // What the gateway's governance refused (policy rules, rate limits).
+      if (typeof n.denied === 'number' && n.denied) bits.push(plural(n.denied, 'call denied by policy', 'calls denied by policy'));
+      if (typeof n.rate_limited === 'number' && n.rate_limited) bits.push(plural(n.rate_limited, 'call rate-limited', 'calls rate-limited'));
       if (bits.length) card.appendChild(el('div', 'conn-counts', bits.join(' · ')));
     }
 
