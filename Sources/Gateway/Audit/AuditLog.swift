@@ -58,7 +58,7 @@ final class AuditLog: Service, Sendable {
             if target == "stdout" {
                 jsonl = FileHandle.standardOutput
             } else {
-                if !FileManager.default.fileExists(atPath: target) { FileManager.default.createFile(atPath: target, contents: nil) }
+                if !FileManager.default.fileExists(atPath: target) { _ = FileManager.default.createFile(atPath: target, contents: nil) }
                 jsonl = FileHandle(forWritingAtPath: target)
                 _ = try? jsonl?.seekToEnd()
             }

@@ -25,11 +25,10 @@ extension RegistryValidation {
         for entry in entries {
             switch entry.key {
             case "default":
-                guard case .scalar(let value, _, let at) = entry.value, let effect = PolicyRule.Effect(rawValue: value) else {
+                guard case .scalar(let value, _, _) = entry.value, let effect = PolicyRule.Effect(rawValue: value) else {
                     fail(entry.value.location, "connection '\(connection)': policy.default must be 'allow' or 'deny'")
                     continue
                 }
-                _ = at
                 policy.defaultEffect = effect
             case "rules":
                 guard case .sequence(let items, _) = entry.value else {
