@@ -1,0 +1,34 @@
+import Foundation
+@testable import Gateway
+import Testing
+
+/// The audit trail's SQLite store: batches (several statements' worth) go in whole, queries
+/// filter and order newest first, pruning keeps the newest within age and count.
+@Suite("Unit: audit store")
+struct UnitAuditStoreTests {
+    static func record(_ i: Int, time: Double, decision: String = "allowed", user: String = "alice") -> AuditRecord {
+        AuditRecord(
+            time: time, requestID: "r\(i)", sub: "00u-\(user)", email: "\(user)@example.test", connection: i % 2 == 0 ? "todo0" : "github", kind: "mcp",
+            mcpMethod: "tools/call", tool: i % 3 == 0 ? "delete-todo" : "get-todos", decision: decision, rule: decision == "denied" ? "admins-delete" : nil,
+            status: 200, durationMS: 1.5, stepUps: 0, consentNeeded: false, via: "event-loop")
+    }
+
+    @Test func batchesQueriesAndPruning() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(path: dir + "/audit.sqlite")
+        let now = Date().timeIntervalSince1970
+        // 101 records: four full 32-row statements' worth and a remainder.
+        try store.insert((0..<101).map { Self.record($0, time: now - 1000 + Double($0), decision: $0 == 50 ? "denied" : "allowed", user: $0 < 60 ? "alice" : "bob") })
+        let all = try store.query(AuditQuery(limit: 1000))
+        #expect(all.count == 101 && all.first?.requestID == "r100" && all.last?.requestID == "r0", "newest first")
+        #expect(Set(all.map(\.requestID)).count == 101)
+        #expect(try store.query(AuditQuery(decision: "denied")).map(\.requestID) == ["r50"])
+        #expect(try store.query(AuditQuery(user: "bob@example.test")).count == 41)
+        #expect(try store.query(AuditQuery(user: "00u-alice", connection: "todo0", tool: "delete-todo")).allSatisfy { $0.sub == "00u-alice" && $0.tool == "delete-todo" })
+        #expect(try store.query(AuditQuery(since: now - 1000 + 90)).count == 11)
+        try store.prune(olderThan: now - 1000 + 10, maxRecords: 50)
+        let kept = try store.query(AuditQuery(limit: 1000))
+        #expect(kept.count == 50 && kept.first?.requestID == "r100" && kept.last?.requestID == "r51", "the newest 50 within the age")
+    }
+}
