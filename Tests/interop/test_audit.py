@@ -59,7 +59,10 @@ def audited(system: System):
     token_file.write_text(token)
     original = system.config_path.read_text()
     generation = system.status()["config"]["generation"]
-    system.config_path.write_text(original + POLICY + f"\ngateway:\n  audit:\n    admin_token: file:{token_file}\n")
+    # todo0 keeps its tool arguments in the trail, with `title` redacted.
+    keep = original.replace("  - name: todo0\n", "  - name: todo0\n    audit: {arguments: true, redact: [title]}\n", 1)
+    assert keep != original
+    system.config_path.write_text(keep + POLICY + f"\ngateway:\n  audit:\n    admin_token: file:{token_file}\n")
     end = time.monotonic() + 30
     while system.status()["config"]["generation"] == generation:
         assert time.monotonic() < end and not system.status()["config"].get("last_error"), system.status()["config"]
@@ -73,7 +76,7 @@ def audit_cli(db, *args: str) -> list[dict]:
     out = subprocess.run([str(switchboard_binary(REPO_ROOT)), "audit", "--db", str(db), "--json", "--limit", "1000", *args],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    fields = ("sub", "email", "mcp_method", "tool", "rest_method", "path", "rule", "error")  # absent when null
+    fields = ("sub", "email", "mcp_method", "tool", "rest_method", "path", "rule", "error", "arguments")  # absent when null
     return [dict({f: None for f in fields}, **json.loads(line)) for line in out.stdout.splitlines() if line.strip()]
 
 
@@ -81,7 +84,8 @@ def test_records_match_the_calls_one_to_one_and_hold_no_secret(audited):
     system, admin, bob, db = audited
     start = time.time()
     url = system.mcp_url("todo0")
-    alice_answers = mcp_session(url, system.alice_id_token, [("get-todos", {}), ("create-todo", {"title": "audited"})])
+    secret_title = "audited-" + uuid.uuid4().hex
+    alice_answers = mcp_session(url, system.alice_id_token, [("get-todos", {}), ("create-todo", {"title": secret_title})])
     bob_answers = mcp_session(url, bob, [("delete-todo", {"id": 1})])
     assert all(a.status_code == 200 for a in alice_answers + bob_answers)
     assert bob_answers[0].json()["result"]["isError"] is True
@@ -98,6 +102,10 @@ def test_records_match_the_calls_one_to_one_and_hold_no_secret(audited):
     assert all(r["decision"] == "allowed" and r["kind"] == "mcp" and r["sub"] for r in alice), alice
     assert [r["status"] for r in alice] == [200, 202, 200, 200, 200], alice
     assert any(r["step_ups"] >= 1 for r in alice if r["tool"] == "create-todo"), "create-todo needs mcp:tools:manage: one step-up"
+    # Arguments kept for todo0 (audit.arguments), the named field redacted; never the value.
+    assert [json.loads(r["arguments"]) for r in alice if r["mcp_method"] == "tools/call"] == [{}, {"title": "<redacted>"}], alice
+    for path in db.parent.glob("audit.sqlite*"):
+        assert secret_title.encode() not in path.read_bytes(), f"a redacted argument reached {path.name}"
     denied = [r for r in bobs if r["mcp_method"] == "tools/call"]
     assert len(bobs) == 4 and len(denied) == 1, bobs
     assert denied[0]["decision"] == "denied" and denied[0]["rule"] == "admins-delete" and denied[0]["tool"] == "delete-todo", denied

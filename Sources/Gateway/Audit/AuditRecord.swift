@@ -30,12 +30,18 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public var consentNeeded: Bool
     /// Which driver ran it (the access log's `via`).
     public var via: String
+    /// The tool's arguments as JSON, when the connection keeps them (`audit.arguments`), with
+    /// its redacted fields replaced by `"<redacted>"`.
+    public var arguments: String?
     /// An MCP call's body, kept by the request path for the writer to read the method and tool
     /// from (parsing off the request path); never stored.
     var body: ByteBuffer?
+    /// The arguments as the pipeline read them, and the fields to redact (nil: not kept).
+    var argumentsValue: JSONValue?
+    var redacting: Set<String>?
 
     enum CodingKeys: String, CodingKey {
-        case time, sub, email, connection, kind, tool, path, decision, rule, status, error, via
+        case time, sub, email, connection, kind, tool, path, decision, rule, status, error, via, arguments
         case requestID = "request_id"
         case mcpMethod = "mcp_method"
         case restMethod = "rest_method"
@@ -47,8 +53,9 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     public init(
         time: Double, requestID: String, sub: String? = nil, email: String? = nil, connection: String, kind: String, mcpMethod: String? = nil,
         tool: String? = nil, restMethod: String? = nil, path: String? = nil, decision: String, rule: String? = nil, status: Int, error: String? = nil,
-        durationMS: Double, stepUps: Int, consentNeeded: Bool, via: String
+        durationMS: Double, stepUps: Int, consentNeeded: Bool, via: String, arguments: String? = nil
     ) {
+        self.arguments = arguments
         (self.time, self.requestID, self.sub, self.email, self.connection, self.kind) = (time, requestID, sub, email, connection, kind)
         (self.mcpMethod, self.tool, self.restMethod, self.path, self.decision, self.rule) = (mcpMethod, tool, restMethod, path, decision, rule)
         (self.status, self.error, self.durationMS, self.stepUps, self.consentNeeded, self.via) = (status, error, durationMS, stepUps, consentNeeded, via)
@@ -58,11 +65,28 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     /// tool read from its body.
     mutating func complete(id: String) {
         if requestID.isEmpty { requestID = id }
-        guard let body else { return }
-        self.body = nil
-        let message = JSONValue.parse(body.readableBytesView)
-        if mcpMethod == nil || mcpMethod == "" { mcpMethod = message?["method"]?.string }
-        if tool == nil, mcpMethod == "tools/call" { tool = message?["params"]?["name"]?.string }
+        if let body {
+            self.body = nil
+            let message = JSONValue.parse(body.readableBytesView)
+            if mcpMethod == nil || mcpMethod == "" { mcpMethod = message?["method"]?.string }
+            if tool == nil, mcpMethod == "tools/call" { tool = message?["params"]?["name"]?.string }
+            if argumentsValue == nil, mcpMethod == "tools/call" { argumentsValue = message?["params"]?["arguments"] }
+        }
+        if let redacting, let value = argumentsValue {
+            arguments = String(decoding: Self.redact(value, redacting).encoded(), as: UTF8.self)
+        }
+        argumentsValue = nil
+        redacting = nil
+    }
+
+    /// `value` with every field named in `names`, at any depth, replaced by `"<redacted>"`.
+    static func redact(_ value: JSONValue, _ names: Set<String>) -> JSONValue {
+        switch value {
+        case .object(let o):
+            return .object(Dictionary(uniqueKeysWithValues: o.map { key, v in (key, names.contains(key) ? .string("<redacted>") : redact(v, names)) }))
+        case .array(let a): return .array(a.map { redact($0, names) })
+        default: return value
+        }
     }
 }
 

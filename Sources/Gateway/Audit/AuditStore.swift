@@ -24,6 +24,10 @@ public final class AuditStore: Sendable {
                     consent_needed INTEGER NOT NULL, via TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
                 """)
+            // Added later: a database written by an older gateway gets the column.
+            if try !db.columns(in: "audit").contains(where: { $0.name == "arguments" }) {
+                try db.execute(sql: "ALTER TABLE audit ADD COLUMN arguments TEXT")
+            }
         }
     }
 
@@ -37,10 +41,10 @@ public final class AuditStore: Sendable {
                 rest = rest.dropFirst(chunk.count)
                 let statement = try db.cachedStatement(sql: Self.insertSQL(rows: chunk.count))
                 var values: [(any DatabaseValueConvertible)?] = []
-                values.reserveCapacity(chunk.count * 18)
+                values.reserveCapacity(chunk.count * 19)
                 for r in chunk {
                     values += [r.time, r.requestID, r.sub, r.email, r.connection, r.kind, r.mcpMethod, r.tool, r.restMethod, r.path, r.decision,
-                               r.rule, r.status, r.error, r.durationMS, r.stepUps, r.consentNeeded, r.via] as [(any DatabaseValueConvertible)?]
+                               r.rule, r.status, r.error, r.durationMS, r.stepUps, r.consentNeeded, r.via, r.arguments] as [(any DatabaseValueConvertible)?]
                 }
                 try statement.execute(arguments: StatementArguments(values))
             }
@@ -48,10 +52,10 @@ public final class AuditStore: Sendable {
     }
 
     static func insertSQL(rows: Int) -> String {
-        let row = "(" + Array(repeating: "?", count: 18).joined(separator: ", ") + ")"
+        let row = "(" + Array(repeating: "?", count: 19).joined(separator: ", ") + ")"
         return """
             INSERT INTO audit (time, request_id, sub, email, connection, kind, mcp_method, tool, rest_method, path, decision, rule,
-                               status, error, duration_ms, step_ups, consent_needed, via)
+                               status, error, duration_ms, step_ups, consent_needed, via, arguments)
             VALUES \(Array(repeating: row, count: rows).joined(separator: ", "))
             """
     }
@@ -81,7 +85,7 @@ public final class AuditStore: Sendable {
                     time: row["time"], requestID: row["request_id"], sub: row["sub"], email: row["email"], connection: row["connection"], kind: row["kind"],
                     mcpMethod: row["mcp_method"], tool: row["tool"], restMethod: row["rest_method"], path: row["path"], decision: row["decision"],
                     rule: row["rule"], status: row["status"], error: row["error"], durationMS: row["duration_ms"], stepUps: row["step_ups"],
-                    consentNeeded: row["consent_needed"], via: row["via"])
+                    consentNeeded: row["consent_needed"], via: row["via"], arguments: row["arguments"])
             }
         }
     }

@@ -84,13 +84,22 @@ public struct ConnectionConfig: Decodable, Sendable {
     public var policy: ConfigNode?
     /// How often (see ``RateLimit``).
     public var rateLimits: [RateLimitConfig]?
+    /// What the audit trail keeps of this connection's calls beyond the defaults.
+    public var audit: ConnectionAuditConfig?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, title, enabled, upstream, issuer, resource, route, auth, timeouts, policy
+        case name, kind, title, enabled, upstream, issuer, resource, route, auth, timeouts, policy, audit
         case rateLimits = "rate_limits"
         case registrationID = "registration_id"
         case maxRequestBody = "max_request_body"
     }
+}
+
+/// A connection's `audit:`: keep the tool arguments of its MCP calls (off by default), with the
+/// named fields redacted wherever they occur.
+public struct ConnectionAuditConfig: Decodable, Sendable, Equatable {
+    public var arguments: Bool?
+    public var redact: [String]?
 }
 
 /// One of a connection's `rate_limits:`.

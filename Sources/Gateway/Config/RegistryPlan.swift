@@ -21,13 +21,15 @@ public struct RegistryPlan: Sendable {
         /// `rate_limits:`, validated (and as written, to tell whether a reload changed them).
         var rateLimits: [RateLimit] = []
         var rateLimitConfigs: [RateLimitConfig] = []
+        /// `audit.arguments`: the fields to redact when the tool arguments are kept; nil: not kept.
+        var auditArgumentsRedacting: Set<String>?
 
         /// Same settings as `other` (source positions aside): its runtime can be reused.
         func sameContent(as other: PlannedConnection) -> Bool {
             guard descriptor == other.descriptor, enabled == other.enabled, responseTimeout == other.responseTimeout,
                 maxRequestBody == other.maxRequestBody
             else { return false }
-            guard rateLimitConfigs == other.rateLimitConfigs else { return false }
+            guard rateLimitConfigs == other.rateLimitConfigs, auditArgumentsRedacting == other.auditArgumentsRedacting else { return false }
             switch (policyNode, other.policyNode) {
             case (nil, nil): break
             case (let a?, let b?): if !a.sameContent(as: b) { return false }

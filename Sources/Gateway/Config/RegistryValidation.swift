@@ -202,6 +202,10 @@ struct RegistryValidation {
                 plan.connections[policyIndex].rateLimits = rateLimits(limits, connection: c.name, kind: kind, node: connectionNode(i)?.entry("rate_limits")?.value)
                 plan.connections[policyIndex].rateLimitConfigs = limits
             }
+            if let audit = c.audit, audit.arguments == true {
+                if kind != .mcpServer { fail(connectionNode(i)?.entry("audit")?.value.location, "connection '\(c.name)': only an MCP connection's calls have tool arguments to keep") }
+                plan.connections[policyIndex].auditArgumentsRedacting = Set(audit.redact ?? [])
+            }
             guard let node = connectionNode(i)?.entry("policy")?.value else { continue }
             plan.connections[policyIndex].policy = connectionPolicy(node, connection: c.name, kind: kind)
             plan.connections[policyIndex].policyNode = node

@@ -80,6 +80,10 @@ struct CallRecorder: Sendable {
             durationMS: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, stepUps: exchange.stepUps,
             consentNeeded: error == "interaction_required", via: exchange.driver.rawValue)
         if facts == nil, exchange.target.prefix == .mcp { record.body = exchange.auditBody }  // read by the writer
+        if let redacting = exchange.connection.plan.auditArgumentsRedacting {
+            record.redacting = redacting
+            record.argumentsValue = facts?.mcp?.arguments
+        }
         return record
     }
 }
