@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from interop_helpers import HOST, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200
+from interop_helpers import HOST, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200, wait_until  # noqa: F401 (re-exported)
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
@@ -185,15 +185,3 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 (a moment where the DOM is being rebuilt)
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

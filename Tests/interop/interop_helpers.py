@@ -89,6 +89,22 @@ def wait_for_http_200(url: str, proc: subprocess.Popen | None, timeout: float, w
     raise TimeoutError(f"{what}: {url} did not answer 200 within {timeout}s (last: {last}){_tail(log)}")
 
 
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    """predicate()'s first truthy value within `timeout` seconds (an exception counts as not
+    yet: a page being rebuilt, a server restarting); else an AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
 def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds. Only ever the process we started."""
     if proc.poll() is not None:

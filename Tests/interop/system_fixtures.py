@@ -202,6 +202,20 @@ class System:
         assert len(found) == 1, f"{name} in {[c['name'] for c in doc['connections']]}"
         return found[0]
 
+    def apply_config(self, text: str, timeout: float = 30) -> None:
+        """Writes connections.yaml and waits until the gateway serves it (a new registry
+        generation); fails with the gateway's own words if it refused the file."""
+        generation = self.status()["config"]["generation"]
+        self.config_path.write_text(text)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            config = self.status()["config"]
+            assert not config.get("last_error"), f"the gateway refused the file: {config['last_error']}"
+            if config["generation"] != generation:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the gateway did not load the new connections.yaml within {timeout}s")
+
     def injected_tokens(self) -> set[str]:
         return self.todo0_relay.bearer_tokens() | self.isv_relay.bearer_tokens()
 

@@ -58,15 +58,10 @@ def audited(system: System):
     token_file = system.base / "audit-admin-token"
     token_file.write_text(token)
     original = system.config_path.read_text()
-    generation = system.status()["config"]["generation"]
     # todo0 keeps its tool arguments in the trail, with `title` redacted.
     keep = original.replace("  - name: todo0\n", "  - name: todo0\n    audit: {arguments: true, redact: [title]}\n", 1)
     assert keep != original
-    system.config_path.write_text(keep + POLICY + f"\ngateway:\n  audit:\n    admin_token: file:{token_file}\n")
-    end = time.monotonic() + 30
-    while system.status()["config"]["generation"] == generation:
-        assert time.monotonic() < end and not system.status()["config"].get("last_error"), system.status()["config"]
-        time.sleep(0.2)
+    system.apply_config(keep + POLICY + f"\ngateway:\n  audit:\n    admin_token: file:{token_file}\n")
     bob, _ = login(system.idp, "bob")
     yield system, token, bob["id_token"], system.config_path.parent / ".switchboard" / "audit.sqlite"
     system.config_path.write_text(original)

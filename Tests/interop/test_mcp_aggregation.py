@@ -13,24 +13,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import jwt
-import pytest
 import requests
+import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from idp_fixtures import GITHUB_AUDIENCE
-from interop_helpers import free_port, stop_process, wait_for_port
+from interop_helpers import free_port, stop_process, wait_for_port, wait_until
+from mcp_client import CALL_TIMEOUT, Notes, call_tool, http, list_tools, meta_of, run, text_of
+from mcp_client import sdk_session as with_session
 from system_fixtures import TODO0_RESOURCE, System, consent, login, system  # noqa: F401  (system is a fixture)
 
 HERE = Path(__file__).resolve().parent
-CALL_TIMEOUT = 60
 TODO_TOOLS = {"todo0__get-todos", "todo0__create-todo", "todo0__toggle-todo", "todo0__delete-todo"}
 GITHUB_TOOLS = {"github-mcp__get_me", "github-mcp__add_pull_request_comment"}
 UNAVAILABLE = "switchboard/unavailable"
@@ -38,63 +38,6 @@ FAILURE = "switchboard/failure"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run(fn, *args) -> Any:
-    return anyio.run(fn, *args)
-
-
-def http(token: str) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=CALL_TIMEOUT))
-
-
-class Notes:
-    """The server notifications a client session received (method names)."""
-
-    def __init__(self) -> None:
-        self.methods: list[str] = []
-
-    async def __call__(self, message: Any) -> None:
-        method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
-        if isinstance(method, str):
-            self.methods.append(method)
-
-
-async def with_session(url: str, token: str, body, notes: Notes | None = None) -> None:
-    async with http(token) as client:
-        async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write, message_handler=notes) as session:
-                with anyio.fail_after(CALL_TIMEOUT):
-                    await session.initialize()
-                    await body(session)
-
-
-def list_tools(url: str, token: str) -> Any:
-    out: dict[str, Any] = {}
-
-    async def body(session: ClientSession) -> None:
-        out["tools"] = await session.list_tools()
-
-    run(with_session, url, token, body)
-    return out["tools"]
-
-
-def call_tool(url: str, token: str, name: str, arguments: dict) -> Any:
-    out: dict[str, Any] = {}
-
-    async def body(session: ClientSession) -> None:
-        out["result"] = await session.call_tool(name, arguments)
-
-    run(with_session, url, token, body)
-    return out["result"]
-
-
-def text_of(result: Any) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
-
-
-def meta_of(result: Any) -> dict:
-    return dict(result.meta or {})
 
 
 def claims(bearer: str) -> dict:
@@ -110,17 +53,6 @@ def last_token(relay) -> str:
 def posts(relay) -> int:
     """The POSTs the gateway sent through `relay` (a closed session's DELETE may come late, in the background)."""
     return sum(1 for line in relay.request_lines() if line.startswith("POST "))
-
-
-def wait_until(predicate, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def connection_loaded(system: System, name: str, present: bool = True) -> bool:

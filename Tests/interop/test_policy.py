@@ -9,19 +9,15 @@ previous one keeps serving.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import anyio
-import httpx2
 import pytest
 import requests
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
+from interop_helpers import wait_until
+from mcp_client import list_tools, call_tool, text_of
 from system_fixtures import System, consent, login, system  # noqa: F401  (system is a fixture)
 
-CALL_TIMEOUT = 60
 POLICIES = """
 policies:
   - name: admins-delete
@@ -46,32 +42,8 @@ policies:
 """
 
 
-def run(fn, *args) -> Any:
-    return anyio.run(fn, *args)
-
-
-async def with_session(url: str, token: str, body) -> None:
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=CALL_TIMEOUT)) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                with anyio.fail_after(CALL_TIMEOUT):
-                    await session.initialize()
-                    await body(session)
-
-
 def tools_and_call(url: str, token: str, name: str, arguments: dict) -> tuple[set[str], Any]:
-    out: dict[str, Any] = {}
-
-    async def body(session: ClientSession) -> None:
-        out["tools"] = {t.name for t in (await session.list_tools()).tools}
-        out["call"] = await session.call_tool(name, arguments)
-
-    run(with_session, url, token, body)
-    return out["tools"], out["call"]
-
-
-def text_of(result: Any) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
+    return {t.name for t in list_tools(url, token).tools}, call_tool(url, token, name, arguments)
 
 
 def posts_with(relay, needle: str) -> int:
@@ -79,25 +51,11 @@ def posts_with(relay, needle: str) -> int:
     return relay.sent_text().count(needle)
 
 
-def wait_until(predicate, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 @pytest.fixture(scope="module")
 def policed(system: System):
     """The system with POLICIES appended to its connections.yaml, loaded; bob signed in."""
     original = system.config_path.read_text()
-    system.config_path.write_text(original + POLICIES)
-    generation = system.status()["config"].get("generation")
-    wait_until(lambda: system.status()["config"].get("generation") != generation and not system.status()["config"].get("last_error"),
-               30, "the gateway to load the policies")
+    system.apply_config(original + POLICIES)
     bob, _ = login(system.idp, "bob")
     try:
         yield system, bob["id_token"]

@@ -7,19 +7,13 @@ before any credential is fetched; the MCP refusal is a tool error a model can re
 from __future__ import annotations
 
 import re
-import time
-from typing import Any
 
-import anyio
-import httpx2
 import pytest
 import requests
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
+from mcp_client import call_tools as calls, text_of
 from system_fixtures import System, login, system  # noqa: F401  (system is a fixture)
 
-CALL_TIMEOUT = 60
 # todo0: 3 get-todos per user per minute (20 s apart at the sustained rate); GitHub REST: 2 per user per minute.
 TODO0_LIMITS = "    rate_limits:\n      - {name: reads, requests: 3, per: 1m, tool: get-todos}\n"
 GITHUB_LIMITS = "    rate_limits:\n      - {name: rest, requests: 2, per: 1m}\n"
@@ -33,43 +27,12 @@ def insert_after(text: str, line: str, block: str) -> str:
 @pytest.fixture(scope="module")
 def limited(system: System):
     original = system.config_path.read_text()
-    text = insert_after(insert_after(original, "  - name: todo0", TODO0_LIMITS), "  - name: github", GITHUB_LIMITS)
-    generation = system.status()["config"]["generation"]
-    system.config_path.write_text(text)
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        status = system.status()["config"]
-        assert not status.get("last_error"), status["last_error"]
-        if status["generation"] != generation:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the gateway did not load the rate limits")
+    system.apply_config(insert_after(insert_after(original, "  - name: todo0", TODO0_LIMITS), "  - name: github", GITHUB_LIMITS))
     bob, _ = login(system.idp, "bob")
     try:
         yield system, bob["id_token"]
     finally:
         system.config_path.write_text(original)
-
-
-def calls(url: str, token: str, plan: list[tuple[str, dict]]) -> list[Any]:
-    out: list[Any] = []
-
-    async def scenario() -> None:
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=CALL_TIMEOUT)) as http:
-            async with streamable_http_client(url, http_client=http) as (read, write):
-                async with ClientSession(read, write) as session:
-                    with anyio.fail_after(CALL_TIMEOUT):
-                        await session.initialize()
-                        for name, args in plan:
-                            out.append(await session.call_tool(name, args))
-
-    anyio.run(scenario)
-    return out
-
-
-def text_of(result: Any) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
 
 
 def test_a_burst_of_tool_calls_gets_exactly_the_refusals_over_the_limit_per_user(limited):

@@ -11,7 +11,6 @@ import SwitchboardJSON
 /// JSON-RPC error for another MCP method, 403 `policy_denied` for REST.
 struct PolicyCheck: Sendable {
     let exchange: ProxyExchange
-    let caller: CallerIdentity
     let facts: CallFacts
     /// The request's JSON-RPC id (MCP), for the refusal.
     let rpcID: JSONValue?
@@ -23,12 +22,8 @@ struct PolicyCheck: Sendable {
         let registry = exchange.registry
         let connection = exchange.connection
         guard !Policy.isOpen(global: registry.plan.policies, connection: connection.plan.policy, name: connection.name) else { return nil }
-        self.init(exchange, caller: caller, read: CallFacts.read(exchange, caller: caller, body: body))
-    }
-
-    init(_ exchange: ProxyExchange, caller: CallerIdentity, read: (facts: CallFacts, rpcID: JSONValue?)) {
+        let read = CallFacts.read(exchange, caller: caller, body: body)
         self.exchange = exchange
-        self.caller = caller
         self.facts = read.facts
         self.rpcID = read.rpcID
     }
