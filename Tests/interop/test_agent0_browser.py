@@ -217,6 +217,9 @@ def test_mark_done_then_delete_the_todo(dev_system, chrome):  # noqa: F811
 def test_comment_on_a_pull_request_after_consent_in_a_popup(dev_system, chrome):  # noqa: F811
     answer = send(chrome, 'comment "LGTM" on PR 1 in acme/widgets')
     card = wait_until(lambda: qs(answer, '.consent-card[data-connection="github"][data-waiting="true"]'), 10, "a consent card")[0]
+    # Counted before the popup: the resumed turn can be on the page before the test is back in
+    # this window (the whole resume takes a few tens of milliseconds).
+    before_answers = len(answers(chrome))
     main = chrome.current_window_handle
     before = set(chrome.window_handles)
     open_button = q(card, "button.consent-open")
@@ -237,7 +240,6 @@ def test_comment_on_a_pull_request_after_consent_in_a_popup(dev_system, chrome):
         chrome.switch_to.window(main)
 
     # The page sees the popup close and resumes the waiting call.
-    before_answers = len(answers(chrome))
     wait_until(lambda: len(answers(chrome)) > before_answers and not shown(chrome, "#typing"), TURN_TIMEOUT, "the resumed turn")
     resumed = answers(chrome)[-1]
     calls = chips(resumed)
