@@ -9,10 +9,10 @@
 struct JSONParser {
     static let maxDepth = 512
 
-    private let bytes: [UInt8]
-    private var i = 0
+    let bytes: [UInt8]
+    var i = 0
 
-    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     static func parse(_ bytes: [UInt8]) -> JSONValue? {
         var parser = JSONParser(bytes)
@@ -23,11 +23,11 @@ struct JSONParser {
         return value
     }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
-    private mutating func value(depth: Int) -> JSONValue? {
+    mutating func value(depth: Int) -> JSONValue? {
         guard depth < Self.maxDepth else { return nil }
         skipWhitespace()
         guard i < bytes.count else { return nil }
@@ -42,7 +42,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func literal(_ word: StaticString, _ value: JSONValue) -> JSONValue? {
+    mutating func literal(_ word: StaticString, _ value: JSONValue) -> JSONValue? {
         let count = word.utf8CodeUnitCount
         guard i + count <= bytes.count else { return nil }
         let matches = word.withUTF8Buffer { w in (0..<count).allSatisfy { bytes[i + $0] == w[$0] } }
@@ -51,7 +51,7 @@ struct JSONParser {
         return value
     }
 
-    private mutating func object(depth: Int) -> JSONValue? {
+    mutating func object(depth: Int) -> JSONValue? {
         i += 1  // {
         var fields: [String: JSONValue] = [:]
         skipWhitespace()
@@ -75,7 +75,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func array(depth: Int) -> JSONValue? {
+    mutating func array(depth: Int) -> JSONValue? {
         i += 1  // [
         var items: [JSONValue] = []
         skipWhitespace()
@@ -95,7 +95,7 @@ struct JSONParser {
     }
 
     /// A string token (at its opening quote).
-    private mutating func string() -> String? {
+    mutating func string() -> String? {
         i += 1  // "
         let start = i
         // The common case: no escapes, so the bytes are the string (validated as UTF-8).
@@ -148,7 +148,7 @@ struct JSONParser {
         return nil
     }
 
-    private mutating func hex4() -> UInt32? {
+    mutating func hex4() -> UInt32? {
         guard i + 4 <= bytes.count else { return nil }
         var v: UInt32 = 0
         for _ in 0..<4 {
@@ -167,7 +167,7 @@ struct JSONParser {
     }
 
     /// A number token: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    private mutating func number() -> JSONValue? {
+    mutating func number() -> JSONValue? {
         let start = i
         func digits() -> Int {
             let from = i

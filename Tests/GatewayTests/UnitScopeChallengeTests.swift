@@ -11,11 +11,11 @@ struct UnitScopeChallengeTests {
     @Test func toolResultWithTheInsufficientScopeJSON() {
         let challenge = ScopeChallengeParser.fromToolResult(Data(toolResult.utf8))
         #expect(challenge?.requiredScopes == ["mcp:connect", "mcp:tools:read", "mcp:tools:manage"])
-        #expect(JSONRPCPeek.mentions("insufficient_scope", in: ByteBuffer(string: toolResult)))
-        #expect(!JSONRPCPeek.mentions("tools/call", in: ByteBuffer(string: toolResult)))
-        #expect(JSONRPCPeek.mentions("tools/call", in: ByteBuffer(string: #"{"method":"tools/call"}"#)))
+        #expect(BodyScan.mentions("insufficient_scope", in: ByteBuffer(string: toolResult)))
+        #expect(!BodyScan.mentions("tools/call", in: ByteBuffer(string: toolResult)))
+        #expect(BodyScan.mentions("tools/call", in: ByteBuffer(string: #"{"method":"tools/call"}"#)))
         // JSONSerialization writes "tools\/call": the gateway scans for both spellings.
-        #expect(JSONRPCPeek.mentions(#"tools\/call"#, in: ByteBuffer(string: #"{"method":"tools\/call"}"#)))
+        #expect(BodyScan.mentions(#"tools\/call"#, in: ByteBuffer(string: #"{"method":"tools\/call"}"#)))
     }
 
     /// The scan against a plain search, at the edges a `memchr`/`memcmp` loop can get wrong:
@@ -28,10 +28,10 @@ struct UnitScopeChallengeTests {
             "", "t", "tools/Call", String(repeating: "tools/cal", count: 50) + "tools/call", String(repeating: "t", count: 300),
         ]
         for text in cases {
-            #expect(JSONRPCPeek.mentions(needle, in: ByteBuffer(string: text)) == text.contains(needle), "\(text)")
+            #expect(BodyScan.mentions(needle, in: ByteBuffer(string: text)) == text.contains(needle), "\(text)")
             var shifted = ByteBuffer(string: "tools/call" + text)
             shifted.moveReaderIndex(forwardBy: 10)  // the match before the reader index must not count
-            #expect(JSONRPCPeek.mentions(needle, in: shifted) == text.contains(needle), "shifted \(text)")
+            #expect(BodyScan.mentions(needle, in: shifted) == text.contains(needle), "shifted \(text)")
         }
     }
 

@@ -4,7 +4,7 @@ calling it anyway is a tool error naming the rule that never reaches the upstrea
 tool's argument allows one repository and denies another; the ID token's `groups` (from the
 development IdP: alice in `admins`, bob not) decide; a REST rule refuses before any credential
 is fetched; a policy with a bad regular expression is refused at its line and column and the
-previous one keeps serving.
+previous one keeps serving; a body the policy cannot judge (a repeated member, a batch) is refused.
 """
 
 from __future__ import annotations
@@ -126,3 +126,21 @@ def test_a_policy_with_a_bad_regex_is_refused_at_its_line_and_the_previous_one_k
     finally:
         system.config_path.write_text(good)
         wait_until(lambda: not system.status()["config"].get("last_error"), 30, "the good file to load again")
+
+
+@pytest.mark.parametrize("body", [
+    # Parsers disagree on a repeated member (Python's json and JavaScript keep the last, the
+    # gateway's parser the first): judged one way, it would be called the other.
+    '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get-todos","name":"delete-todo","arguments":{"id":1}}}',
+    '{"jsonrpc":"2.0","id":5,"method":"tools/list","method":"tools/call","params":{"name":"delete-todo","arguments":{"id":1}}}',
+    # A JSON-RPC batch (2025-03-26 allowed them): no single method to judge.
+    '[{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete-todo","arguments":{"id":1}}}]',
+], ids=["repeated-name", "repeated-method", "batch"])
+def test_a_body_the_policy_cannot_judge_is_refused_without_reaching_the_upstream(policed, body):
+    system, bob = policed
+    before = posts_with(system.todo0_relay, "delete-todo")
+    r = requests.post(system.mcp_url("todo0"), data=body, timeout=30, headers={
+        "Authorization": f"Bearer {bob}", "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == -32600 and r.json()["error"]["data"]["error"] == "invalid_request", r.text
+    assert posts_with(system.todo0_relay, "delete-todo") == before, "a body the policy could not judge reached todo0"

@@ -93,7 +93,7 @@ public struct Glob: Sendable, Equatable, CustomStringConvertible {
     public func matches(_ name: String) -> Bool {
         switch shape {
         case .exactly(let text): return name == text
-        case .prefix(let text): return name.hasPrefix(text)
+        case .prefix(let text): return name.utf8.starts(with: text.utf8)  // bytes: hasPrefix compares by Unicode equivalence, slowly
         case .anything: return true
         case .general: return Self.match(parts[...], Array(name)[...], prefixOnly: false)
         }

@@ -67,10 +67,12 @@ public struct AuditRecord: Sendable, Codable, Equatable {
         if requestID.isEmpty { requestID = id }
         if let body {
             self.body = nil
-            let message = JSONValue.parse(body.readableBytesView)
-            if mcpMethod == nil || mcpMethod == "" { mcpMethod = message?["method"]?.string }
-            if tool == nil, mcpMethod == "tools/call" { tool = message?["params"]?["name"]?.string }
-            if argumentsValue == nil, mcpMethod == "tools/call" { argumentsValue = message?["params"]?["arguments"] }
+            let bytes = Array(body.readableBytesView)
+            if let peek = JSONRPCPeek(bytes) {
+                if mcpMethod == nil || mcpMethod == "" { mcpMethod = peek.method }
+                if tool == nil, mcpMethod == "tools/call" { tool = peek.name }
+                if redacting != nil, argumentsValue == nil, mcpMethod == "tools/call" { argumentsValue = peek.arguments(in: bytes) }
+            }
         }
         if let redacting, let value = argumentsValue {
             arguments = String(decoding: Self.redact(value, redacting).encoded(), as: UTF8.self)

@@ -12,7 +12,12 @@ struct CallFacts: Sendable {
         var method: String
         /// `tools/call`'s tool.
         var tool: String?
+        /// Parsed only when a rule or the audit trail reads them.
         var arguments: JSONValue?
+
+        init(method: String, tool: String? = nil, arguments: JSONValue? = nil) {
+            (self.method, self.tool, self.arguments) = (method, tool, arguments)
+        }
     }
 
     var connection: String
@@ -21,12 +26,58 @@ struct CallFacts: Sendable {
     var rest: (method: String, path: String)?
     /// The caller's ID-token claims, each as its values (see ``ValueMatcher``).
     var claims: [String: [String]]
+    /// Why an MCP request's body cannot be judged (not one JSON object, a batch, a member such as
+    /// `params.name` given twice): the steps that judge calls refuse it rather than guess.
+    var malformed: String?
+    /// An MCP request's JSON-RPC id (for a refusal's answer).
+    var rpcID: JSONValue?
 }
 
 /// The outcome: allowed, or refused by a rule (nil: by the connection's default).
 enum PolicyDecision: Sendable, Equatable {
     case allow
     case deny(rule: String?)
+}
+
+/// A connection's rules as calls are judged by them: the registry's top-level rules that can
+/// apply to it (their connection globs already decided), then its own; built once per registry
+/// generation (``Registry/policy(for:)``), so a call never looks at a rule for another connection.
+final class CompiledPolicy: Sendable {
+    let rules: [Rule]
+    let defaultEffect: PolicyRule.Effect
+    /// Whether a rule looks into a tool's arguments (then a call's arguments are parsed).
+    let readsArguments: Bool
+
+    /// A rule as calls are matched against it: a class, so that walking the list per call moves
+    /// one reference per rule (copying the rule struct retained each of its globs and matchers:
+    /// most of the cost of 100 rules).
+    final class Rule: Sendable {
+        let name: String
+        let effect: PolicyRule.Effect
+        let mcpMethod: Glob?
+        let tool: Glob?
+        let restMethod: Glob?
+        let path: Glob?
+        let claims: [(String, ValueMatcher)]
+        let arguments: [(JSONPointer, ValueMatcher)]
+        let isMCPOnly: Bool
+        let isRESTOnly: Bool
+
+        init(_ r: PolicyRule) {
+            (name, effect, mcpMethod, tool, restMethod, path) = (r.name, r.effect, r.mcpMethod, r.tool, r.restMethod, r.path)
+            (claims, arguments, isMCPOnly, isRESTOnly) = (r.claims, r.arguments, r.isMCPOnly, r.isRESTOnly)
+        }
+    }
+
+    /// Nil when nothing can refuse a call on `name` (no rule applies, the default allows).
+    /// The top-level rules' connection globs are decided here, once.
+    init?(global: [PolicyRule], connection: ConnectionPolicy, name: String) {
+        let applying = global.filter { $0.connections.isEmpty || $0.connections.contains { $0.matches(name) } } + connection.rules
+        guard !applying.isEmpty || connection.defaultEffect != .allow else { return nil }
+        self.rules = applying.map(Rule.init)
+        self.defaultEffect = connection.defaultEffect
+        self.readsArguments = applying.contains { !$0.arguments.isEmpty }
+    }
 }
 
 /// Per-call authorization: the registry's top-level rules first (guard rails for every
@@ -36,25 +87,25 @@ enum PolicyDecision: Sendable, Equatable {
 enum Policy {
     /// `listing`: whether a `tools/list` shows the tool; rules on arguments are passed over
     /// then (a tool some arguments may be called with stays listed; the call is judged as it comes).
+    static func decide(_ facts: CallFacts, _ policy: CompiledPolicy, listing: Bool = false) -> PolicyDecision {
+        for rule in policy.rules where !(listing && !rule.arguments.isEmpty) && matches(rule, facts) {
+            return rule.effect == .allow ? .allow : .deny(rule: rule.name)
+        }
+        return policy.defaultEffect == .allow ? .allow : .deny(rule: nil)
+    }
+
+    /// The same decision from the rules as configured (validation and tests).
     static func decide(_ facts: CallFacts, global: [PolicyRule], connection: ConnectionPolicy, listing: Bool = false) -> PolicyDecision {
-        for rule in global where !(listing && !rule.arguments.isEmpty) && matches(rule, facts) {
-            return rule.effect == .allow ? .allow : .deny(rule: rule.name)
-        }
-        for rule in connection.rules where !(listing && !rule.arguments.isEmpty) && matches(rule, facts) {
-            return rule.effect == .allow ? .allow : .deny(rule: rule.name)
-        }
-        return connection.defaultEffect == .allow ? .allow : .deny(rule: nil)
+        guard let policy = CompiledPolicy(global: global, connection: connection, name: facts.connection) else { return .allow }
+        return decide(facts, policy, listing: listing)
     }
 
-    /// Whether any rule can apply to nothing but this connection's defaults (no work on the hot path).
+    /// Whether no rule can apply to this connection and its default allows.
     static func isOpen(global: [PolicyRule], connection: ConnectionPolicy, name: String) -> Bool {
-        connection.defaultEffect == .allow && connection.rules.isEmpty && !global.contains { rule in
-            rule.connections.isEmpty || rule.connections.contains { $0.matches(name) }
-        }
+        CompiledPolicy(global: global, connection: connection, name: name) == nil
     }
 
-    static func matches(_ rule: PolicyRule, _ facts: CallFacts) -> Bool {
-        if !rule.connections.isEmpty, !rule.connections.contains(where: { $0.matches(facts.connection) }) { return false }
+    static func matches(_ rule: CompiledPolicy.Rule, _ facts: CallFacts) -> Bool {
         if rule.isMCPOnly || rule.mcpMethod != nil {
             guard let mcp = facts.mcp else { return false }
             if let m = rule.mcpMethod, !m.matches(mcp.method) { return false }

@@ -125,35 +125,16 @@ struct ProxyHandler: Sendable {
         let canReplay = policy.caching && (kept != nil || !hasBody)
         let mcpBody = exchange.target.prefix == .mcp ? kept : nil
 
-        // Authorization, then rate limits, before any credential is fetched (Pipeline/PolicyCheck, RateLimitCheck).
-        let check = PolicyCheck(exchange, caller: caller, body: kept)
-        if exchange.facts == nil, check != nil || !connection.plan.rateLimits.isEmpty {
-            exchange.facts = check?.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts
-        }
-        if audit != nil, exchange.facts == nil { exchange.auditBody = kept }
-        if let check {
-            if exchange.target.prefix == .mcp, hasBody, kept == nil {
-                // Too large to be read here, so too large to be judged: refused, never passed unread.
-                let e = GatewayError(
-                    code: "policy_denied", status: .forbidden,
-                    message: "this connection's policy judges each call by its body, and this body is larger than max_replay_body", connection: connection.name)
-                recorder.log(exchange, status: 403, error: e.code)
-                return e.response()
-            }
-            if case .deny(let rule) = check.decision {
-                exchange.refusedBy = rule
-                let refusal = check.refusal(rule: rule)
-                recorder.log(exchange, status: Int(refusal.status.code), error: "policy_denied")
-                return refusal
-            }
-        }
-        if let refused = RateLimitCheck.count(exchange, caller: caller, facts: exchange.facts ?? CallFacts.read(exchange, caller: caller, body: kept).facts) {
-            exchange.refusedBy = refused.limit
-            let read = CallFacts.read(exchange, caller: caller, body: kept)
-            let response = RateLimitCheck.refusal(refused, exchange: exchange, facts: read.facts, rpcID: read.rpcID)
-            recorder.log(exchange, status: Int(response.status.code), error: "rate_limited")
+        // Authorization, then rate limits, before any credential is fetched (Pipeline/Governance).
+        let check: PolicyCheck?
+        switch Governance.judge(exchange, caller: caller, body: kept, unreadBody: hasBody && kept == nil) {
+        case .pass(let c): check = c
+        case .refuse(let refusal):
+            let (response, error) = Governance.answer(refusal, exchange: exchange)
+            recorder.log(exchange, status: Int(response.status.code), error: error)
             return response
         }
+        if audit != nil, exchange.target.prefix == .mcp { exchange.auditBody = kept }
 
         var scopes = connection.scopes(for: caller.userKey)
         var credential: Credential
@@ -341,7 +322,7 @@ struct ProxyHandler: Sendable {
             var e = GatewayError(code: "interaction_required", status: .unauthorized, message: interaction.message, connection: connection.name)
             e.extra["interaction_uri"] = interaction.uri
             e.headers[.wwwAuthenticate] = "Bearer error=\"interaction_required\""
-            if let mcpBody, let rpc = JSONRPCPeek(mcpBody) { e.jsonRPCID = rpc.idJSON }
+            if let mcpBody { e.jsonRPCID = BodyScan.idJSON(of: mcpBody) }
             throw e
         case .failed(let failure):
             connection.activity.recordFailure(at: now, code: failure.code, message: failure.message, upstream: false)

@@ -15,6 +15,9 @@ final class Registry: Sendable {
     /// Route segment → connection, one table per route prefix: O(1) lookup.
     let mcpRoutes: [Substring: Connection]
     let restRoutes: [Substring: Connection]
+    /// Each connection's rules as this generation's top-level `policies:` and its own make
+    /// them; absent when nothing can refuse a call on it.
+    private let policies: [ObjectIdentifier: CompiledPolicy]
 
     var settings: GatewaySettings { plan.settings }
 
@@ -39,6 +42,16 @@ final class Registry: Sendable {
         self.byName = byName
         self.mcpRoutes = mcp
         self.restRoutes = rest
+        var policies: [ObjectIdentifier: CompiledPolicy] = [:]
+        for c in connections {
+            policies[ObjectIdentifier(c)] = CompiledPolicy(global: plan.policies, connection: c.plan.policy, name: c.name)
+        }
+        self.policies = policies
+    }
+
+    /// The rules calls on `connection` are judged by; nil when nothing can refuse them.
+    func policy(for connection: Connection) -> CompiledPolicy? {
+        policies.isEmpty ? nil : policies[ObjectIdentifier(connection)]
     }
 
     /// The strategies this generation created (not inherited), for shutdown.

@@ -52,17 +52,27 @@ extension ProxyFastPath {
               let sessionID = headers.first(name: "mcp-session-id"),
               let session = aggregate.sessions.find(sessionID, caller: caller, virtualServer: nil),
               headers.first(name: "mcp-protocol-version").map({ $0 == session.protocolVersion }) ?? true,
-              let body = call.body, let message = JSONValue.parse(body.readableBytesView),
-              message["jsonrpc"] == "2.0", message["method"] == "tools/call", let id = message["id"], id != .null,
-              case .object(var params)? = message["params"], let name = params["name"]?.string
+              let body = call.body
+        else { return nil }
+        // Only the members the route needs are read; the rest of the client's bytes go out as
+        // they came, with the name rewritten in place.
+        let bytes = Array(body.readableBytesView)
+        guard let peek = JSONRPCPeek(bytes), !peek.ambiguous, peek.jsonrpc == "2.0", peek.method == "tools/call",
+              let id = peek.id, id != .null, let name = peek.name, let nameRange = peek.nameRange
         else { return nil }
         let aggregator = Aggregator(proxy: proxy, registry: registry, caller: caller, session: session, filter: nil)
         guard let (connection, tool) = aggregator.route(name), let origin = connection.upstreamOrigin, origin.isPlainHTTP,
               let upstream = session.upstream.current(connection.name),
-              let credential = CredentialResolver.cached(for: connection, caller: caller)
+              let credential = CredentialResolver.cached(for: connection, caller: caller),
+              // A governed connection's calls go through the endpoint, whose pipeline counts and
+              // judges each once (a hand-over from here would count it again).
+              registry.policy(for: connection) == nil, connection.plan.rateLimits.isEmpty
         else { return nil }
-        params["name"] = .string(tool)
-        let forwarded = ByteBuffer(bytes: JSONValue.object(["jsonrpc": "2.0", "id": id, "method": "tools/call", "params": .object(params)]).encoded())
+        var forwarded = ByteBuffer()
+        forwarded.reserveCapacity(bytes.count)
+        forwarded.writeBytes(bytes[..<nameRange.lowerBound])
+        forwarded.writeBytes(JSONValue.string(tool).encoded())
+        forwarded.writeBytes(bytes[nameRange.upperBound...])
         guard (try? Admission.checkBody(contentLength: forwarded.readableBytes, connection: connection)) != nil else { return nil }
         var upstreamHeaders = headers
         upstreamHeaders.remove(name: "mcp-session-id")

@@ -157,23 +157,14 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func forward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
-        // The pipeline's authorization step: a refusal, or a tool list to filter, is the async
-        // driver's to word (it asks the same ``PolicyCheck``).
+        // The pipeline's governance steps: a refusal, or a tool list to filter, is the async
+        // driver's to word (it asks ``Governance`` again; the rate limits are counted once).
         if let caller = request.caller {
-            let check = PolicyCheck(request, caller: caller, body: request.body)
-            if request.facts == nil, check != nil || !request.connection.plan.rateLimits.isEmpty {
-                request.facts = check?.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts
-            }
-            if path.proxy.audit != nil, request.facts == nil { request.auditBody = request.body }
-            if let check, check.filtersToolList || check.decision != .allow {
+            guard case .pass(nil) = Governance.judge(request, caller: caller, body: request.body, unreadBody: false) else {
                 handOver(request, prefetched: nil)
                 return
             }
-            // Counted here, once; a refusal is worded by the async driver, which finds it counted.
-            if RateLimitCheck.count(request, caller: caller, facts: request.facts ?? CallFacts.read(request, caller: caller, body: request.body).facts) != nil {
-                handOver(request, prefetched: nil)
-                return
-            }
+            if path.proxy.audit != nil, request.target.prefix == .mcp { request.auditBody = request.body }
         }
         let loop = context.eventLoop
         let rule = path.answerRule(for: request)

@@ -16,7 +16,7 @@ struct AnswerPolicy: Sendable {
     init(connection: Connection, isMCP: Bool, body: ByteBuffer?) {
         caching = connection.strategy.map { $0.credentialScope != .uncached } ?? false
         // A byte scan, not a JSON parse: this runs on every call.
-        toolCall = caching && isMCP && body.map(JSONRPCPeek.isToolCall) == true
+        toolCall = caching && isMCP && body.map(BodyScan.isToolCall) == true
     }
 
     enum Decision: Sendable {
@@ -41,7 +41,7 @@ struct AnswerPolicy: Sendable {
         case 403:
             return ScopeChallengeParser.fromHeader(wwwAuthenticate).map(Decision.stepUp) ?? .pass
         case 200 where toolCall:
-            if JSONRPCPeek.isJSON(contentType: contentType) { return .readBody }
+            if BodyScan.isJSON(contentType: contentType) { return .readBody }
             if Self.isEventStream(contentType) { return .readFirstEvent }
             return .pass
         default:
@@ -51,14 +51,14 @@ struct AnswerPolicy: Sendable {
 
     /// The scope demand in a JSON answer's tool result, if any.
     static func challenge(inJSON body: ByteBuffer) -> ScopeChallenge? {
-        guard JSONRPCPeek.mentions("insufficient_scope", in: body) else { return nil }
+        guard BodyScan.mentions("insufficient_scope", in: body) else { return nil }
         return ScopeChallengeParser.fromToolResult(Data(body.readableBytesView))
     }
 
     /// The scope demand in an SSE answer's first event (`prefix`: the stream's first bytes,
     /// through that event's end), if any.
     static func challenge(inFirstEvent prefix: ByteBuffer) -> ScopeChallenge? {
-        guard JSONRPCPeek.mentions("insufficient_scope", in: prefix), let data = SSEFirstEvent.data(in: prefix) else { return nil }
+        guard BodyScan.mentions("insufficient_scope", in: prefix), let data = SSEFirstEvent.data(in: prefix) else { return nil }
         return ScopeChallengeParser.fromToolResult(Data(data.utf8))
     }
 

@@ -79,10 +79,11 @@ struct CallRecorder: Sendable {
             rule: exchange.refusedBy, status: status, error: error,
             durationMS: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, stepUps: exchange.stepUps,
             consentNeeded: error == "interaction_required", via: exchange.driver.rawValue)
-        if facts == nil, exchange.target.prefix == .mcp { record.body = exchange.auditBody }  // read by the writer
-        if let redacting = exchange.connection.plan.auditArgumentsRedacting {
-            record.redacting = redacting
-            record.argumentsValue = facts?.mcp?.arguments
+        let redacting = exchange.connection.plan.auditArgumentsRedacting
+        record.redacting = redacting
+        record.argumentsValue = redacting == nil ? nil : facts?.mcp?.arguments
+        if exchange.target.prefix == .mcp, facts == nil || (redacting != nil && record.argumentsValue == nil) {
+            record.body = exchange.auditBody  // read by the writer, off the request path
         }
         return record
     }

@@ -4,33 +4,17 @@ import NIOCore
 import PluginAPI
 import SwitchboardJSON
 
-/// The pipeline's authorization step, for both drivers: after the caller is verified and
-/// before any credential is fetched, the call's facts — the MCP method, tool and arguments
-/// from the kept body, or the REST method and path — against ``Policy``. A refusal is worded
-/// for the caller: a tool result with `isError` for `tools/call` (a model can explain it), a
-/// JSON-RPC error for another MCP method, 403 `policy_denied` for REST.
+/// The pipeline's authorization step, for both drivers (``Governance`` runs it): the call's facts
+/// — the MCP method, tool and arguments from the kept body, or the REST method and path —
+/// against the connection's ``CompiledPolicy``. A refusal is worded for the caller: a tool
+/// result with `isError` for `tools/call` (a model can explain it), a JSON-RPC error for another
+/// MCP method, 403 `policy_denied` for REST.
 struct PolicyCheck: Sendable {
     let exchange: ProxyExchange
+    let policy: CompiledPolicy
     let facts: CallFacts
-    /// The request's JSON-RPC id (MCP), for the refusal.
-    let rpcID: JSONValue?
 
     static let metaKey = "switchboard/policy"
-
-    /// Nil when no rule can apply to this connection (nothing to ask, nothing read).
-    init?(_ exchange: ProxyExchange, caller: CallerIdentity, body: ByteBuffer?) {
-        let registry = exchange.registry
-        let connection = exchange.connection
-        guard !Policy.isOpen(global: registry.plan.policies, connection: connection.plan.policy, name: connection.name) else { return nil }
-        let read = CallFacts.read(exchange, caller: caller, body: body)
-        self.exchange = exchange
-        self.facts = read.facts
-        self.rpcID = read.rpcID
-    }
-
-    var decision: PolicyDecision {
-        Policy.decide(facts, global: exchange.registry.plan.policies, connection: exchange.connection.plan.policy)
-    }
 
     /// Whether a `tools/list` answer must be filtered (some tool may be hidden).
     var filtersToolList: Bool { facts.mcp?.method == "tools/list" }
@@ -43,6 +27,7 @@ struct PolicyCheck: Sendable {
         if let rule { meta["rule"] = .string(rule) }
         if let mcp = facts.mcp {
             let body: JSONValue
+            let rpcID = facts.rpcID
             if mcp.method == "tools/call" {
                 let text = "The call to '\(mcp.tool ?? "")' on '\(connection)' was refused by \(because). It was not sent."
                 body = ["jsonrpc": "2.0", "id": rpcID ?? .null, "result": [
@@ -71,7 +56,7 @@ struct PolicyCheck: Sendable {
                 guard let name = tool["name"]?.string else { return false }
                 var facts = self.facts
                 facts.mcp = .init(method: "tools/call", tool: name, arguments: nil)
-                return Policy.decide(facts, global: exchange.registry.plan.policies, connection: exchange.connection.plan.policy, listing: true) == .allow
+                return Policy.decide(facts, policy, listing: true) == .allow
             })
             fields["result"] = .object(result)
             return .object(fields)
@@ -91,20 +76,32 @@ struct PolicyCheck: Sendable {
 }
 
 extension CallFacts {
-    /// What a call asks, read from the exchange and its kept body (parsed here, once per step
-    /// that needs it), and the request's JSON-RPC id (MCP).
-    static func read(_ exchange: ProxyExchange, caller: CallerIdentity, body: ByteBuffer?) -> (facts: CallFacts, rpcID: JSONValue?) {
+    /// What a call asks, read from the exchange and its kept body: an MCP request's method, tool
+    /// and id by ``JSONRPCPeek`` (nothing else of the body is built), its arguments only when
+    /// asked (a rule or the audit trail reads them).
+    static func read(_ exchange: ProxyExchange, caller: CallerIdentity, body: ByteBuffer?, arguments: Bool) -> CallFacts {
         var facts = CallFacts(connection: exchange.connection.name, claims: caller.claims)
-        var rpcID: JSONValue?
-        if exchange.target.prefix == .mcp {
-            // A GET (the server-to-client stream) or DELETE (end of session) has no method.
-            let message = body.flatMap { JSONValue.parse($0.readableBytesView) }
-            rpcID = message?["id"]
-            let method = message?["method"]?.string ?? (exchange.method == .post ? "" : exchange.method.rawValue)
-            facts.mcp = .init(method: method, tool: method == "tools/call" ? message?["params"]?["name"]?.string : nil, arguments: message?["params"]?["arguments"])
-        } else {
+        guard exchange.target.prefix == .mcp else {
             facts.rest = (exchange.method.rawValue, String(exchange.target.remainder.isEmpty ? "/" : exchange.target.remainder))
+            return facts
         }
-        return (facts, rpcID)
+        // A GET (the server-to-client stream) or DELETE (end of session) has no method.
+        guard exchange.method == .post else {
+            facts.mcp = .init(method: exchange.method.rawValue)
+            return facts
+        }
+        let bytes = body.map { Array($0.readableBytesView) } ?? []
+        guard let peek = JSONRPCPeek(bytes) else {
+            facts.mcp = .init(method: "")
+            facts.malformed = "the body must be one JSON-RPC message (a JSON object; batches are not accepted where a policy or rate limit applies)"
+            return facts
+        }
+        let method = peek.method ?? ""
+        facts.rpcID = peek.id
+        facts.mcp = .init(method: method, tool: method == "tools/call" ? peek.name : nil, arguments: arguments ? peek.arguments(in: bytes) : nil)
+        if peek.ambiguous {
+            facts.malformed = "a member the gateway judges calls by (jsonrpc, method, id, params, params.name, params.arguments) appears twice"
+        }
+        return facts
     }
 }

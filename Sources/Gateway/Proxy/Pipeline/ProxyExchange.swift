@@ -29,7 +29,7 @@ class ProxyExchange: @unchecked Sendable {
     /// For the audit trail: what the call asked (read once, by the step that first needed it),
     /// the rule or limit that refused it, and the step-ups on its way.
     var facts: CallFacts?
-    /// When no step read the facts: the body, for the audit writer to read them (off the path).
+    /// An MCP call's body when the audit trail is on: the writer reads what no step did from it (off the path).
     var auditBody: ByteBuffer?
     var refusedBy: String?
     var stepUps = 0

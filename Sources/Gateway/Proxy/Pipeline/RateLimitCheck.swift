@@ -16,7 +16,7 @@ enum RateLimitCheck {
     private static let origin = ContinuousClock.now
 
     /// Counts the call if it was not yet; the refusal, if a limit is reached.
-    static func count(_ exchange: ProxyExchange, caller: CallerIdentity, facts: @autoclosure () -> CallFacts) -> RateLimiter.Refusal? {
+    static func count(_ exchange: ProxyExchange, caller: CallerIdentity, facts: CallFacts) -> RateLimiter.Refusal? {
         if let done = exchange.rateLimited { return done }
         let connection = exchange.connection
         let limits = connection.plan.rateLimits
@@ -24,7 +24,6 @@ enum RateLimitCheck {
             exchange.rateLimited = .some(nil)
             return nil
         }
-        let facts = facts()
         let elapsed = ContinuousClock.now - origin
         let now = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         var refusal: RateLimiter.Refusal?
@@ -46,10 +45,11 @@ enum RateLimitCheck {
     }
 
     /// The answer for a call over a limit.
-    static func refusal(_ r: RateLimiter.Refusal, exchange: ProxyExchange, facts: CallFacts, rpcID: JSONValue?) -> Response {
+    static func refusal(_ r: RateLimiter.Refusal, exchange: ProxyExchange) -> Response {
         let seconds = max(1, Int(r.retryAfter.rounded(.up)))
         let connection = exchange.connection.name
-        if facts.mcp != nil {
+        if let facts = exchange.facts, facts.mcp != nil {
+            let rpcID = facts.rpcID
             let text = "The rate limit '\(r.limit)' of '\(connection)' (\(r.words)) is reached: try again in \(seconds) second\(seconds == 1 ? "" : "s")."
             let body: JSONValue = ["jsonrpc": "2.0", "id": rpcID ?? .null, "result": [
                 "content": [["type": "text", "text": .string(text)]], "isError": true,

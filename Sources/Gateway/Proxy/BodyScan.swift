@@ -1,16 +1,15 @@
 import Foundation
 import NIOCore
+import SwitchboardJSON
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// Cheap looks into a kept MCP request body: byte scans on the hot path, and the JSON-RPC
-/// `id` (parsed only when an error must be answered as a JSON-RPC error object).
-struct JSONRPCPeek: Sendable {
-    /// The request id as JSON text (`1`, `"abc"`), nil for a notification.
-    var idJSON: String?
+/// Byte scans of kept bodies and answers on the hot path (no parsing), and an MCP request's
+/// JSON-RPC `id` (read only when an error must be answered as a JSON-RPC error object).
+enum BodyScan {
 
     /// Whether `needle` occurs in `body` (bytes compared, no parsing: libc's `memchr` finds
     /// each candidate first byte, `memcmp` checks the rest; several times faster on a
@@ -44,11 +43,10 @@ struct JSONRPCPeek: Sendable {
         contentType.map { HeaderFilter.hasPrefixIgnoringCase($0, "application/json") } == true
     }
 
-    init?(_ body: ByteBuffer) {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
-        if let id = object["id"], !(id is NSNull),
-           let data = try? JSONSerialization.data(withJSONObject: [id], options: [.fragmentsAllowed]) {
-            idJSON = String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-        }
+    /// The request id of an MCP request body as JSON text (`1`, `"abc"`); nil for a notification
+    /// or a body that is not one JSON object.
+    static func idJSON(of body: ByteBuffer) -> String? {
+        guard let id = JSONRPCPeek(Array(body.readableBytesView))?.id, id != .null else { return nil }
+        return String(decoding: id.encoded(), as: UTF8.self)
     }
 }
