@@ -13,6 +13,7 @@ let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", packa
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let cryptoExtras: Target.Dependency = .product(name: "_CryptoExtras", package: "swift-crypto")
 let grdb: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+let grdbSQLite: Target.Dependency = .product(name: "GRDBSQLite", package: "GRDB.swift")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", package: "hummingbird")
@@ -92,7 +93,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, grdb, httpTypes, hummingbird,
+                "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, grdb, grdbSQLite, httpTypes, hummingbird,
                 hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix,
                 serviceLifecycle, unixSignals,
             ],

@@ -32,21 +32,19 @@ package struct JSONRPCPeek: Sendable {
         var seen: UInt8 = 0
         let ok = p.members { p, key in
             let bit: UInt8
-            switch key {
-            case "jsonrpc": bit = 1
-            case "method": bit = 2
-            case "id": bit = 4
-            case "params": bit = 8
-            default: return p.skip(depth: 1)
-            }
+            if key.elementsEqual("jsonrpc".utf8) { bit = 1 }
+            else if key.elementsEqual("method".utf8) { bit = 2 }
+            else if key.elementsEqual("id".utf8) { bit = 4 }
+            else if key.elementsEqual("params".utf8) { bit = 8 }
+            else { return p.skip(depth: 1) }
             if seen & bit != 0 { self.ambiguous = true }
             seen |= bit
-            switch key {
-            case "jsonrpc", "method":
+            switch bit {
+            case 1, 2:
                 guard let v = p.value(depth: 1) else { return false }
                 if bit == 1 { self.jsonrpc = v.string } else { self.method = v.string }
                 return true
-            case "id":
+            case 4:
                 guard let v = p.value(depth: 1) else { return false }
                 self.id = v
                 return true
@@ -56,8 +54,7 @@ package struct JSONRPCPeek: Sendable {
                 self.hasParams = true
                 var inner: UInt8 = 0
                 return p.members { p, key in
-                    switch key {
-                    case "name":
+                    if key.elementsEqual("name".utf8) {
                         if inner & 1 != 0 { self.ambiguous = true }
                         inner |= 1
                         p.skipWhitespace()
@@ -66,7 +63,7 @@ package struct JSONRPCPeek: Sendable {
                         self.name = v.string
                         self.nameRange = v.string == nil ? nil : start..<p.i
                         return true
-                    case "arguments":
+                    } else if key.elementsEqual("arguments".utf8) {
                         if inner & 2 != 0 { self.ambiguous = true }
                         inner |= 2
                         p.skipWhitespace()
@@ -74,9 +71,8 @@ package struct JSONRPCPeek: Sendable {
                         guard p.skip(depth: 2) else { return false }
                         self.argumentsRange = start..<p.i
                         return true
-                    default:
-                        return p.skip(depth: 2)
                     }
+                    return p.skip(depth: 2)
                 }
             }
         }
@@ -92,9 +88,9 @@ package struct JSONRPCPeek: Sendable {
 }
 
 extension JSONParser {
-    /// Reads an object's members (at its `{`), handing each key to `member`, which must read or
-    /// skip the value; false when the object is not well formed (or `member` says so).
-    mutating func members(_ member: (inout JSONParser, String) -> Bool) -> Bool {
+    /// Reads an object's members (at its `{`), handing each key's UTF-8 to `member`, which must
+    /// read or skip the value; false when the object is not well formed (or `member` says so).
+    mutating func members(_ member: (inout JSONParser, ArraySlice<UInt8>) -> Bool) -> Bool {
         i += 1  // {
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
@@ -103,7 +99,7 @@ extension JSONParser {
         }
         while true {
             skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = string() else { return false }
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = keyBytes() else { return false }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return false }
             i += 1
@@ -144,6 +140,17 @@ extension JSONParser {
         default:
             return value(depth: depth) != nil  // a literal or a number: nothing to allocate
         }
+    }
+
+    /// A key's UTF-8 (at its opening quote): the bytes themselves when it has no escapes (no
+    /// string is built for the keys a peek compares), else the decoded string's.
+    private mutating func keyBytes() -> ArraySlice<UInt8>? {
+        let start = i
+        guard skipString() else { return nil }
+        let raw = bytes[(start + 1)..<(i - 1)]
+        guard raw.contains(UInt8(ascii: "\\")) else { return raw }
+        i = start
+        return string().map { ArraySlice($0.utf8) }
     }
 
     /// A string token checked without building it when it has no escapes (the common case).

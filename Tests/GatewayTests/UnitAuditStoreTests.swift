@@ -19,8 +19,16 @@ struct UnitAuditStoreTests {
         let store = try AuditStore(path: dir + "/audit.sqlite")
         let now = Date().timeIntervalSince1970
         // 101 records: four full 32-row statements' worth and a remainder.
-        try store.insert((0..<101).map { Self.record($0, time: now - 1000 + Double($0), decision: $0 == 50 ? "denied" : "allowed", user: $0 < 60 ? "alice" : "bob") })
+        var records = (0..<101).map { Self.record($0, time: now - 1000 + Double($0), decision: $0 == 50 ? "denied" : "allowed", user: $0 < 60 ? "alice" : "bob") }
+        records[7].arguments = #"{"title":"caf\u00e9 ✓","nul":"a\u0000b"}"#
+        records[8].email = "ünïcödé@example.test"
+        records[9].path = "/a%20b/ü"
+        records[10].stepUps = 2
+        records[10].consentNeeded = true
+        try store.insert(records)
         let all = try store.query(AuditQuery(limit: 1000))
+        let changed = zip(all.reversed(), records).filter { $0 != $1 }.first
+        #expect(all.count == records.count && changed == nil, "every field comes back as written: \(String(describing: changed))")
         #expect(all.count == 101 && all.first?.requestID == "r100" && all.last?.requestID == "r0", "newest first")
         #expect(Set(all.map(\.requestID)).count == 101)
         #expect(try store.query(AuditQuery(decision: "denied")).map(\.requestID) == ["r50"])

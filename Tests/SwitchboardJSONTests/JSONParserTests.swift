@@ -12,6 +12,7 @@ struct JSONParserTests {
     @Test(arguments: [
         #"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"todo0__get-todos","arguments":{"a":[1,2.5,-3e2,true,false,null]}}}"#,
         #"  [ ]  "#, #"{}"#, #""plain""#, "0", "-0.5", "1E+3", "true", "null",
+        "[-0, -42, 7, 123456789012345, -123456789012345, 1234567890123456789, 10e2, 10.0]",
         #"{"s":"quote \" backslash \\ slash \/ tab \t nl \n \u00e9 \ud83d\ude00 end"}"#,
         #"{"nested":{"deeper":{"deepest":[[[{}]]]}}}"#, #"{"dup":1,"dup":2}"#, "\"ünïcödé ✓\"",
     ])

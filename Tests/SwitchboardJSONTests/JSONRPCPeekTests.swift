@@ -13,6 +13,7 @@ struct JSONRPCPeekTests {
         #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         #"{"jsonrpc":"2.0","id":null,"method":"ping","params":[1,2]}"#,
         #"{"jsonrpc":"2.0","id":3,"result":{"content":[]}}"#,
+        #"{"jsonrpc":"2.0","id":4,"meth\u006fd":"tools/call","par\u0061ms":{"n\u0061me":"x","ünï":1,"\u00fcber":[]}}"#,
     ])
     func readsWhatTheParserReads(_ text: String) throws {
         let full = try #require(JSONValue.parse(Self.bytes(text)))
@@ -51,6 +52,7 @@ struct JSONRPCPeekTests {
         #"{"id":1,"id":2,"method":"x"}"#,
         #"{"method":"x","params":{"arguments":{},"arguments":{"id":1}}}"#,
         #"{"method":"x","params":{"name":"a"},"params":{"name":"b"}}"#,
+        #"{"method":"x","meth\u006fd":"y"}"#,
     ])
     func tellsARepeatedMember(_ text: String) throws {
         #expect(try #require(JSONRPCPeek(Self.bytes(text))).ambiguous)

@@ -1,4 +1,5 @@
 import SwitchboardJSON
+import Synchronization
 
 /// A connection's own rules and what applies when none matches (`policy:` in connections.yaml).
 struct ConnectionPolicy: Sendable {
@@ -67,6 +68,44 @@ final class CompiledPolicy: Sendable {
             (name, effect, mcpMethod, tool, restMethod, path) = (r.name, r.effect, r.mcpMethod, r.tool, r.restMethod, r.path)
             (claims, arguments, isMCPOnly, isRESTOnly) = (r.claims, r.arguments, r.isMCPOnly, r.isRESTOnly)
         }
+
+        /// Whether the rule's conditions on the MCP method and tool hold (claims and arguments aside).
+        func applies(method: String, tool callTool: String?) -> Bool {
+            if isRESTOnly { return false }
+            if let mcpMethod, !mcpMethod.matches(method) { return false }
+            if let tool {
+                guard method == "tools/call", let callTool, tool.matches(callTool) else { return false }
+            }
+            return true
+        }
+
+        /// Whether the rule's conditions on the REST method and path hold (claims aside).
+        func applies(restMethod method: String, path callPath: String) -> Bool {
+            if isMCPOnly { return false }
+            if let restMethod, !restMethod.matches(method) { return false }
+            if let path, !path.matches(callPath) { return false }
+            return true
+        }
+    }
+
+    /// The rules whose method and tool conditions hold for an MCP call, per (method, tool): a
+    /// call then looks only at the rules that can concern it (100 rules on other tools cost one
+    /// lookup, not 100 glob matches). Bounded: past `maxCached` pairs (a caller inventing tool
+    /// names), calls are judged against every rule without being remembered.
+    private let candidates = Mutex<[MCPKey: [Rule]]>([:])
+    private static let maxCached = 4096
+
+    private struct MCPKey: Hashable {
+        var method: String
+        var tool: String?
+    }
+
+    func rules(method: String, tool: String?) -> [Rule] {
+        let key = MCPKey(method: method, tool: tool)
+        if let known = candidates.withLock({ $0[key] }) { return known }
+        let found = rules.filter { $0.applies(method: method, tool: tool) }
+        candidates.withLock { if $0.count < Self.maxCached { $0[key] = found } }
+        return found
     }
 
     /// Nil when nothing can refuse a call on `name` (no rule applies, the default allows).
@@ -88,7 +127,15 @@ enum Policy {
     /// `listing`: whether a `tools/list` shows the tool; rules on arguments are passed over
     /// then (a tool some arguments may be called with stays listed; the call is judged as it comes).
     static func decide(_ facts: CallFacts, _ policy: CompiledPolicy, listing: Bool = false) -> PolicyDecision {
-        for rule in policy.rules where !(listing && !rule.arguments.isEmpty) && matches(rule, facts) {
+        let candidates: [CompiledPolicy.Rule]
+        if let mcp = facts.mcp {
+            candidates = policy.rules(method: mcp.method, tool: mcp.tool)
+        } else if let rest = facts.rest {
+            candidates = policy.rules.filter { $0.applies(restMethod: rest.method, path: rest.path) }
+        } else {
+            candidates = []
+        }
+        for rule in candidates where !(listing && !rule.arguments.isEmpty) && holds(rule, facts) {
             return rule.effect == .allow ? .allow : .deny(rule: rule.name)
         }
         return policy.defaultEffect == .allow ? .allow : .deny(rule: nil)
@@ -105,20 +152,10 @@ enum Policy {
         CompiledPolicy(global: global, connection: connection, name: name) == nil
     }
 
-    static func matches(_ rule: CompiledPolicy.Rule, _ facts: CallFacts) -> Bool {
-        if rule.isMCPOnly || rule.mcpMethod != nil {
-            guard let mcp = facts.mcp else { return false }
-            if let m = rule.mcpMethod, !m.matches(mcp.method) { return false }
-            if let t = rule.tool {
-                guard mcp.method == "tools/call", let tool = mcp.tool, t.matches(tool) else { return false }
-            }
-            for (pointer, matcher) in rule.arguments where !matcher.matches(values(at: pointer, in: mcp.arguments)) { return false }
-        }
-        if rule.isRESTOnly {
-            guard let rest = facts.rest else { return false }
-            if let m = rule.restMethod, !m.matches(rest.method) { return false }
-            if let p = rule.path, !p.matches(rest.path) { return false }
-        }
+    /// Whether a rule that applies to the call's method and tool (or path) holds for its caller
+    /// and arguments.
+    static func holds(_ rule: CompiledPolicy.Rule, _ facts: CallFacts) -> Bool {
+        for (pointer, matcher) in rule.arguments where !matcher.matches(values(at: pointer, in: facts.mcp?.arguments)) { return false }
         for (claim, matcher) in rule.claims where !matcher.matches(facts.claims[claim]) { return false }
         return true
     }
