@@ -312,6 +312,38 @@ def test_a_third_mcp_server_appended_to_connections_yaml_is_used_by_the_next_tur
         stop_process(proc)
 
 
+def test_the_panel_counts_what_the_gateways_policy_and_rate_limits_refused(dev_system, chrome):  # noqa: F811
+    """A policy rule on a tool's argument and a rate limit on todo0: the refused calls come back
+    to the chat as tool errors that name the rule, and todo0's card counts them."""
+    original = dev_system.config_path.read_text()
+    generation = dev_system.gateway_status()["config"]["generation"]
+    governed = original.replace(
+        "  - name: todo0\n", "  - name: todo0\n    rate_limits:\n      - {name: panel-lists, requests: 1, per: 1h, tool: get-todos}\n", 1)
+    governed += ("\npolicies:\n  - name: keep-todo-424242\n"
+                 "    deny: {connection: todo0, tool: delete-todo, arguments: {/id: {equals: \"424242\"}}}\n")
+    assert governed.count("panel-lists") == 1
+    dev_system.config_path.write_text(governed)
+    try:
+        wait_until(lambda: dev_system.gateway_status()["config"]["generation"] != generation, 30, "the gateway to load the rules")
+        assert not dev_system.gateway_status()["config"].get("last_error")
+
+        denied = chips(send(chrome, "delete todo 424242"))
+        assert len(denied) == 1 and denied[0]["error"] and "keep-todo-424242" in denied[0]["result"], denied
+        first, second = chips(send(chrome, "list my todos")), chips(send(chrome, "list my todos"))
+        assert first and not first[0]["error"], first
+        assert second and second[0]["error"] and "rate limit 'panel-lists'" in second[0]["result"], second
+
+        def counts() -> str:
+            found = qs(chrome, 'aside#panel .conn-card[data-name="todo0"] .conn-counts')
+            return text_of(found[0]) if found else ""
+        wait_until(lambda: "1 call denied by policy" in counts() and "1 call rate-limited" in counts(), 30,
+                   "todo0's card to count the refused calls")
+    finally:
+        generation = dev_system.gateway_status()["config"]["generation"]
+        dev_system.config_path.write_text(original)
+        wait_until(lambda: dev_system.gateway_status()["config"]["generation"] != generation, 30, "the original file to load again")
+
+
 def test_on_a_narrow_screen_the_panel_is_a_slide_over_that_escape_closes(dev_system, chrome):  # noqa: F811
     chrome.set_window_size(760, 900)
     try:

@@ -1,7 +1,8 @@
 """Rate limits (`rate_limits:` per connection) through the running gateway: a burst over the
 limit gives exactly the expected number of refusals (counted, not timed); `Retry-After` is right
 within a second; each user has their own bucket; only the limited tool counts; a refusal comes
-before any credential is fetched; the MCP refusal is a tool error a model can read.
+before any credential is fetched; the MCP refusal is a tool error a model can read; calls
+through the aggregated `/mcp` endpoint count once each.
 """
 
 from __future__ import annotations
@@ -68,3 +69,22 @@ def test_rest_calls_over_the_limit_get_429_with_retry_after_before_any_credentia
     assert limited_answer.headers["RateLimit-Remaining"] == "0" and int(limited_answer.headers["RateLimit-Reset"]) == retry
     alice = requests.get(system.rest_url("github", "user/repos"), headers={"Authorization": f"Bearer {system.alice_id_token}"}, timeout=30)
     assert alice.status_code != 429, "alice has her own bucket"
+
+
+def test_calls_through_the_gateways_own_endpoint_are_counted_once_each(limited):
+    """Through `/mcp` (the aggregated endpoint), each call takes exactly one from its bucket,
+    whichever of the gateway's drivers runs it."""
+    system, _ = limited
+    previous = system.config_path.read_text()
+    reads = "      - {name: reads, requests: 3, per: 1m, tool: get-todos}\n"
+    assert reads in previous
+    before = system.todo0_relay.sent_text().count("get-todos")
+    system.apply_config(previous.replace(reads, "      - {name: via-endpoint, requests: 2, per: 1m, tool: get-todos}\n"))
+    try:
+        results = calls(system.gateway.url + "/mcp", system.alice_id_token, [("todo0__get-todos", {})] * 5)
+        refused = [r for r in results if r.is_error]
+        assert [r.is_error for r in results] == [False, False, True, True, True], [text_of(r) for r in results]
+        assert "rate limit 'via-endpoint'" in text_of(refused[0]), text_of(refused[0])
+        assert system.todo0_relay.sent_text().count("get-todos") == before + 2, "a refused call reached todo0"
+    finally:
+        system.apply_config(previous)
