@@ -110,6 +110,25 @@ struct HotReloadTests {
         #expect((one["counts"] as? [String: Any])?["requests"] as? Int == 1)
     }
 
+    /// The audit trail's storage is the process's: a reload that changes it says so (and the
+    /// trail keeps going to the file it was opened on), one that changes only the admin token
+    /// does not.
+    @Test func aReloadThatChangesTheAuditStorageSaysItNeedsARestart() async throws {
+        let upstream = try await TestUpstream.start()
+        let gw = try await GatewayHarness.start(connections: Self.mcp("one", upstream), gateway: "gateway:\n  audit: {sqlite: first.sqlite}")
+        defer { Task { await gw.stop(); await upstream.stop() } }
+        let warning = "gateway.audit's storage settings changed: they are read at start, restart the gateway to apply them"
+        try gw.rewrite(connections: Self.mcp("one", upstream), gateway: "gateway:\n  audit: {sqlite: first.sqlite, admin_token: s3cret-token-value}")
+        #expect(try await gw.waitUntil { try await generation(gw) == 2 } != nil)
+        #expect(!gw.log.entries.contains { $0.message == warning }, "only the admin token changed")
+        try gw.rewrite(connections: Self.mcp("one", upstream), gateway: "gateway:\n  audit: {sqlite: second.sqlite}")
+        #expect(try await gw.waitUntil { try await generation(gw) == 3 } != nil)
+        #expect(gw.log.entries.contains { $0.message == warning })
+        _ = try await gw.send(.POST, "/mcp/one", body: ping, token: gw.token())
+        #expect(try await gw.waitUntil { FileManager.default.fileExists(atPath: gw.directory + "/first.sqlite") } != nil)
+        #expect(!FileManager.default.fileExists(atPath: gw.directory + "/second.sqlite"))
+    }
+
     @Test func anInvalidFileRefusesToStart() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sb-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -87,6 +87,12 @@ final class RegistryHolder: Sendable {
             }
             logger.info("registry reloaded", metadata: ["generation": "\(fresh.generation)", "connections": "\(fresh.connections.count)", "file": "\(configPath)"])
             for warning in plan.warnings { logger.warning("connections.yaml", metadata: ["warning": "\(warning)"]) }
+            if Self.auditStorage(old.plan.settings.audit) != Self.auditStorage(plan.settings.audit) {
+                // The writer and its file are the process's (a record is never split between two
+                // files); the admin token and each connection's `audit:` do apply now.
+                logger.warning("gateway.audit's storage settings changed: they are read at start, restart the gateway to apply them",
+                               metadata: ["keys": "sqlite, jsonl, retention, max_records"])
+            }
             for observer in swapObservers.withLock({ $0 }) { observer(old, fresh) }
             let retired = old.strategies(notIn: fresh)
             if !retired.isEmpty {
@@ -106,6 +112,13 @@ final class RegistryHolder: Sendable {
             }
             return false
         }
+    }
+
+    /// `gateway.audit` without what a reload applies (the admin token).
+    static func auditStorage(_ config: AuditConfig?) -> AuditConfig? {
+        var storage = config
+        storage?.adminToken = nil
+        return storage
     }
 
     /// Shuts down every strategy of the current registry.
