@@ -32,10 +32,10 @@ package struct JSONRPCPeek: Sendable {
         var seen: UInt8 = 0
         let ok = p.members { p, key in
             let bit: UInt8
-            if key.elementsEqual("jsonrpc".utf8) { bit = 1 }
-            else if key.elementsEqual("method".utf8) { bit = 2 }
-            else if key.elementsEqual("id".utf8) { bit = 4 }
-            else if key.elementsEqual("params".utf8) { bit = 8 }
+            if key.spells("jsonrpc") { bit = 1 }
+            else if key.spells("method") { bit = 2 }
+            else if key.spells("id") { bit = 4 }
+            else if key.spells("params") { bit = 8 }
             else { return p.skip(depth: 1) }
             if seen & bit != 0 { self.ambiguous = true }
             seen |= bit
@@ -54,7 +54,7 @@ package struct JSONRPCPeek: Sendable {
                 self.hasParams = true
                 var inner: UInt8 = 0
                 return p.members { p, key in
-                    if key.elementsEqual("name".utf8) {
+                    if key.spells("name") {
                         if inner & 1 != 0 { self.ambiguous = true }
                         inner |= 1
                         p.skipWhitespace()
@@ -63,7 +63,7 @@ package struct JSONRPCPeek: Sendable {
                         self.name = v.string
                         self.nameRange = v.string == nil ? nil : start..<p.i
                         return true
-                    } else if key.elementsEqual("arguments".utf8) {
+                    } else if key.spells("arguments") {
                         if inner & 2 != 0 { self.ambiguous = true }
                         inner |= 2
                         p.skipWhitespace()
@@ -172,5 +172,18 @@ extension JSONParser {
         }
         i = start
         return string() != nil
+    }
+}
+
+extension ArraySlice<UInt8> {
+    /// Whether these bytes are `word`'s (a member name compared without building a string;
+    /// the generic `elementsEqual` was a visible part of a peek's cost).
+    fileprivate func spells(_ word: StaticString) -> Bool {
+        guard count == word.utf8CodeUnitCount else { return false }
+        return withUnsafeBufferPointer { bytes in
+            var i = 0
+            while i < bytes.count, bytes[i] == word.utf8Start[i] { i += 1 }
+            return i == bytes.count
+        }
     }
 }
