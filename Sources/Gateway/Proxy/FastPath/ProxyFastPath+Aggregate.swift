@@ -74,10 +74,16 @@ extension ProxyFastPath {
         forwarded.writeBytes(JSONValue.string(tool).encoded())
         forwarded.writeBytes(bytes[nameRange.upperBound...])
         guard (try? Admission.checkBody(contentLength: forwarded.readableBytes, connection: connection)) != nil else { return nil }
-        var upstreamHeaders = headers
-        upstreamHeaders.remove(name: "mcp-session-id")
-        upstreamHeaders.replaceOrAdd(name: "MCP-Protocol-Version", value: upstream.protocolVersion)
-        if let upstreamID = upstream.id { upstreamHeaders.add(name: "Mcp-Session-Id", value: upstreamID) }
+        // One pass over the client's headers (removing and replacing by name scanned them three times).
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(headers.count + 1)
+        for (name, value) in headers
+        where !HeaderFilter.equalsIgnoringCase(name, "mcp-session-id") && !HeaderFilter.equalsIgnoringCase(name, "mcp-protocol-version") {
+            fields.append((name, value))
+        }
+        fields.append(("MCP-Protocol-Version", upstream.protocolVersion))
+        if let upstreamID = upstream.id { fields.append(("Mcp-Session-Id", upstreamID)) }
+        let upstreamHeaders = HTTPHeaders(fields)
         let route = connection.descriptor.route ?? ("/mcp/" + connection.name)
         let request = Request(
             registry: registry, target: ProxyTarget(prefix: .mcp, segment: Substring(route.dropFirst("/mcp/".count)), remainder: "", query: nil),
@@ -90,3 +96,4 @@ extension ProxyFastPath {
         return request
     }
 }
+

@@ -82,12 +82,14 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .idle:
             if case .head(let head) = part {
                 if handedUp == 0, !quiescePending {
-                    if let request = path.take(head) {
+                    // `/mcp` itself is the endpoint's (no connection route to parse first).
+                    if head.uri == "/mcp" {
+                        if let call = path.takeAggregate(head) {
+                            state = .collectingAggregate(call)
+                            return
+                        }
+                    } else if let request = path.take(head) {
                         state = .collecting(request)
-                        return
-                    }
-                    if let call = path.takeAggregate(head) {
-                        state = .collectingAggregate(call)
                         return
                     }
                 }
