@@ -927,6 +927,28 @@ struct UnitRateLimitTests {
         #expect(after == [true, true, true, false])
     }
 
+    /// A fresh bucket always admits its first call, whatever the clock reads: with a burst of 1,
+    /// `(now + t) - t` in Double seconds could land one ulp above `now` and refuse it "for 1 s"
+    /// (seen in the browser suite with `1 per hour`).
+    @Test func aFreshBucketAdmitsItsFirstCallAtAnyInstant() {
+        let hourly = RateLimit(name: "hourly", requests: 1, interval: .seconds(3600), burst: 1)
+        let limiter = RateLimiter()
+        var refused: [Double] = []
+        var now = -0.000_001_234_567
+        for i in 0..<20_000 {
+            now += 0.000_013_7 * Double(i % 97 + 1)
+            if case .failure = limiter.take(hourly, key: "k\(i)", now: now) { refused.append(now) }
+        }
+        #expect(refused.isEmpty, "first calls refused at \(refused.prefix(5))")
+        // …and the second call of a bucket waits the whole interval.
+        _ = limiter.take(hourly, key: "again", now: 10)
+        guard case .failure(let r) = limiter.take(hourly, key: "again", now: 10.5) else {
+            Issue.record("a second call within the hour must be refused")
+            return
+        }
+        #expect(abs(r.retryAfter - 3599.5) < 0.001, "\(r)")
+    }
+
     @Test func badLimitsAreErrorsAtTheirLineAndColumn() {
         let errors = unitErrors("""
             version: 1

@@ -270,3 +270,11 @@ def read_header_log(path: Path, test_id: str | None = None) -> list[UpstreamRequ
 def switchboard_binary(repo_root: Path) -> Path:
     override = os.environ.get("SWITCHBOARD_BIN")
     return Path(override) if override else repo_root / ".build" / "debug" / "switchboard"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Writes a file as editors save one: a new file renamed over the old, so that a watcher
+    never reads half of it (a plain write truncates first)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -42,7 +42,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
 from idp_fixtures import REDIRECT_URI, USERS, WEB_CLIENT_ID, WEB_CLIENT_SECRET, IdP, _start_idp, parse_forms, sign_in
-from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200
+from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200, write_atomically
 from todo0_fixtures import Todo0
 
 HERE = Path(__file__).resolve().parent
@@ -206,7 +206,7 @@ class System:
         """Writes connections.yaml and waits until the gateway serves it (a new registry
         generation); fails with the gateway's own words if it refused the file."""
         generation = self.status()["config"]["generation"]
-        self.config_path.write_text(text)
+        write_atomically(self.config_path, text)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             config = self.status()["config"]

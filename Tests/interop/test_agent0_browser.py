@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from agent0_fixtures import HERE, ConsoleLog, DevSystem, chrome, dev_system, read_jsonl, screenshot_dir, wait_until  # noqa: F401
-from interop_helpers import free_port, stop_process, wait_for_port
+from interop_helpers import free_port, stop_process, wait_for_port, write_atomically
 
 USERS = {"alice": "alice-dev-password", "bob": "bob-dev-password"}
 TURN_TIMEOUT = 60  # one chat turn: model rounds plus tool calls through the gateway, on a busy CI machine
@@ -322,7 +322,7 @@ def test_the_panel_counts_what_the_gateways_policy_and_rate_limits_refused(dev_s
     governed += ("\npolicies:\n  - name: keep-todo-424242\n"
                  "    deny: {connection: todo0, tool: delete-todo, arguments: {/id: {equals: \"424242\"}}}\n")
     assert governed.count("panel-lists") == 1
-    dev_system.config_path.write_text(governed)
+    write_atomically(dev_system.config_path, governed)  # the watcher must never read half of it
     try:
         wait_until(lambda: dev_system.gateway_status()["config"]["generation"] != generation, 30, "the gateway to load the rules")
         assert not dev_system.gateway_status()["config"].get("last_error")
@@ -340,7 +340,7 @@ def test_the_panel_counts_what_the_gateways_policy_and_rate_limits_refused(dev_s
                    "todo0's card to count the refused calls")
     finally:
         generation = dev_system.gateway_status()["config"]["generation"]
-        dev_system.config_path.write_text(original)
+        write_atomically(dev_system.config_path, original)
         wait_until(lambda: dev_system.gateway_status()["config"]["generation"] != generation, 30, "the original file to load again")
 
 

@@ -16,8 +16,10 @@ struct RateLimit: Sendable {
     /// Only calls of these tools count (MCP); any when nil.
     var tool: Glob?
 
-    /// Seconds between two calls at the sustained rate (GCRA's emission interval).
-    var emission: Double { Double(interval.components.seconds) / Double(requests) + Double(interval.components.attoseconds) / 1e18 / Double(requests) }
+    /// Nanoseconds between two calls at the sustained rate (GCRA's emission interval).
+    var emissionNanoseconds: Int64 {
+        max(1, (interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000) / Int64(requests))
+    }
 
     /// "10 per minute" and the like, for people and models.
     var words: String {
@@ -50,26 +52,30 @@ final class RateLimiter: Sendable {
         var reset: Double
     }
 
-    private let tats = Mutex<[String: Double]>([:])
+    /// Theoretical arrival times in whole nanoseconds: the arithmetic is exact. (In seconds as
+    /// Double, `(now + t) - burst·t` with a burst of 1 could round one ulp above `now`, and a
+    /// fresh bucket refused its first call "for 1 second".)
+    private let tats = Mutex<[String: Int64]>([:])
     /// Keys idle longer than the longest interval are dropped when the table grows past this.
     private let capacity: Int
 
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
     /// Takes one call for `key` under `limit` at `now` (seconds, monotonic).
-    func take(_ limit: RateLimit, key: String, now: Double) -> Result<Admitted, Refusal> {
-        let t = limit.emission
-        let tau = Double(limit.burst) * t
+    func take(_ limit: RateLimit, key: String, now seconds: Double) -> Result<Admitted, Refusal> {
+        let now = Int64((seconds * 1e9).rounded())
+        let t = limit.emissionNanoseconds
+        let tau = Int64(limit.burst) * t
         return tats.withLock { table in
             let tat = max(table[key] ?? now, now)
             let next = tat + t
             let allowAt = next - tau
             if now < allowAt {
-                return .failure(Refusal(limit: limit.name, retryAfter: allowAt - now, words: limit.words))
+                return .failure(Refusal(limit: limit.name, retryAfter: Double(allowAt - now) / 1e9, words: limit.words))
             }
             if table.count >= capacity { table = table.filter { $0.value > now } }
             table[key] = next
-            return .success(Admitted(limit: limit.burst, remaining: Int(((now - allowAt) / t).rounded(.down)), reset: next - now))
+            return .success(Admitted(limit: limit.burst, remaining: Int((now - allowAt) / t), reset: Double(next - now) / 1e9))
         }
     }
 }

@@ -24,6 +24,7 @@ enum RateLimitCheck {
             exchange.rateLimited = .some(nil)
             return nil
         }
+        let origin = Self.origin  // first: initialised lazily, it must not come after `now`
         let elapsed = ContinuousClock.now - origin
         let now = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         var refusal: RateLimiter.Refusal?
