@@ -57,6 +57,7 @@ let package = Package(
         .target(
             name: "PluginAPI",
             dependencies: [asyncHTTPClient, httpTypes, logging],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // Tests a plugin without a gateway: fixtures, validation, a provisioned strategy, test clock, captured log.
@@ -70,6 +71,7 @@ let package = Package(
         .target(
             name: "OAuthCore",
             dependencies: [asyncHTTPClient, crypto, cryptoExtras, jwtKit, logging, nioCore],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // Built-in auth-strategy plugins: one target each, PluginAPI (+ OAuthCore) only.
@@ -79,15 +81,16 @@ let package = Package(
         .target(name: "IDJAGStrategy", dependencies: ["OAuthCore", "OAuthPluginSupport", "PluginAPI"], path: "Plugins/IDJAGStrategy", swiftSettings: strict),
         .target(name: "OAuthSTSStrategy", dependencies: ["OAuthCore", "OAuthPluginSupport", "PluginAPI"], path: "Plugins/OAuthSTSStrategy", swiftSettings: strict),
         // The list of built-in plugins; the only place that names them all.
-        .target(name: "StandardPlugins", dependencies: ["IDJAGStrategy", "NoneStrategy", "OAuthSTSStrategy", "PluginAPI"], swiftSettings: strict),
+        .target(name: "StandardPlugins", dependencies: ["IDJAGStrategy", "NoneStrategy", "OAuthSTSStrategy", "PluginAPI"], exclude: ["README.md"], swiftSettings: strict),
         // connections.yaml's YAML reader (text → ConfigNode with line:column), shared by the
         // gateway and PluginTestKit.
-        .target(name: "ConfigYAML", dependencies: ["PluginAPI", yams], swiftSettings: strict),
+        .target(name: "ConfigYAML", dependencies: ["PluginAPI", yams], exclude: ["README.md"], swiftSettings: strict),
         // The proxy's HTTP/1.1 client for plain-HTTP upstreams (its own keep-alive pool and
         // exchange handler on SwiftNIO), AsyncHTTPClient for HTTPS ones. Knows nothing of the gateway.
         .target(
             name: "Upstream",
             dependencies: [asyncHTTPClient, nioCore, nioHTTP1, nioPosix],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .target(
@@ -97,6 +100,7 @@ let package = Package(
                 hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix,
                 serviceLifecycle, unixSignals,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // The Okta-compatible identity provider for development and tests.
@@ -105,17 +109,19 @@ let package = Package(
             dependencies: [
                 "OAuthCore", crypto, grdb, httpTypes, hummingbird, logging, nioCore, yams,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // Any JSON value (Codable, Sendable) and a fast writer, and the SSE framing MCP carries
         // it in; shared by the servers and the gateway.
-        .target(name: "SwitchboardJSON", swiftSettings: strict),
+        .target(name: "SwitchboardJSON", exclude: ["README.md"], swiftSettings: strict),
         // The MCP Streamable HTTP server side shared by todo0 and the ISV stand-in.
         .target(
             name: "MCPServerKit",
             dependencies: [
                 "OAuthCore", "SwitchboardJSON", asyncHTTPClient, httpTypes, hummingbird, logging, nioCore, serviceLifecycle,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // todo0: an MCP server (Streamable HTTP) and REST API for per-user todos on SQLite.
@@ -125,6 +131,7 @@ let package = Package(
                 "MCPServerKit", "SwitchboardJSON", asyncHTTPClient, grdb, httpTypes, hummingbird, logging, nioCore,
                 serviceLifecycle,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // The offline third-party app for OAuth STS (GitHub REST subset + MCP).
@@ -133,6 +140,7 @@ let package = Package(
             dependencies: [
                 "MCPServerKit", "SwitchboardJSON", asyncHTTPClient, grdb, httpTypes, hummingbird, logging, nioCore,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // The LLM adapter: an Anthropic Messages API in front of Anthropic, Bedrock or the offline planner.
@@ -142,6 +150,7 @@ let package = Package(
                 "SwitchboardJSON", asyncHTTPClient, crypto, httpTypes, hummingbird, logging, nioCore, nioHTTP1,
                 serviceLifecycle,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // agent0: the web app (sign-in, chat with tools through the gateway, the connections panel).
@@ -161,11 +170,13 @@ let package = Package(
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
                 "Todo0", argumentParser, hummingbird, logging, serviceLifecycle,
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "BenchCeiling",
             dependencies: [asyncHTTPClient, hummingbird, nioCore, nioHTTP1, nioPosix],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // Test helpers: start services on free loopback ports, real keys, real JWKS.
