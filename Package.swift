@@ -168,7 +168,7 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
-                "Todo0", argumentParser, hummingbird, logging, serviceLifecycle,
+                "SwitchboardJSON", "Todo0", argumentParser, hummingbird, logging, serviceLifecycle,
             ],
             exclude: ["README.md"],
             swiftSettings: strict

@@ -1,11 +1,23 @@
 import Foundation
 import Logging
 
-/// Logger set-up shared by the subcommands: stderr, level from LOG_LEVEL (default info).
+/// Logger set-up shared by the subcommands: stderr; level from LOG_LEVEL (default info); format
+/// from LOG_FORMAT: `text` (the default, swift-log's stream handler) or `json` (one object per
+/// line, ``JSONLogHandler``).
 enum CLILogging {
     static func logger(_ label: String) -> Logger {
-        var logger = Logger(label: label)
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        let environment = ProcessInfo.processInfo.environment
+        var logger: Logger
+        switch environment["LOG_FORMAT"]?.lowercased() {
+        case "json":
+            logger = Logger(label: label) { JSONLogHandler(label: $0) }
+        case nil, "", "text":
+            logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        case let other?:
+            logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+            logger.warning("LOG_FORMAT is neither text nor json: logging as text", metadata: ["LOG_FORMAT": "\(other)"])
+        }
+        logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
         return logger
     }
 }
