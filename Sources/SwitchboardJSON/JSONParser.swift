@@ -52,27 +52,14 @@ struct JSONParser {
     }
 
     mutating func object(depth: Int) -> JSONValue? {
-        i += 1  // {
         var fields: [String: JSONValue] = [:]
-        skipWhitespace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
-            i += 1
-            return .object(fields)
+        let ok = members { p, key in
+            guard let v = p.value(depth: depth + 1) else { return false }
+            let name = String(decoding: key, as: UTF8.self)  // checked UTF-8 by the member reader
+            if fields[name] == nil { fields[name] = v }  // the first of duplicate names wins, as JSONValue's decoder did
+            return true
         }
-        while true {
-            skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = string() else { return nil }
-            skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
-            i += 1
-            guard let v = value(depth: depth + 1) else { return nil }
-            if fields[key] == nil { fields[key] = v }  // the first of duplicate names wins, as JSONValue's decoder did
-            skipWhitespace()
-            guard i < bytes.count else { return nil }
-            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(fields) }
-            return nil
-        }
+        return ok ? .object(fields) : nil
     }
 
     mutating func array(depth: Int) -> JSONValue? {
@@ -201,5 +188,93 @@ struct JSONParser {
         }
         guard let text = String(validating: bytes[start..<i], as: UTF8.self), let d = Double(text), d.isFinite else { return nil }
         return .number(d)
+    }
+}
+
+extension JSONParser {
+    /// Reads an object's members (at its `{`), handing each key's UTF-8 to `member`, which must
+    /// read or skip the value; false when the object is not well formed (or `member` says so).
+    mutating func members(_ member: (inout JSONParser, ArraySlice<UInt8>) -> Bool) -> Bool {
+        i += 1  // {
+        skipWhitespace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            return true
+        }
+        while true {
+            skipWhitespace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = keyBytes() else { return false }
+            skipWhitespace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return false }
+            i += 1
+            guard member(&self, key) else { return false }
+            skipWhitespace()
+            guard i < bytes.count else { return false }
+            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+            if bytes[i] == UInt8(ascii: "}") { i += 1; return true }
+            return false
+        }
+    }
+
+    /// Checks one value and moves past it, building nothing but what validation needs.
+    mutating func skip(depth: Int) -> Bool {
+        guard depth < Self.maxDepth else { return false }
+        skipWhitespace()
+        guard i < bytes.count else { return false }
+        switch bytes[i] {
+        case UInt8(ascii: "{"):
+            return members { p, _ in p.skip(depth: depth + 1) }
+        case UInt8(ascii: "["):
+            i += 1
+            skipWhitespace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
+                i += 1
+                return true
+            }
+            while true {
+                guard skip(depth: depth + 1) else { return false }
+                skipWhitespace()
+                guard i < bytes.count else { return false }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == UInt8(ascii: "]") { i += 1; return true }
+                return false
+            }
+        case UInt8(ascii: "\""):
+            return skipString()
+        default:
+            return value(depth: depth) != nil  // a literal or a number: nothing to allocate
+        }
+    }
+
+    /// A key's UTF-8 (at its opening quote): the bytes themselves when it has no escapes (no
+    /// string is built for the keys a peek compares), else the decoded string's.
+    private mutating func keyBytes() -> ArraySlice<UInt8>? {
+        let start = i
+        guard skipString() else { return nil }
+        let raw = bytes[(start + 1)..<(i - 1)]
+        guard raw.contains(UInt8(ascii: "\\")) else { return raw }
+        i = start
+        return string().map { ArraySlice($0.utf8) }
+    }
+
+    /// A string token checked without building it when it has no escapes (the common case).
+    private mutating func skipString() -> Bool {
+        let start = i
+        i += 1
+        var ascii = true
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "\"") {
+                i += 1
+                // Non-ASCII bytes must still be UTF-8: checked by building the string then only.
+                return ascii || String(validating: bytes[(start + 1)..<(i - 1)], as: UTF8.self) != nil
+            }
+            if b == UInt8(ascii: "\\") { break }
+            if b < 0x20 { return false }
+            if b >= 0x80 { ascii = false }
+            i += 1
+        }
+        i = start
+        return string() != nil
     }
 }

@@ -20,8 +20,6 @@ package struct JSONRPCPeek: Sendable {
     package var nameRange: Range<Int>?
     /// The byte range of `params.arguments`' value (parsed only when something needs it).
     package var argumentsRange: Range<Int>?
-    /// Whether `params` is present and an object.
-    package var hasParams = false
     package var ambiguous = false
 
     /// Nil when `bytes` are not a JSON object.
@@ -51,7 +49,6 @@ package struct JSONRPCPeek: Sendable {
             default:  // params
                 p.skipWhitespace()
                 guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { return p.skip(depth: 1) }
-                self.hasParams = true
                 var inner: UInt8 = 0
                 return p.members { p, key in
                     if key.spells("name") {
@@ -84,94 +81,6 @@ package struct JSONRPCPeek: Sendable {
     /// `params.arguments`, parsed from `bytes` (the same bytes the peek read).
     package func arguments(in bytes: [UInt8]) -> JSONValue? {
         argumentsRange.flatMap { JSONParser.parse(Array(bytes[$0])) }
-    }
-}
-
-extension JSONParser {
-    /// Reads an object's members (at its `{`), handing each key's UTF-8 to `member`, which must
-    /// read or skip the value; false when the object is not well formed (or `member` says so).
-    mutating func members(_ member: (inout JSONParser, ArraySlice<UInt8>) -> Bool) -> Bool {
-        i += 1  // {
-        skipWhitespace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
-            i += 1
-            return true
-        }
-        while true {
-            skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = keyBytes() else { return false }
-            skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return false }
-            i += 1
-            guard member(&self, key) else { return false }
-            skipWhitespace()
-            guard i < bytes.count else { return false }
-            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "}") { i += 1; return true }
-            return false
-        }
-    }
-
-    /// Checks one value and moves past it, building nothing but what validation needs.
-    mutating func skip(depth: Int) -> Bool {
-        guard depth < Self.maxDepth else { return false }
-        skipWhitespace()
-        guard i < bytes.count else { return false }
-        switch bytes[i] {
-        case UInt8(ascii: "{"):
-            return members { p, _ in p.skip(depth: depth + 1) }
-        case UInt8(ascii: "["):
-            i += 1
-            skipWhitespace()
-            if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
-                i += 1
-                return true
-            }
-            while true {
-                guard skip(depth: depth + 1) else { return false }
-                skipWhitespace()
-                guard i < bytes.count else { return false }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "]") { i += 1; return true }
-                return false
-            }
-        case UInt8(ascii: "\""):
-            return skipString()
-        default:
-            return value(depth: depth) != nil  // a literal or a number: nothing to allocate
-        }
-    }
-
-    /// A key's UTF-8 (at its opening quote): the bytes themselves when it has no escapes (no
-    /// string is built for the keys a peek compares), else the decoded string's.
-    private mutating func keyBytes() -> ArraySlice<UInt8>? {
-        let start = i
-        guard skipString() else { return nil }
-        let raw = bytes[(start + 1)..<(i - 1)]
-        guard raw.contains(UInt8(ascii: "\\")) else { return raw }
-        i = start
-        return string().map { ArraySlice($0.utf8) }
-    }
-
-    /// A string token checked without building it when it has no escapes (the common case).
-    private mutating func skipString() -> Bool {
-        let start = i
-        i += 1
-        var ascii = true
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == UInt8(ascii: "\"") {
-                i += 1
-                // Non-ASCII bytes must still be UTF-8: checked by building the string then only.
-                return ascii || String(validating: bytes[(start + 1)..<(i - 1)], as: UTF8.self) != nil
-            }
-            if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { return false }
-            if b >= 0x80 { ascii = false }
-            i += 1
-        }
-        i = start
-        return string() != nil
     }
 }
 

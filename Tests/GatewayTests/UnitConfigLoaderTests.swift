@@ -861,8 +861,8 @@ struct UnitPolicyConfigTests {
             """))
         let todo = try #require(plan.connections.first { $0.descriptor.name == "todo0" })
         let github = try #require(plan.connections.first { $0.descriptor.name == "github" })
-        func decide(_ f: CallFacts, _ c: RegistryPlan.PlannedConnection) -> PolicyDecision {
-            Policy.decide(f, global: plan.policies, connection: c.policy)
+        func decide(_ f: CallFacts, _ c: RegistryPlan.PlannedConnection, listing: Bool = false) -> PolicyDecision {
+            CompiledPolicy(global: plan.policies, connection: c.policy, name: c.descriptor.name).map { Policy.decide(f, $0, listing: listing) } ?? .allow
         }
         #expect(decide(Self.facts("todo0", tool: "get-todos"), todo) == .allow)
         #expect(decide(Self.facts("todo0", tool: "delete-todo"), todo) == .deny(rule: nil), "no rule allows it: the default")
@@ -872,9 +872,9 @@ struct UnitPolicyConfigTests {
         #expect(decide(Self.facts("todo0", tool: "create-todo", arguments: ["owner": "acme"], groups: ["admins"]), todo) == .allow)
         #expect(decide(Self.facts("github", rest: ("GET", "/user/repos")), github) == .deny(rule: "no-bob-rest"))
         #expect(decide(Self.facts("github", rest: ("POST", "/user/repos")), github) == .allow)
-        #expect(!Policy.isOpen(global: plan.policies, connection: github.policy, name: "github"))
+        #expect(CompiledPolicy(global: plan.policies, connection: github.policy, name: "github") != nil, "a top-level rule applies to it")
         // Listing: rules on arguments are passed over (create-todo may be called for acme).
-        #expect(Policy.decide(Self.facts("todo0", tool: "create-todo", groups: ["admins"]), global: plan.policies, connection: todo.policy, listing: true) == .allow)
+        #expect(decide(Self.facts("todo0", tool: "create-todo", groups: ["admins"]), todo, listing: true) == .allow)
     }
 
     @Test(arguments: [

@@ -23,7 +23,6 @@ struct JSONRPCPeekTests {
         #expect(peek.id == full["id"])
         #expect(peek.name == full["params"]?["name"]?.string)
         #expect(peek.arguments(in: Self.bytes(text)) == full["params"]?["arguments"])
-        #expect(peek.hasParams == (full["params"]?.object != nil))
         #expect(!peek.ambiguous)
         if let range = peek.nameRange {  // the string token itself, quotes and escapes included
             #expect(JSONValue.parse(Array(Self.bytes(text)[range])) == full["params"]?["name"])

@@ -141,17 +141,6 @@ enum Policy {
         return policy.defaultEffect == .allow ? .allow : .deny(rule: nil)
     }
 
-    /// The same decision from the rules as configured (validation and tests).
-    static func decide(_ facts: CallFacts, global: [PolicyRule], connection: ConnectionPolicy, listing: Bool = false) -> PolicyDecision {
-        guard let policy = CompiledPolicy(global: global, connection: connection, name: facts.connection) else { return .allow }
-        return decide(facts, policy, listing: listing)
-    }
-
-    /// Whether no rule can apply to this connection and its default allows.
-    static func isOpen(global: [PolicyRule], connection: ConnectionPolicy, name: String) -> Bool {
-        CompiledPolicy(global: global, connection: connection, name: name) == nil
-    }
-
     /// Whether a rule that applies to the call's method and tool (or path) holds for its caller
     /// and arguments.
     static func holds(_ rule: CompiledPolicy.Rule, _ facts: CallFacts) -> Bool {

@@ -50,12 +50,11 @@ enum Governance {
         let rpcID = exchange.facts?.rpcID
         switch refusal {
         case .malformed(let why):
-            let e = GatewayError(code: "invalid_request", status: .badRequest, message: why, connection: connection)
             let body: JSONValue = ["jsonrpc": "2.0", "id": rpcID ?? .null, "error": [
                 "code": -32600, "message": .string(why), "data": ["error": "invalid_request", "connection": .string(connection)],
             ]]
             return (Response(status: .badRequest, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                             body: .init(byteBuffer: ByteBuffer(bytes: body.encoded()))), e.code)
+                             body: .init(byteBuffer: ByteBuffer(bytes: body.encoded()))), "invalid_request")
         case .unread:
             let e = GatewayError(
                 code: "policy_denied", status: .forbidden,
