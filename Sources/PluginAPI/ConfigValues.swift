@@ -53,7 +53,7 @@ public struct Secret: Decodable, Sendable, Equatable, CustomStringConvertible, C
     public var debugDescription: String { "<redacted>" }
 }
 
-/// A duration written as `250ms`, `5s`, `2m`, `1h` (a bare number means seconds).
+/// A duration written as `250ms`, `5s`, `2m`, `1h`, `30d` (a bare number means seconds).
 public struct ConfigDuration: Decodable, Sendable, Hashable, CustomStringConvertible {
     public var duration: Duration
 
@@ -62,14 +62,15 @@ public struct ConfigDuration: Decodable, Sendable, Hashable, CustomStringConvert
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let d = ConfigDuration.parse(text) else {
-            throw ConfigValueError("'\(text)' is not a duration", hint: "write e.g. 250ms, 5s, 2m or 1h")
+            throw ConfigValueError("'\(text)' is not a duration", hint: "write e.g. 250ms, 5s, 2m, 1h or 30d")
         }
         self.duration = d
     }
 
-    static func parse(_ text: String) -> Duration? {
+    /// The duration `text` writes, or nil (also what `switchboard audit --since` reads).
+    public static func parse(_ text: String) -> Duration? {
         let t = text.trimmingCharacters(in: .whitespaces)
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, factor) in units where t.hasSuffix(suffix) {
             let number = t.dropLast(suffix.count)
             if let v = Double(number), v >= 0, v.isFinite { return .milliseconds(Int64((v * factor * 1000).rounded())) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Gateway
+import PluginAPI
 
 /// `switchboard audit`: read the gateway's audit trail (its SQLite file), filtered.
 struct AuditCommand: ParsableCommand {
@@ -52,19 +53,11 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
-    /// `30m`, `24h`, `7d` ago, or seconds since 1970.
+    /// `30m`, `24h`, `7d` ago (written as connections.yaml writes durations), or seconds since 1970.
     static func since(_ text: String) -> Double? {
         if let absolute = Double(text) { return absolute }
-        guard let unit = text.last, let n = Double(text.dropLast()) else { return nil }
-        let factor: Double
-        switch unit {
-        case "s": factor = 1
-        case "m": factor = 60
-        case "h": factor = 3600
-        case "d": factor = 86400
-        default: return nil
-        }
-        return Date().timeIntervalSince1970 - n * factor
+        guard let d = ConfigDuration.parse(text) else { return nil }
+        return Date().timeIntervalSince1970 - Double(d.components.seconds) - Double(d.components.attoseconds) / 1e18
     }
 }
 

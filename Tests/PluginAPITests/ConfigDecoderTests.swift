@@ -192,6 +192,7 @@ struct ConfigDecoderTests {
         ("5s", .seconds(5)),
         ("2m", .seconds(120)),
         ("1h", .seconds(3600)),
+        ("30d", .seconds(30 * 86400)),  // gateway.audit.retention as the README writes it
         ("1.5s", .milliseconds(1500)),
         ("30", .seconds(30)),
     ])
@@ -206,7 +207,7 @@ struct ConfigDecoderTests {
         let error = try #require(decodeError(WithDuration.self, node))
         #expect(error.location == Tree.at(2, 12))
         #expect(error.message == "timeout: '\(text)' is not a duration")
-        #expect(error.hint == "write e.g. 250ms, 5s, 2m or 1h")
+        #expect(error.hint == "write e.g. 250ms, 5s, 2m, 1h or 30d")
     }
 
     // MARK: ConfigByteSize

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import OAuthCore
 
 /// `GET /api/audit`: the trail for an operator holding `gateway.audit.admin_token` (read from
 /// the registry serving now, so a reload rotates it); off (404) when no token is configured,
@@ -20,7 +21,7 @@ struct AuditAPI: Sendable {
             return GatewayError(code: "not_found", status: .notFound, message: "the audit API is off: set gateway.audit.admin_token").response()
         }
         let presented = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
-        guard Self.constantTimeEquals(presented, adminToken) else {
+        guard constantTimeEquals(presented, adminToken) else {
             var e = GatewayError(code: "invalid_admin_token", status: .unauthorized, message: "this API needs 'Authorization: Bearer <gateway.audit.admin_token>'")
             e.headers[.wwwAuthenticate] = "Bearer"
             return e.response()
@@ -37,12 +38,5 @@ struct AuditAPI: Sendable {
         } catch {
             return GatewayError.internalError(nil).response()
         }
-    }
-
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (Array(a.utf8), Array(b.utf8))
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
-        return diff == 0
     }
 }
