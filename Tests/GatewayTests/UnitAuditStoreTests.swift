@@ -39,4 +39,23 @@ struct UnitAuditStoreTests {
         let kept = try store.query(AuditQuery(limit: 1000))
         #expect(kept.count == 50 && kept.first?.requestID == "r100" && kept.last?.requestID == "r51", "the newest 50 within the age")
     }
+
+    /// Age alone: the rows before the first one within the age go; when every row is too old,
+    /// every row goes (the walk from the oldest finds no row within the age).
+    @Test func pruningByAge() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(path: dir + "/audit.sqlite")
+        let now = Date().timeIntervalSince1970
+        try store.insert((0..<40).map { Self.record($0, time: now - 1000 + Double($0)) })
+        try store.prune(olderThan: now - 1000 + 25, maxRecords: 1_000_000)
+        let kept = try store.query(AuditQuery(limit: 1000))
+        #expect(kept.count == 15 && kept.last?.requestID == "r25", "records from r25 on are within the age: \(kept.map(\.requestID))")
+        try store.prune(olderThan: now, maxRecords: 1_000_000)
+        #expect(try store.query(AuditQuery(limit: 1000)).isEmpty)
+        // A store opened again over the file (as after a restart) goes on appending.
+        try store.insert([Self.record(99, time: now)])
+        let reopened = try AuditStore(path: dir + "/audit.sqlite")
+        #expect(try reopened.query(AuditQuery()).map(\.requestID) == ["r99"])
+    }
 }

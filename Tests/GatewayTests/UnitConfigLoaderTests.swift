@@ -911,19 +911,19 @@ struct UnitRateLimitTests {
         let limiter = RateLimiter()
         var outcomes: [Bool] = []
         for _ in 0..<5 {
-            if case .success = limiter.take(Self.limit, key: "u", now: 1000) { outcomes.append(true) } else { outcomes.append(false) }
+            if case .success = limiter.take(Self.limit, key: .init(limit: "u"), now: 1000) { outcomes.append(true) } else { outcomes.append(false) }
         }
         #expect(outcomes == [true, true, true, false, false])
-        guard case .failure(let refusal) = limiter.take(Self.limit, key: "u", now: 1000) else {
+        guard case .failure(let refusal) = limiter.take(Self.limit, key: .init(limit: "u"), now: 1000) else {
             Issue.record("a fourth call at once must be refused")
             return
         }
         #expect(abs(refusal.retryAfter - 20) < 0.001 && refusal.words == "3 per minute", "\(refusal)")
-        if case .failure = limiter.take(Self.limit, key: "u", now: 1019.9) { } else { Issue.record("not yet: 20 s after") }
-        if case .success(let a) = limiter.take(Self.limit, key: "u", now: 1020) { #expect(a.remaining == 0) } else { Issue.record("20 s later one more") }
-        if case .success(let a) = limiter.take(Self.limit, key: "other", now: 1020) { #expect(a.remaining == 2 && a.limit == 3) } else { Issue.record("another key has its own bucket") }
+        if case .failure = limiter.take(Self.limit, key: .init(limit: "u"), now: 1019.9) { } else { Issue.record("not yet: 20 s after") }
+        if case .success(let a) = limiter.take(Self.limit, key: .init(limit: "u"), now: 1020) { #expect(a.remaining == 0) } else { Issue.record("20 s later one more") }
+        if case .success(let a) = limiter.take(Self.limit, key: .init(limit: "other"), now: 1020) { #expect(a.remaining == 2 && a.limit == 3) } else { Issue.record("another key has its own bucket") }
         // After a long pause the bucket is full again, not more than full.
-        let after = (0..<4).map { _ -> Bool in if case .success = limiter.take(Self.limit, key: "u", now: 5000) { return true } else { return false } }
+        let after = (0..<4).map { _ -> Bool in if case .success = limiter.take(Self.limit, key: .init(limit: "u"), now: 5000) { return true } else { return false } }
         #expect(after == [true, true, true, false])
     }
 
@@ -937,12 +937,12 @@ struct UnitRateLimitTests {
         var now = -0.000_001_234_567
         for i in 0..<20_000 {
             now += 0.000_013_7 * Double(i % 97 + 1)
-            if case .failure = limiter.take(hourly, key: "k\(i)", now: now) { refused.append(now) }
+            if case .failure = limiter.take(hourly, key: .init(limit: "k\(i)"), now: now) { refused.append(now) }
         }
         #expect(refused.isEmpty, "first calls refused at \(refused.prefix(5))")
         // …and the second call of a bucket waits the whole interval.
-        _ = limiter.take(hourly, key: "again", now: 10)
-        guard case .failure(let r) = limiter.take(hourly, key: "again", now: 10.5) else {
+        _ = limiter.take(hourly, key: .init(limit: "again"), now: 10)
+        guard case .failure(let r) = limiter.take(hourly, key: .init(limit: "again"), now: 10.5) else {
             Issue.record("a second call within the hour must be refused")
             return
         }

@@ -52,17 +52,25 @@ final class RateLimiter: Sendable {
         var reset: Double
     }
 
+    /// A bucket: the limit, and the user and the tool when the limit counts them apart. (A struct,
+    /// not the three joined in a string: no allocation per call.)
+    struct Key: Hashable, Sendable {
+        var limit: String
+        var user: String?
+        var tool: String?
+    }
+
     /// Theoretical arrival times in whole nanoseconds: the arithmetic is exact. (In seconds as
     /// Double, `(now + t) - burst·t` with a burst of 1 could round one ulp above `now`, and a
     /// fresh bucket refused its first call "for 1 second".)
-    private let tats = Mutex<[String: Int64]>([:])
+    private let tats = Mutex<[Key: Int64]>([:])
     /// Keys idle longer than the longest interval are dropped when the table grows past this.
     private let capacity: Int
 
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
     /// Takes one call for `key` under `limit` at `now` (seconds, monotonic).
-    func take(_ limit: RateLimit, key: String, now seconds: Double) -> Result<Admitted, Refusal> {
+    func take(_ limit: RateLimit, key: Key, now seconds: Double) -> Result<Admitted, Refusal> {
         let now = Int64((seconds * 1e9).rounded())
         let t = limit.emissionNanoseconds
         let tau = Int64(limit.burst) * t

@@ -63,7 +63,11 @@ struct CallRecorder: Sendable {
     /// and the outcome. Never a token or a body.
     func auditRecord(_ exchange: ProxyExchange, status: Int, error: String?) -> AuditRecord {
         let elapsed = ContinuousClock.now - exchange.started
+        // Each read once: reading a member through the optional copies the whole struct.
         let facts = exchange.facts
+        let mcp = facts?.mcp, rest = facts?.rest
+        let caller = exchange.caller
+        let isREST = exchange.target.prefix == .rest
         let decision: String
         switch error {
         case nil: decision = "allowed"
@@ -72,17 +76,17 @@ struct CallRecorder: Sendable {
         default: decision = "error"
         }
         var record = AuditRecord(
-            time: Date().timeIntervalSince1970, requestID: "", sub: exchange.caller?.subject, email: exchange.caller?.email,
-            connection: exchange.connection.name, kind: exchange.target.prefix == .mcp ? "mcp" : "rest", mcpMethod: facts?.mcp?.method,
-            tool: facts?.mcp?.tool, restMethod: facts?.rest?.method ?? (exchange.target.prefix == .rest ? exchange.method.rawValue : nil),
-            path: facts?.rest?.path ?? (exchange.target.prefix == .rest ? String(exchange.target.remainder) : nil), decision: decision,
+            time: Date().timeIntervalSince1970, requestID: "", sub: caller?.subject, email: caller?.email,
+            connection: exchange.connection.name, kind: isREST ? "rest" : "mcp", mcpMethod: mcp?.method,
+            tool: mcp?.tool, restMethod: rest?.method ?? (isREST ? exchange.method.rawValue : nil),
+            path: rest?.path ?? (isREST ? String(exchange.target.remainder) : nil), decision: decision,
             rule: exchange.refusedBy, status: status, error: error,
             durationMS: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, stepUps: exchange.stepUps,
             consentNeeded: error == "interaction_required", via: exchange.driver.rawValue)
         let redacting = exchange.connection.plan.auditArgumentsRedacting
         record.redacting = redacting
-        record.argumentsValue = redacting == nil ? nil : facts?.mcp?.arguments
-        if exchange.target.prefix == .mcp, facts == nil || (redacting != nil && record.argumentsValue == nil) {
+        record.argumentsValue = redacting == nil ? nil : mcp?.arguments
+        if !isREST, facts == nil || (redacting != nil && record.argumentsValue == nil) {
             record.body = exchange.auditBody  // read by the writer, off the request path
         }
         return record

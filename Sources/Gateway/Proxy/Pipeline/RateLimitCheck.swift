@@ -33,9 +33,7 @@ enum RateLimitCheck {
                 guard mcp.method == "tools/call" else { continue }
                 if let tool = limit.tool, !(mcp.tool.map(tool.matches) ?? false) { continue }
             }
-            var key = limit.name
-            if limit.perUser { key += "\u{1F}" + caller.userKey }
-            if limit.perTool { key += "\u{1F}" + (facts.mcp?.tool ?? "") }
+            let key = RateLimiter.Key(limit: limit.name, user: limit.perUser ? caller.userKey : nil, tool: limit.perTool ? facts.mcp?.tool ?? "" : nil)
             if case .failure(let r) = connection.limiter.take(limit, key: key, now: now) {
                 refusal = r
                 break
