@@ -57,23 +57,25 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     pool.retryConnectionEstablishment = false
     clientConfig.connectionPool = pool
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfig)
-    let upstreamClient = UpstreamClient(
-        pool: HTTP1ConnectionPool(
-            maxPerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanoseconds),
-            idleTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)),
-        fallback: httpClient)
+    let upstreamPool = HTTP1ConnectionPool(
+        maxPerOrigin: settings.maxConnectionsPerUpstream, connectTimeout: .nanoseconds(settings.connectTimeout.nanoseconds),
+        idleTimeout: .nanoseconds(settings.idleTimeout.nanoseconds))
+    let upstreamClient = UpstreamClient(pool: upstreamPool, fallback: httpClient)
+    // `/metrics`: one registry per gateway (not swift-metrics' global bootstrap: tests run several).
+    let exposition = PrometheusExposition(pool: upstreamPool)
 
     let holder: RegistryHolder
     do {
         holder = try await RegistryHolder.start(
-            configPath: options.configPath, plan: initialPlan, fingerprint: fingerprint, loader: loader, httpClient: httpClient, logger: logger, clock: options.clock)
+            configPath: options.configPath, plan: initialPlan, fingerprint: fingerprint, loader: loader, httpClient: httpClient, logger: logger, clock: options.clock,
+            metrics: exposition.metrics)
     } catch {
         try? await httpClient.shutdown()
         throw error
     }
 
     let router = Router(context: BasicRequestContext.self)
-    StatusController(holder: holder, clock: options.clock).register(on: router)
+    StatusController(holder: holder, clock: options.clock, exposition: exposition).register(on: router)
     var proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
     // The audit trail: on unless `gateway.audit.sqlite: off` (and no JSON lines asked for).
     let audit = try auditLog(settings.audit, configPath: options.configPath, logger: logger)

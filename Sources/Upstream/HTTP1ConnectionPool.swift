@@ -91,6 +91,18 @@ public final class HTTP1ConnectionPool: Sendable {
         }
     }
 
+    /// Connections open (idle ones included), idle, and calls waiting for one, over every origin
+    /// (the gateway's `/metrics`).
+    public func usage() -> (open: Int, idle: Int, waiting: Int) {
+        state.withLock { state in
+            state.origins.values.reduce(into: (open: 0, idle: 0, waiting: 0)) { sum, origin in
+                sum.open += origin.open
+                sum.idle += origin.idle.count
+                sum.waiting += origin.waiters.count
+            }
+        }
+    }
+
     /// An idle connection on `loop`, if there is one (no future, no wait: the common case of
     /// the event-loop path).
     func takeIdle(_ key: Key, on loop: any EventLoop) -> Connection? {

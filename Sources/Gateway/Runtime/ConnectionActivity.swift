@@ -37,6 +37,11 @@ final class ConnectionActivity: Sendable {
         var error: String?
     }
 
+    /// The same events as Prometheus series (`/metrics`); nil where nothing exports them (tests).
+    let metrics: ConnectionMetrics?
+
+    init(metrics: ConnectionMetrics? = nil) { self.metrics = metrics }
+
     private let state = Mutex(Snapshot())
     private let users = Mutex<[String: UserView]>([:])
     static let maxUsers = 10_000
@@ -63,6 +68,11 @@ final class ConnectionActivity: Sendable {
 
     /// A request that the gateway or the upstream failed (5xx, auth errors).
     func recordFailure(at: Date, code: String, message: String, upstream: Bool) {
+        if let metrics {
+            metrics.failures.increment()
+            if upstream { metrics.upstreamErrors.increment() }
+            if code == "interaction_required" { metrics.consentPrompts.increment() }
+        }
         state.withLock {
             $0.requests += 1
             $0.failures += 1
@@ -72,9 +82,20 @@ final class ConnectionActivity: Sendable {
         }
     }
 
-    func recordStepUp() { state.withLock { $0.stepUps += 1 } }
-    func recordDenied() { state.withLock { $0.denied += 1 } }
-    func recordRateLimited() { state.withLock { $0.rateLimited += 1 } }
+    func recordStepUp() {
+        metrics?.stepUps.increment()
+        state.withLock { $0.stepUps += 1 }
+    }
+
+    func recordDenied() {
+        metrics?.policyDenials.increment()
+        state.withLock { $0.denied += 1 }
+    }
+
+    func recordRateLimited() {
+        metrics?.rateLimited.increment()
+        state.withLock { $0.rateLimited += 1 }
+    }
 
     /// The connection was used through another one (e.g. an ID-JAG minted through this AS).
     func recordUse(at: Date, validUntil: Date?) {

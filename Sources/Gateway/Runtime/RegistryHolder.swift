@@ -33,7 +33,14 @@ final class RegistryHolder: Sendable {
     var registry: Registry { current.withLock { $0 } }
     var state: ReloadState { reloadState.withLock { $0 } }
 
-    private init(configPath: String, loader: RegistryLoader, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock, registry: Registry, fingerprint: FileFingerprint?) {
+    /// Where connections' activity and reloads are counted for `/metrics` (nil: nowhere).
+    let metrics: GatewayMetrics?
+
+    private init(
+        configPath: String, loader: RegistryLoader, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock, metrics: GatewayMetrics?, registry: Registry,
+        fingerprint: FileFingerprint?
+    ) {
+        self.metrics = metrics
         self.configPath = configPath
         self.loader = loader
         self.httpClient = httpClient
@@ -46,10 +53,11 @@ final class RegistryHolder: Sendable {
     /// Loads the first registry; throws (and the gateway refuses to start) if it is invalid.
     static func start(
         configPath: String, plan: RegistryPlan, fingerprint: FileFingerprint?, loader: RegistryLoader, httpClient: HTTPClient, logger: Logger,
-        clock: any GatewayClock
+        clock: any GatewayClock, metrics: GatewayMetrics? = nil
     ) async throws(ConfigErrors) -> RegistryHolder {
-        let registry = try await Self.provision(plan, previous: nil, generation: 1, httpClient: httpClient, logger: logger, clock: clock)
-        return RegistryHolder(configPath: configPath, loader: loader, httpClient: httpClient, logger: logger, clock: clock, registry: registry, fingerprint: fingerprint)
+        let registry = try await Self.provision(plan, previous: nil, generation: 1, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics)
+        return RegistryHolder(
+            configPath: configPath, loader: loader, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics, registry: registry, fingerprint: fingerprint)
     }
 
     /// Calls `observer` after each swap, with the generation that left and the one now serving
@@ -79,8 +87,10 @@ final class RegistryHolder: Sendable {
         let old = registry
         do {
             let plan = try loader.load(path: configPath)
-            let fresh = try await Self.provision(plan, previous: old, generation: old.generation + 1, httpClient: httpClient, logger: logger, clock: clock)
+            let fresh = try await Self.provision(
+                plan, previous: old, generation: old.generation + 1, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics)
             current.withLock { $0 = fresh }
+            metrics?.reloaded(applied: true)
             reloadState.withLock {
                 $0.lastError = nil
                 $0.lastErrorAt = nil
@@ -103,6 +113,7 @@ final class RegistryHolder: Sendable {
             }
             return true
         } catch {
+            metrics?.reloaded(applied: false)
             reloadState.withLock {
                 $0.lastError = error
                 $0.lastErrorAt = now
@@ -128,7 +139,8 @@ final class RegistryHolder: Sendable {
 
     /// Builds a runtime registry from a plan, reusing unchanged connections of `previous`.
     static func provision(
-        _ plan: RegistryPlan, previous: Registry?, generation: Int, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock
+        _ plan: RegistryPlan, previous: Registry?, generation: Int, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock,
+        metrics: GatewayMetrics? = nil
     ) async throws(ConfigErrors) -> Registry {
         let sameAgent = previous?.plan.agent == plan.agent
         // Strategies capture facts about the connections they reference (an AS issuer): keep
@@ -138,7 +150,7 @@ final class RegistryHolder: Sendable {
         }
         // Activities survive reloads by name; plugins report use of other connections through them.
         var activities: [String: ConnectionActivity] = [:]
-        for p in plan.connections { activities[p.descriptor.name] = previous?.byName[p.descriptor.name]?.activity ?? ConnectionActivity() }
+        for p in plan.connections { activities[p.descriptor.name] = previous?.byName[p.descriptor.name]?.activity ?? ConnectionActivity(metrics: metrics?.connection(p.descriptor.name)) }
         let directory = activities
         let reportUse: @Sendable (String, Date?) -> Void = { name, until in directory[name]?.recordUse(at: clock.now(), validUntil: until) }
         let descriptors = Dictionary(plan.connections.map { ($0.descriptor.name, $0.descriptor) }, uniquingKeysWith: { a, _ in a })
@@ -154,7 +166,7 @@ final class RegistryHolder: Sendable {
                 built.append(old)
                 continue
             }
-            let activity = activities[name] ?? ConnectionActivity()
+            let activity = activities[name] ?? ConnectionActivity(metrics: metrics?.connection(name))
             var strategy: (any AuthStrategy)?
             var context: StrategyContext?
             if planned.enabled, let prepared = planned.strategy, let factory = planned.factory {

@@ -8,6 +8,7 @@ import PluginAPI
 struct StatusController: Sendable {
     let holder: RegistryHolder
     let clock: any GatewayClock
+    let exposition: PrometheusExposition
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in json(["status": "ok"]) }
@@ -103,27 +104,14 @@ struct StatusController: Sendable {
     }
 
     /// Prometheus text exposition of the per-connection counters.
+    /// Prometheus text (format 0.0.4): the counters and histograms kept as calls happen, and
+    /// the gauges read now. Names and labels: README, "Metrics".
     func metrics() -> Response {
         let registry = holder.registry
         let now = clock.now()
-        var out = "# HELP switchboard_registry_generation Registry generation serving now.\n# TYPE switchboard_registry_generation gauge\n"
-        out += "switchboard_registry_generation \(registry.generation)\n"
-        let series: [(String, String, (ConnectionActivity.Snapshot) -> Int)] = [
-            ("switchboard_requests_total", "Proxied requests per connection.", { $0.requests }),
-            ("switchboard_failures_total", "Requests that failed at the upstream or in the plugin.", { $0.failures }),
-            ("switchboard_upstream_errors_total", "Failures caused by the upstream.", { $0.upstreamErrors }),
-            ("switchboard_step_ups_total", "Scope step-ups performed.", { $0.stepUps }),
-        ]
-        let snaps = registry.connections.map { ($0.name, $0.activity.snapshot) }
-        for (name, help, value) in series {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
-            for (c, snap) in snaps { out += "\(name){connection=\"\(c)\"} \(value(snap))\n" }
-        }
-        out += "# HELP switchboard_connection_live 1 when the connection is LIVE.\n# TYPE switchboard_connection_live gauge\n"
-        for c in registry.connections {
-            out += "switchboard_connection_live{connection=\"\(c.name)\"} \(Self.status(of: c, registry: registry, now: now).status == "LIVE" ? 1 : 0)\n"
-        }
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: out)))
+        let connections = registry.connections.map { c in (name: c.name, live: Self.status(of: c, registry: registry, now: now).status == "LIVE") }
+        let text = exposition.render(generation: registry.generation, connections: connections)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
     }
 
     struct Listing: Encodable {

@@ -47,8 +47,9 @@ struct CallRecorder: Sendable {
         if error == "policy_denied" { exchange.connection.activity.recordDenied() }
         if error == "rate_limited" { exchange.connection.activity.recordRateLimited() }
         if let audit { audit.record(auditRecord(exchange, status: status, error: error)) }
-        guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
         let elapsed = ContinuousClock.now - exchange.started
+        exchange.connection.activity.metrics?.call(method: exchange.method.rawValue, status: status, duration: elapsed)
+        guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         var metadata: Logger.Metadata = [
             "connection": "\(exchange.connection.name)", "method": "\(exchange.method.rawValue)", "status": "\(status)",

@@ -36,7 +36,8 @@ enum CredentialResolver {
         if let fixed = strategy.fixedCredential { return fixed }
         guard let key = key(strategy, caller: caller, scopes: connection.scopes(for: caller.userKey)),
               case .inject(let credential)? = connection.credentials.value(forKey: key)
-        else { return nil }
+        else { return nil }  // the async driver asks again, and counts the lookup
+        connection.activity.metrics?.cacheHits.increment()
         return credential
     }
 
@@ -48,11 +49,30 @@ enum CredentialResolver {
         }
         if let fixed = strategy.fixedCredential { return .inject(fixed) }
         let request = CredentialRequest(caller: caller, scopes: scopes, reason: reason)
-        guard let key = key(strategy, caller: caller, scopes: scopes) else { return await strategy.credential(for: request, context: context) }
+        let metrics = connection.activity.metrics
+        // The plugin's work (its token exchanges), timed and counted by outcome.
+        @Sendable func exchange() async -> CredentialOutcome {
+            let started = ContinuousClock.now
+            let outcome = await strategy.credential(for: request, context: context)
+            if let metrics {
+                let name: String
+                switch outcome {
+                case .inject: name = "issued"
+                case .interactionRequired: name = "interaction_required"
+                default: name = "failed"
+                }
+                metrics.exchange(strategy: connection.plan.strategy?.pluginID ?? "unknown", outcome: name, duration: ContinuousClock.now - started)
+            }
+            return outcome
+        }
+        guard let key = key(strategy, caller: caller, scopes: scopes) else { return await exchange() }
         if reason != .initial { connection.credentials.remove(key) }
+        if let metrics {  // a hit: a credential was there when asked (joining another call's exchange is a miss)
+            (connection.credentials.value(forKey: key) == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
+        }
         do {
             return try await connection.credentials.value(forKey: key) {
-                let outcome = await strategy.credential(for: request, context: context)
+                let outcome = await exchange()
                 guard case .inject(let credential) = outcome else { return (outcome, .none) }
                 guard let expiry = credential.expiresAt else { return (outcome, .forever) }
                 return (outcome, .until(expiry.addingTimeInterval(-refreshMargin)))
