@@ -21,6 +21,8 @@ let jwtKit: Target.Dependency = .product(name: "JWTKit", package: "jwt-kit")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+let otel: Target.Dependency = .product(name: "OTel", package: "swift-otel")
+let tracing: Target.Dependency = .product(name: "Tracing", package: "swift-distributed-tracing")
 let nioConcurrencyHelpers: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
@@ -49,6 +51,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // OTLP over HTTP only: the gRPC exporter (a default trait) adds minutes of build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
@@ -101,7 +106,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, coreMetrics, grdb, grdbSQLite, httpTypes, hummingbird,
-                hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, prometheus,
+                hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, prometheus, tracing,
                 serviceLifecycle, unixSignals,
             ],
             exclude: ["README.md"],
@@ -172,7 +177,7 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
-                "SwitchboardJSON", "Todo0", argumentParser, hummingbird, logging, serviceLifecycle,
+                "SwitchboardJSON", "Todo0", argumentParser, hummingbird, logging, otel, serviceLifecycle, tracing,
             ],
             exclude: ["README.md"],
             swiftSettings: strict

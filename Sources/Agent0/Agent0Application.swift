@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 public import Hummingbird
 import Logging
+import OAuthCore
 import Synchronization
 
 /// Builds agent0: the page, sign-in, the chat API and the panel's data. With port 0 the public
@@ -9,6 +10,8 @@ import Synchronization
 public func buildAgent0Application(_ options: Agent0Options) async throws -> some ApplicationProtocol {
     let agent = try Agent0(options: options)
     let router = Router(context: BasicRequestContext.self)
+    // Each request continues the caller's trace (a no-op without a tracer); no OAuth secret from a query in a span.
+    router.add(middleware: TracingMiddleware(redactingQueryParameters: SecretParameters.query))
     AuthRoutes(agent: agent).register(on: router)
     ChatRoutes(agent: agent).register(on: router)
     router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }

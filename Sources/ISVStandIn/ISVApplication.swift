@@ -38,6 +38,7 @@ public func buildISVApplication(_ options: ISVOptions) async throws -> some Appl
     let mcpGuard = AccessTokenGuard(issuer: idp + "/apps/" + options.mcpApp, resource: base + "/mcp", resourceMetadataURL: base + "/.well-known/oauth-protected-resource/mcp", httpClient: httpClient)
 
     let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: TracingMiddleware())  // continues the caller's trace (a no-op without a tracer)
     MCPEndpoint(tools: GitHubTools(store: store, base: base), guardian: mcpGuard, sessions: MCPSessions(),
                 allowedOrigins: ["http://127.0.0.1:*", "http://localhost:*"], alwaysSSE: false, logger: options.logger, connectScope: nil).register(on: router)
     GitHubREST(store: store, guardian: restGuard, base: base).register(on: router)

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+import OAuthCore
 
 /// Everything `switchboard idp` needs. The CLI and the tests build the same one.
 public struct IdentityProviderOptions: Sendable {
@@ -34,6 +35,8 @@ public func buildIdentityProviderApplication(_ options: IdentityProviderOptions)
     let issuer = options.issuer ?? "http://\(options.host):\(options.port)"
     let idp = try await IdentityProvider.open(config: config, issuer: issuer, dataDirectory: options.dataDirectory, logger: options.logger)
     let router = Router(context: BasicRequestContext.self)
+    // Each request continues the caller's trace (a no-op without a tracer); no OAuth secret from a query in a span.
+    router.add(middleware: TracingMiddleware(redactingQueryParameters: SecretParameters.query))
     IdPRoutes(idp: idp).register(on: router)
     let logger = options.logger
     let onRunning = options.onServerRunning

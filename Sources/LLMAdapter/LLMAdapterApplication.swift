@@ -37,6 +37,7 @@ public func buildLLMAdapterApplication(_ options: LLMAdapterOptions) async throw
     }
 
     let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: TracingMiddleware())  // continues the caller's trace (a no-op without a tracer)
     router.add(middleware: AnthropicErrorMiddleware())
     MessagesEndpoint(
         backend: backend, apiKeyDigest: options.apiKey.map { SHA256.hash(data: Data($0.utf8)) }, maxRequestBody: options.maxRequestBody, logger: logger

@@ -29,6 +29,7 @@ struct AgentCommand: AsyncParsableCommand {
         if let gateway { options.gatewayURL = gateway }
         if let llm { options.llmURL = llm }
         options.logger = CLILogging.logger("switchboard.agent")
-        try await buildAgent0Application(options).runService()
+        let tracing = CLITracing.start(service: "switchboard-agent0", logger: options.logger)
+        try await CLITracing.run(try await buildAgent0Application(options), tracing: tracing, logger: options.logger)
     }
 }

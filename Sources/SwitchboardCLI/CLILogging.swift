@@ -1,16 +1,18 @@
 import Foundation
 import Logging
+import OTel
 
 /// Logger set-up shared by the subcommands: stderr; level from LOG_LEVEL (default info); format
 /// from LOG_FORMAT: `text` (the default, swift-log's stream handler) or `json` (one object per
-/// line, ``JSONLogHandler``).
+/// line, ``JSONLogHandler``, with the current span's `trace_id` and `span_id`).
 enum CLILogging {
     static func logger(_ label: String) -> Logger {
         let environment = ProcessInfo.processInfo.environment
         var logger: Logger
         switch environment["LOG_FORMAT"]?.lowercased() {
         case "json":
-            logger = Logger(label: label) { JSONLogHandler(label: $0) }
+            // With `trace_id` and `span_id` while a span is current (swift-otel's provider).
+            logger = Logger(label: label) { JSONLogHandler(label: $0, metadataProvider: OTel.makeLoggingMetadataProvider()) }
         case nil, "", "text":
             logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
         case let other?:

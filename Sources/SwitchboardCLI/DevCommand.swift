@@ -28,6 +28,8 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Data directory for keys, grants and consents (env SWITCHBOARD_DATA_DIR).") var dataDir: String?
     @Option(help: "Path of connections.yaml (env SWITCHBOARD_CONFIG).") var config: String?
     @Option(help: "Add this to every port (tests run the system on free ports).") var portOffset: Int = 0
+    @Flag(help: "Export traces over OTLP/HTTP to a local collector (OTEL_EXPORTER_OTLP_ENDPOINT, default http://127.0.0.1:4318).")
+    var otel = false
 
     /// Every service's port, moved together.
     struct Ports {
@@ -54,6 +56,10 @@ struct DevCommand: AsyncParsableCommand {
             ("OKTA_ISSUER", issuer), ("MCP_AUTHORIZATION_SERVER", issuer + "/oauth2/todo-mcp"), ("TODO0_MCP_URL", todo0Resource),
             ("TODO0_RESOURCE", todo0Resource), ("GITHUB_API_URL", isvBase), ("GITHUB_MCP_SERVER_URL", isvBase + "/mcp"),
         ] { setenv(key, value, 0) }
+        // Tracing first: the services' HTTP clients take the tracer when they are made.
+        if otel { setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318", 0) }
+        let devLogger = CLILogging.logger("switchboard.dev")
+        let tracing = CLITracing.start(service: "switchboard-dev", logger: devLogger)
         let env = ProcessInfo.processInfo.environment
         let dataDir = dataDir ?? env["SWITCHBOARD_DATA_DIR"] ?? ".switchboard"
 
@@ -98,10 +104,10 @@ struct DevCommand: AsyncParsableCommand {
         }
         let agent = try await buildAgent0Application(agentOptions)
 
+        // The exporter first in the list: a group stops its services in reverse, so it sends the last spans.
+        let services: [any Service] = (tracing.map { [$0] } ?? []) + [idp, todo0, isv, llm, gateway, agent]
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: idp), .init(service: todo0), .init(service: isv), .init(service: llm), .init(service: gateway), .init(service: agent)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: CLILogging.logger("switchboard.dev")))
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: devLogger))
         try await group.run()
     }
 }

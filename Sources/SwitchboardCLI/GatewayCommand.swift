@@ -30,6 +30,7 @@ struct GatewayCommand: AsyncParsableCommand {
         options.host = host ?? env["GATEWAY_HOST"] ?? "127.0.0.1"
         options.port = port ?? env["GATEWAY_PORT"].flatMap(Int.init) ?? 8080
         options.logger = CLILogging.logger("switchboard.gateway")
+        let tracing = CLITracing.start(service: "switchboard-gateway", logger: options.logger)
         let app: any ApplicationProtocol
         do {
             app = try await buildGatewayApplication(options)
@@ -37,6 +38,6 @@ struct GatewayCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\nthe gateway did not start: fix the file and try again\n").utf8))
             throw ExitCode(1)
         }
-        try await app.runService()
+        try await CLITracing.run(app, tracing: tracing, logger: options.logger)
     }
 }

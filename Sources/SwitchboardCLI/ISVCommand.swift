@@ -17,8 +17,10 @@ struct ISVCommand: AsyncParsableCommand {
     @Option(help: "The identity provider whose STS tokens are accepted (env IDP_ISSUER).") var identityProvider: String?
 
     func run() async throws {
-        let app = try await buildISVApplication(Self.options(host: host, port: port, dataDir: dataDir, identityProvider: identityProvider))
-        try await app.runService()
+        let options = Self.options(host: host, port: port, dataDir: dataDir, identityProvider: identityProvider)
+        let tracing = CLITracing.start(service: "switchboard-isv", logger: options.logger)
+        let app = try await buildISVApplication(options)
+        try await CLITracing.run(app, tracing: tracing, logger: options.logger)
     }
 
     static func options(host: String? = nil, port: Int? = nil, dataDir: String? = nil, identityProvider: String? = nil) -> ISVOptions {

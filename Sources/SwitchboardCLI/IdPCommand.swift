@@ -35,7 +35,8 @@ struct IdPCommand: AsyncParsableCommand {
             print(try await initializeAgent(options: options, agentID: agentId, keyID: agentKeyId, privateKeyPath: path))
             return
         }
+        let tracing = CLITracing.start(service: "switchboard-idp", logger: options.logger)
         let app = try await buildIdentityProviderApplication(options)
-        try await app.runService()
+        try await CLITracing.run(app, tracing: tracing, logger: options.logger)
     }
 }

@@ -22,8 +22,10 @@ struct LLMCommand: AsyncParsableCommand {
     @Option(help: "offline, anthropic or bedrock (env LLM_BACKEND).") var backend: String?
 
     func run() async throws {
-        let app = try await buildLLMAdapterApplication(try Self.options(host: host, port: port, backend: backend))
-        try await app.runService()
+        let options = try Self.options(host: host, port: port, backend: backend)
+        let tracing = CLITracing.start(service: "switchboard-llm", logger: options.logger)
+        let app = try await buildLLMAdapterApplication(options)
+        try await CLITracing.run(app, tracing: tracing, logger: options.logger)
     }
 
     static func options(host: String? = nil, port: Int? = nil, backend: String? = nil) throws -> LLMAdapterOptions {

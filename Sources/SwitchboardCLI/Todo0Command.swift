@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import ServiceLifecycle
 import Todo0
 
 /// `switchboard todo0`: the MCP server for per-user todos (and its REST API).
@@ -21,9 +20,8 @@ struct Todo0Command: AsyncParsableCommand {
 
     func run() async throws {
         let options = Self.options(host: host, port: port, restPort: restPort, dataDir: dataDir, authorizationServer: authorizationServer, resource: resource, sse: sse)
-        let service = try await buildTodo0(options)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: options.logger))
-        try await group.run()
+        let tracing = CLITracing.start(service: "switchboard-todo0", logger: options.logger)
+        try await CLITracing.run(try await buildTodo0(options), tracing: tracing, logger: options.logger)
     }
 
     static func options(host: String? = nil, port: Int? = nil, restPort: Int? = nil, dataDir: String? = nil, authorizationServer: String? = nil, resource: String? = nil, sse: Bool = false) -> Todo0Options {

@@ -45,6 +45,7 @@ public func buildTodo0(_ options: Todo0Options) async throws -> any Service {
         issuer: options.authorizationServer, resource: resource, resourceMetadataURL: mcpBase + "/.well-known/oauth-protected-resource/mcp", httpClient: httpClient)
 
     let mcpRouter = Router(context: BasicRequestContext.self)
+    mcpRouter.add(middleware: TracingMiddleware())  // continues the gateway's trace (a no-op without a tracer)
     MCPEndpoint(tools: TodoTools(store: store), guardian: guardian, sessions: MCPSessions(), allowedOrigins: options.allowedOrigins,
                 alwaysSSE: options.alwaysSSE, logger: logger, connectScope: TodoTools.connectScope).register(on: mcpRouter)
     let metadata: JSONValue = [
@@ -57,6 +58,7 @@ public func buildTodo0(_ options: Todo0Options) async throws -> any Service {
     mcpRouter.get("/healthz") { _, _ in json(["status": "ok"]) }
 
     let restRouter = Router(context: BasicRequestContext.self)
+    restRouter.add(middleware: TracingMiddleware())
     RESTEndpoint(store: store, guardian: guardian).register(on: restRouter)
     restRouter.get("/healthz") { _, _ in json(["status": "ok"]) }
 

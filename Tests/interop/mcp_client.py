@@ -18,8 +18,9 @@ def run(fn, *args) -> Any:
     return anyio.run(fn, *args)
 
 
-def http(token: str) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=CALL_TIMEOUT))
+def http(token: str, headers: dict[str, str] | None = None) -> httpx2.AsyncClient:
+    """`headers`: more on every request (e.g. a W3C `traceparent`)."""
+    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}", **(headers or {})}, timeout=httpx2.Timeout(30, read=CALL_TIMEOUT))
 
 
 class Notes:
@@ -34,9 +35,9 @@ class Notes:
             self.methods.append(method)
 
 
-async def sdk_session(url: str, token: str, body, notes: Notes | None = None) -> None:
+async def sdk_session(url: str, token: str, body, notes: Notes | None = None, headers: dict[str, str] | None = None) -> None:
     """Initialize a session at `url`, run `body(session)`, close it."""
-    async with http(token) as client:
+    async with http(token, headers) as client:
         async with streamable_http_client(url, http_client=client) as (read, write):
             async with ClientSession(read, write, message_handler=notes) as session:
                 with anyio.fail_after(CALL_TIMEOUT):

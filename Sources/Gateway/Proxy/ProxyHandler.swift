@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PluginAPI
+import Tracing
 import Upstream
 
 /// The async driver of the proxy pipeline (`/mcp/{name}`, `/rest/{name}/…`): admission →
@@ -19,6 +20,8 @@ struct ProxyHandler: Sendable {
     let clock: any GatewayClock
     /// The audit trail (one record per call), when on.
     var audit: AuditLog? = nil
+    /// Whether the process traces (a tracer was bootstrapped): each call gets its spans.
+    var tracing = false
 
     /// A call Hummingbird routed here: admitted under the registry generation it keeps to the end.
     func handle(_ request: Request, target: ProxyTarget) async -> Response {
@@ -84,6 +87,7 @@ struct ProxyHandler: Sendable {
     }
 
     private func run(_ exchange: ProxyExchange, headers: HTTPHeaders, body: InboundBody, prefetched: HTTPClientResponse?) async -> Response {
+        if tracing, exchange.span == nil { CallTracing.start(exchange, headers: headers) }
         do {
             return try await forward(exchange, headers: headers, body: body, prefetched: prefetched)
         } catch {
@@ -99,7 +103,9 @@ struct ProxyHandler: Sendable {
         if let known = exchange.caller {
             caller = known
         } else {
-            caller = try await exchange.registry.authenticator.authenticate(headers.first(name: "authorization"))
+            caller = try await CallTracing.child("authenticate", of: exchange) { _ throws(GatewayError) in
+                try await exchange.registry.authenticator.authenticate(headers.first(name: "authorization"))
+            }
             exchange.caller = caller
         }
 
@@ -135,13 +141,14 @@ struct ProxyHandler: Sendable {
             return response
         }
         if audit != nil, exchange.target.prefix == .mcp { exchange.auditBody = kept }
+        CallTracing.describe(exchange, mcpBody: mcpBody)
 
         var scopes = connection.scopes(for: caller.userKey)
         var credential: Credential
         if prefetched != nil, let sent = exchange.credential {
             credential = sent  // what the event-loop driver injected into the answer it hands over
         } else {
-            credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
+            credential = try await obtain(exchange, caller: caller, scopes: scopes, reason: .initial, mcpBody: mcpBody)
         }
         var refreshed = false
         var stepUps = 0
@@ -153,12 +160,23 @@ struct ProxyHandler: Sendable {
                 first = nil
                 response = answered
             } else {
-                let upstream = try buildUpstream(exchange, headers: headers, inbound: inbound, credential: credential, kept: kept)
-                do {
-                    // No logger handed to the client: at trace level it would print the injected credential.
-                    response = try await upstreamClient.execute(upstream, timeout: connection.responseTimeout)
-                } catch {
-                    throw UpstreamErrorMapping.map(error, connection: connection)
+                let replay = refreshed ? "refresh" : stepUps > 0 ? "step_up" : nil
+                response = try await CallTracing.child("upstream", of: exchange, kind: .client) { span throws(GatewayError) in
+                    var upstream = try buildUpstream(exchange, headers: headers, inbound: inbound, credential: credential, kept: kept)
+                    if let span {
+                        CallTracing.inject(into: &upstream.headers)
+                        span.attributes["http.request.method"] = exchange.method.rawValue
+                        span.attributes["server.address"] = connection.upstreamOrigin?.host
+                        if let replay { span.attributes["switchboard.replay"] = replay }
+                    }
+                    do {
+                        // No logger handed to the client: at trace level it would print the injected credential.
+                        let response = try await upstreamClient.execute(upstream, timeout: connection.responseTimeout)
+                        span?.attributes["http.response.status_code"] = Int(response.status.code)
+                        return response
+                    } catch {
+                        throw UpstreamErrorMapping.map(error, connection: connection)
+                    }
                 }
             }
             exchange.credential = credential
@@ -177,7 +195,7 @@ struct ProxyHandler: Sendable {
                     refreshed = true
                     await discard(response.body)
                     logger.info("upstream refused the credential; refreshing", metadata: ["connection": "\(connection.name)"])
-                    credential = try await obtain(connection, caller: caller, scopes: scopes, reason: .refresh, mcpBody: mcpBody)
+                    credential = try await obtain(exchange, caller: caller, scopes: scopes, reason: .refresh, mcpBody: mcpBody)
                     continue
                 case .stepUp(let c):
                     challenge = c
@@ -205,7 +223,8 @@ struct ProxyHandler: Sendable {
                     ])
                     scopes = wanted
                     let held = credential.scopes
-                    credential = try await obtain(connection, caller: caller, scopes: wanted, reason: .stepUp, mcpBody: mcpBody)
+                    exchange.span?.addEvent(SpanEvent(name: "step-up", attributes: ["switchboard.scopes": .string(wanted.sorted().joined(separator: " "))]))
+                    credential = try await obtain(exchange, caller: caller, scopes: wanted, reason: .stepUp, mcpBody: mcpBody)
                     widened.formUnion((credential.scopes.isEmpty ? wanted : credential.scopes).subtracting(held))
                     connection.remember(scopes: credential.scopes.isEmpty ? wanted : credential.scopes, for: caller.userKey)
                     continue
@@ -310,10 +329,15 @@ struct ProxyHandler: Sendable {
 
     /// The plugin's credential (through the cache), or the gateway error the agent sees.
     private func obtain(
-        _ connection: Connection, caller: CallerIdentity, scopes: Set<String>?, reason: CredentialReason, mcpBody: ByteBuffer?
+        _ exchange: ProxyExchange, caller: CallerIdentity, scopes: Set<String>?, reason: CredentialReason, mcpBody: ByteBuffer?
     ) async throws(GatewayError) -> Credential {
+        let connection = exchange.connection
         let now = clock.now()
-        switch await CredentialResolver.credential(for: connection, caller: caller, scopes: scopes, reason: reason) {
+        let outcome = await CallTracing.child("credential", of: exchange) { span in
+            span?.attributes["switchboard.credential.reason"] = "\(reason)"
+            return await CredentialResolver.credential(for: connection, caller: caller, scopes: scopes, reason: reason, span: span)
+        }
+        switch outcome {
         case .inject(let c):
             return c
         case .interactionRequired(let interaction):

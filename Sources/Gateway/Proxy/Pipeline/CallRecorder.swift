@@ -49,6 +49,8 @@ struct CallRecorder: Sendable {
         if let audit { audit.record(auditRecord(exchange, status: status, error: error)) }
         let elapsed = ContinuousClock.now - exchange.started
         exchange.connection.activity.metrics?.call(method: exchange.method.rawValue, status: status, duration: elapsed)
+        let traced = exchange.span.flatMap { _ in CallTracing.logIDs(exchange) }
+        CallTracing.end(exchange, status: status, error: error)
         guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         var metadata: Logger.Metadata = [
@@ -57,6 +59,10 @@ struct CallRecorder: Sendable {
         ]
         if let bytes { metadata["bytes"] = "\(bytes)" }
         if let error { metadata["error"] = "\(error)" }
+        if let traced {
+            metadata["trace_id"] = "\(traced.traceID)"
+            metadata["span_id"] = "\(traced.spanID)"
+        }
         logger.info("proxied", metadata: metadata)
     }
 

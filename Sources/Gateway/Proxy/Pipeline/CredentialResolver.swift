@@ -1,5 +1,6 @@
 import Foundation
 import PluginAPI
+import Tracing
 
 /// Key of a cached credential: the user (empty for shared credentials) and the scope set.
 struct CredentialKey: Hashable, Sendable {
@@ -41,8 +42,9 @@ enum CredentialResolver {
         return credential
     }
 
+    /// `span`: the call's credential span, told whether the cache had it.
     static func credential(
-        for connection: Connection, caller: CallerIdentity, scopes: Set<String>? = nil, reason: CredentialReason = .initial
+        for connection: Connection, caller: CallerIdentity, scopes: Set<String>? = nil, reason: CredentialReason = .initial, span: (any Span)? = nil
     ) async -> CredentialOutcome {
         guard let strategy = connection.strategy, let context = connection.strategyContext else {
             return .inject(Credential())
@@ -67,8 +69,10 @@ enum CredentialResolver {
         }
         guard let key = key(strategy, caller: caller, scopes: scopes) else { return await exchange() }
         if reason != .initial { connection.credentials.remove(key) }
-        if let metrics {  // a hit: a credential was there when asked (joining another call's exchange is a miss)
-            (connection.credentials.value(forKey: key) == nil ? metrics.cacheMisses : metrics.cacheHits).increment()
+        if metrics != nil || span != nil {  // a hit: a credential was there when asked (joining another call's exchange is a miss)
+            let hit = connection.credentials.value(forKey: key) != nil
+            (hit ? metrics?.cacheHits : metrics?.cacheMisses)?.increment()
+            span?.attributes["switchboard.cache"] = hit ? "hit" : "miss"
         }
         do {
             return try await connection.credentials.value(forKey: key) {

@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import PluginAPI
+import Tracing
 
 /// One proxied call as it passes the pipeline's steps, whichever driver runs them. It holds
 /// the registry generation the call was admitted under: a reload while the call is on its way
@@ -33,6 +34,8 @@ class ProxyExchange: @unchecked Sendable {
     var auditBody: ByteBuffer?
     var refusedBy: String?
     var stepUps = 0
+    /// The call's server span, when the process traces (``CallTracing``).
+    var span: (any Span)?
 
     enum Driver: String, Sendable {
         /// Answered by the event-loop driver alone.
