@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Tracing
 
 /// The gateway's front door: proxy routes go to the pipeline with an O(1) table look-up;
 /// everything else to the small API router. Every error leaves as JSON.
@@ -12,7 +13,17 @@ struct GatewayResponder: HTTPResponder {
     func respond(to request: Request, context: Context) async throws -> Response {
         // The gateway's own MCP server (before the proxy routes: `/mcp/v/…` is not a connection).
         if let route = AggregateEndpoint.Route(path: request.head.path ?? "/") {
-            return await aggregate.handle(request, route: route)
+            guard proxy.tracing else { return await aggregate.handle(request, route: route) }
+            // One server span for the endpoint's request; the calls it sends each connection are its children.
+            var parent = InstrumentationContext.current ?? .topLevel
+            InstrumentationSystem.instrument.extract(request.headers, into: &parent, using: HTTPFieldsCarrier())
+            return await withSpan("\(request.method.rawValue) /mcp", context: parent, ofKind: .server) { span in
+                span.attributes["http.request.method"] = request.method.rawValue
+                span.attributes["http.route"] = request.head.path?.hasPrefix("/mcp/v/") == true ? "/mcp/v/{name}" : "/mcp"
+                let response = await aggregate.handle(request, route: route)
+                span.attributes["http.response.status_code"] = Int(response.status.code)
+                return response
+            }
         }
         do {
             if let target = try ProxyTarget.parse(request.head.path ?? "/") {

@@ -20,6 +20,10 @@ package struct JSONRPCPeek: Sendable {
     package var nameRange: Range<Int>?
     /// The byte range of `params.arguments`' value (parsed only when something needs it).
     package var argumentsRange: Range<Int>?
+    /// Where `params`' object begins (its `{`) when it is one, and whether it has a `_meta`
+    /// member (where the MCP conventions carry a trace context).
+    package var paramsStart: Int?
+    package var paramsHasMeta = false
     package var ambiguous = false
 
     /// Nil when `bytes` are not a JSON object.
@@ -49,8 +53,10 @@ package struct JSONRPCPeek: Sendable {
             default:  // params
                 p.skipWhitespace()
                 guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { return p.skip(depth: 1) }
+                self.paramsStart = p.i
                 var inner: UInt8 = 0
                 return p.members { p, key in
+                    if key.spells("_meta") { self.paramsHasMeta = true }
                     if key.spells("name") {
                         if inner & 1 != 0 { self.ambiguous = true }
                         inner |= 1

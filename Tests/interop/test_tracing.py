@@ -122,6 +122,10 @@ def test_one_tool_call_is_one_trace_across_gateway_idp_and_todo0(traced):
     # todo0 continues from each upstream request.
     todo0 = [s for s in spans if s.service == "switchboard-todo0" and s.kind == SERVER and s.parent_span_id in {u.span_id for u in upstreams}]
     assert len(todo0) == 2, describe(spans)
+    # …and the MCP conventions' carrier: the same context in params._meta of what todo0 received.
+    sent = system.todo0_relay.sent_text()
+    for upstream in upstreams:
+        assert f'"_meta":{{"traceparent":"00-{trace_id}-{upstream.span_id}-01"}}' in sent, "no trace context in params._meta"
 
     # Every span of the session is in this one trace (initialize, notifications, the call).
     gateway = [s for s in spans if s.service == "switchboard-gateway" and s.kind == SERVER]
@@ -162,3 +166,29 @@ def test_an_untraced_caller_starts_a_trace_at_the_gateway(traced):
     assert call[0].parent_span_id == "", "a call without traceparent starts its own trace"
     todo0 = trace_of(receiver, call[0].trace_id, lambda spans: any(s.service == "switchboard-todo0" for s in spans))
     assert any(s.service == "switchboard-todo0" for s in todo0), describe(todo0)
+
+
+def test_a_call_through_the_gateways_own_endpoint_is_one_trace(traced):
+    """`/mcp` (the aggregated endpoint): its server span, under it the call it sends todo0
+    (a client span with the tool's name, as the gateway sends it), todo0's span under that."""
+    system, receiver = traced
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    results = []
+
+    async def body(session) -> None:
+        results.append(await session.call_tool("todo0__get-todos", {}))
+
+    run(sdk_session, system.gateway.url + "/mcp", system.alice_id_token, body, None, {"traceparent": f"00-{trace_id}-{caller_span}-01"})
+    assert not results[0].is_error, text_of(results[0])
+
+    def sent(spans):
+        return [s for s in spans if s.service == "switchboard-gateway" and s.kind == CLIENT and s.attributes.get("gen_ai.tool.name") == "get-todos"]
+
+    spans = trace_of(receiver, trace_id, lambda spans: bool(sent(spans)) and any(s.service == "switchboard-todo0" and s.kind == SERVER for s in spans))
+    calls = sent(spans)
+    assert len(calls) == 1, describe(spans)
+    endpoint = {s.span_id: s for s in spans}.get(calls[0].parent_span_id)
+    assert endpoint is not None and endpoint.kind == SERVER and endpoint.attributes.get("http.route") == "/mcp" \
+        and endpoint.parent_span_id == caller_span, describe(spans)
+    upstream = [s for s in spans if s.name == "upstream" and s.parent_span_id == calls[0].span_id]
+    assert len(upstream) == 1 and any(s.service == "switchboard-todo0" and s.parent_span_id == upstream[0].span_id for s in spans), describe(spans)

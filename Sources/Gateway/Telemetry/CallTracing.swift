@@ -14,9 +14,14 @@ enum CallTracing {
     /// Starts the call's server span; ended by ``end(_:status:error:)`` when the call is recorded.
     static func start(_ exchange: ProxyExchange, headers: HTTPHeaders) {
         var parent = InstrumentationContext.current ?? .topLevel
-        InstrumentationSystem.instrument.extract(headers, into: &parent, using: NIOHeadersCarrier())
+        // (Only when there is one: extracting nothing clears the current span's context, and a
+        // call the /mcp endpoint sends carries that endpoint's span as the current one.)
+        if headers.contains(name: "traceparent") {
+            InstrumentationSystem.instrument.extract(headers, into: &parent, using: NIOHeadersCarrier())
+        }
         let route = exchange.target.prefix == .mcp ? "/mcp/{name}" : "/rest/{name}/{path}"
-        let span = startSpan("\(exchange.method.rawValue) \(route)", context: parent, ofKind: .server)
+        // A call the gateway's own /mcp endpoint sends is part of that endpoint's server span.
+        let span = startSpan("\(exchange.method.rawValue) \(route)", context: parent, ofKind: exchange.driver == .aggregate ? .client : .server)
         span.updateAttributes { a in
             a["http.request.method"] = exchange.method.rawValue
             a["http.route"] = route
@@ -85,6 +90,30 @@ enum CallTracing {
         InstrumentationSystem.instrument.inject(context, into: &headers, using: NIOHeadersCarrier())
     }
 
+    /// An MCP request's body with `headers`' trace context also in `params._meta` (`traceparent`,
+    /// `tracestate`), where the MCP semantic conventions carry it for servers that read it there.
+    /// Inserted as bytes after `params`' `{`: the rest of the body is sent as the caller wrote it
+    /// (no parse and re-encode, which could change numbers). Nil when there is nothing to do: no
+    /// trace context, not one JSON-RPC request with an object `params`, or a `_meta` already there.
+    static func withTraceMeta(_ body: ByteBuffer, headers: HTTPHeaders) -> ByteBuffer? {
+        guard let traceparent = headers.first(name: "traceparent") else { return nil }
+        let bytes = Array(body.readableBytesView)
+        guard let peek = JSONRPCPeek(bytes), !peek.ambiguous, peek.method != nil, let start = peek.paramsStart, !peek.paramsHasMeta else { return nil }
+        var meta: [String: JSONValue] = ["traceparent": .string(traceparent)]
+        if let state = headers.first(name: "tracestate") { meta["tracestate"] = .string(state) }
+        var rest = start + 1
+        while rest < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[rest]) { rest += 1 }
+        let empty = rest < bytes.count && bytes[rest] == UInt8(ascii: "}")
+        var out = ByteBuffer()
+        out.reserveCapacity(bytes.count + 128)
+        out.writeBytes(bytes[...start])
+        out.writeString("\"_meta\":")
+        out.writeBytes(JSONValue.object(meta).encoded())
+        if !empty { out.writeString(",") }
+        out.writeBytes(bytes[(start + 1)...])
+        return out
+    }
+
     /// `trace_id` and `span_id` of a call's span, for its log line (read from its W3C form).
     static func logIDs(_ exchange: ProxyExchange) -> (traceID: String, spanID: String)? {
         guard let span = exchange.span else { return nil }
@@ -100,4 +129,9 @@ enum CallTracing {
 struct NIOHeadersCarrier: Extractor, Injector {
     func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
     func inject(_ value: String, forKey key: String, into carrier: inout HTTPHeaders) { carrier.replaceOrAdd(name: key, value: value) }
+}
+
+/// W3C trace context from swift-http-types' fields (Hummingbird's requests).
+struct HTTPFieldsCarrier: Extractor {
+    func extract(key: String, from carrier: HTTPFields) -> String? { HTTPField.Name(key).flatMap { carrier[$0] } }
 }
