@@ -138,7 +138,7 @@ let package = Package(
             name: "Todo0",
             dependencies: [
                 "MCPServerKit", "SwitchboardJSON", asyncHTTPClient, grdb, httpTypes, hummingbird, logging, nioCore,
-                serviceLifecycle,
+                serviceLifecycle, tracing,
             ],
             exclude: ["README.md"],
             swiftSettings: strict

@@ -1,6 +1,7 @@
 import Foundation
 import MCPServerKit
 import GRDB
+import Tracing
 
 /// A todo as stored and returned.
 struct Todo: Sendable, Equatable, Codable {
@@ -43,54 +44,75 @@ final class TodoStore: Sendable {
         try migrator.migrate(db)
     }
 
+    /// One database operation as a client span (OpenTelemetry's database conventions), the
+    /// last link of a traced tool call; a no-op without a tracer.
+    private func traced<T>(_ operation: String, _ body: () async throws -> T) async rethrows -> T {
+        try await withSpan("\(operation) todo", ofKind: .client) { span in
+            span.attributes["db.system.name"] = "sqlite"
+            span.attributes["db.operation.name"] = operation
+            span.attributes["db.collection.name"] = "todo"
+            return try await body()
+        }
+    }
+
     private static func todo(_ row: Row) -> Todo {
         Todo(id: row["id"], title: row["title"], done: row["done"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
     func list(owner: String) async throws -> [Todo] {
-        try await db.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, title, done, created_at FROM todo WHERE owner = ? ORDER BY id", arguments: [owner]).map(Self.todo)
+        try await traced("SELECT") {
+            try await db.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, title, done, created_at FROM todo WHERE owner = ? ORDER BY id", arguments: [owner]).map(Self.todo)
+            }
         }
     }
 
     func create(owner: String, title: String) async throws -> Todo {
-        try await db.write { db in
-            let now = Date().timeIntervalSince1970
-            try db.execute(sql: "INSERT INTO todo (owner, title, done, created_at) VALUES (?, ?, 0, ?)", arguments: [owner, title, now])
-            return Todo(id: db.lastInsertedRowID, title: title, done: false, createdAt: Date(timeIntervalSince1970: now))
+        try await traced("INSERT") {
+            try await db.write { db in
+                let now = Date().timeIntervalSince1970
+                try db.execute(sql: "INSERT INTO todo (owner, title, done, created_at) VALUES (?, ?, 0, ?)", arguments: [owner, title, now])
+                return Todo(id: db.lastInsertedRowID, title: title, done: false, createdAt: Date(timeIntervalSince1970: now))
+            }
         }
     }
 
     /// Flips `done` (or sets it); nil when the owner has no such todo.
     func toggle(owner: String, id: Int64, done: Bool? = nil) async throws -> Todo? {
-        try await db.write { db in
-            if let done {
-                try db.execute(sql: "UPDATE todo SET done = ? WHERE id = ? AND owner = ?", arguments: [done, id, owner])
-            } else {
-                try db.execute(sql: "UPDATE todo SET done = 1 - done WHERE id = ? AND owner = ?", arguments: [id, owner])
+        try await traced("UPDATE") {
+            try await db.write { db in
+                if let done {
+                    try db.execute(sql: "UPDATE todo SET done = ? WHERE id = ? AND owner = ?", arguments: [done, id, owner])
+                } else {
+                    try db.execute(sql: "UPDATE todo SET done = 1 - done WHERE id = ? AND owner = ?", arguments: [id, owner])
+                }
+                guard db.changesCount == 1 else { return nil }
+                return try Row.fetchOne(db, sql: "SELECT id, title, done, created_at FROM todo WHERE id = ?", arguments: [id]).map(Self.todo)
             }
-            guard db.changesCount == 1 else { return nil }
-            return try Row.fetchOne(db, sql: "SELECT id, title, done, created_at FROM todo WHERE id = ?", arguments: [id]).map(Self.todo)
         }
     }
 
     /// Renames a todo; nil when the owner has no such todo.
     func rename(owner: String, id: Int64, title: String) async throws -> Todo? {
-        try await db.write { db in
-            try db.execute(sql: "UPDATE todo SET title = ? WHERE id = ? AND owner = ?", arguments: [title, id, owner])
-            guard db.changesCount == 1 else { return nil }
-            return try Row.fetchOne(db, sql: "SELECT id, title, done, created_at FROM todo WHERE id = ?", arguments: [id]).map(Self.todo)
+        try await traced("UPDATE") {
+            try await db.write { db in
+                try db.execute(sql: "UPDATE todo SET title = ? WHERE id = ? AND owner = ?", arguments: [title, id, owner])
+                guard db.changesCount == 1 else { return nil }
+                return try Row.fetchOne(db, sql: "SELECT id, title, done, created_at FROM todo WHERE id = ?", arguments: [id]).map(Self.todo)
+            }
         }
     }
 
     /// Deletes; the deleted todo, or nil when the owner has no such todo.
     func delete(owner: String, id: Int64) async throws -> Todo? {
-        try await db.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, title, done, created_at FROM todo WHERE id = ? AND owner = ?", arguments: [id, owner]) else {
-                return nil
+        try await traced("DELETE") {
+            try await db.write { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT id, title, done, created_at FROM todo WHERE id = ? AND owner = ?", arguments: [id, owner]) else {
+                    return nil
+                }
+                try db.execute(sql: "DELETE FROM todo WHERE id = ? AND owner = ?", arguments: [id, owner])
+                return Self.todo(row)
             }
-            try db.execute(sql: "DELETE FROM todo WHERE id = ? AND owner = ?", arguments: [id, owner])
-            return Self.todo(row)
         }
     }
 }

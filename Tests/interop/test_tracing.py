@@ -78,6 +78,7 @@ def test_one_tool_call_is_one_trace_across_gateway_idp_and_todo0(traced):
     def complete(spans: list[Span]) -> bool:
         call = gateway_call(spans)
         return call is not None and sum(1 for s in spans if s.service == "switchboard-todo0" and s.kind == SERVER) >= 3 \
+            and any(s.name == "INSERT todo" for s in spans) \
             and any(s.service == "switchboard-idp" for s in spans)
 
     spans = trace_of(receiver, trace_id, complete)
@@ -122,6 +123,10 @@ def test_one_tool_call_is_one_trace_across_gateway_idp_and_todo0(traced):
     # todo0 continues from each upstream request.
     todo0 = [s for s in spans if s.service == "switchboard-todo0" and s.kind == SERVER and s.parent_span_id in {u.span_id for u in upstreams}]
     assert len(todo0) == 2, describe(spans)
+    # …down to the database write.
+    inserts = [s for s in spans if s.service == "switchboard-todo0" and s.name == "INSERT todo"]
+    assert len(inserts) == 1 and inserts[0].parent_span_id in {s.span_id for s in todo0} \
+        and inserts[0].attributes.get("db.system.name") == "sqlite", describe(spans)
     # …and the MCP conventions' carrier: the same context in params._meta of what todo0 received.
     sent = system.todo0_relay.sent_text()
     for upstream in upstreams:
