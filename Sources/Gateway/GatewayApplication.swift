@@ -81,15 +81,14 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     // The audit trail: on unless `gateway.audit.sqlite: off` (and no JSON lines asked for).
     let audit = try auditLog(settings.audit, configPath: options.configPath, logger: logger)
     proxy.audit = audit
-    // Tracing (a tracer bootstrapped by the process, e.g. from OTEL_*): every call gets its
-    // spans, and every call takes the async driver, where they are made.
+    // Tracing (a tracer bootstrapped by the process, e.g. from OTEL_*): every call gets its spans.
     proxy.tracing = !(InstrumentationSystem.tracer is NoOpTracer)
     AuditAPI(store: audit?.store, holder: holder).register(on: router)
     let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
     router.get("/api/tools") { request, _ in await aggregate.toolsDocument(request) }
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
     let server: HTTPServerBuilder
-    if options.fastPath, !proxy.tracing, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
+    if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
         let fast = ProxyFastPath(proxy: proxy, aggregate: aggregate)
         server = HTTPServerBuilder { responder in GatewayHTTP1Channel(responder: responder, fastPath: fast) }
     } else {

@@ -102,17 +102,20 @@ def test_one_tool_call_is_one_trace_across_gateway_idp_and_todo0(traced):
     assert call.name == "tools/call create-todo", call.name
     assert a.get("switchboard.step_ups") == 1 and any(name == "step-up" for name, _ in call.events), (a, call.events)
 
+    # Its children where there was work: the first attempt went from the event-loop driver
+    # (the server span's own context to todo0), todo0's 403 handed the call to the async driver,
+    # which fetched the wider credential (a cache miss, the plugin's exchanges under it) and
+    # replayed the call in an `upstream` client span.
     children = [s for s in spans if s.parent_span_id == call.span_id]
-    names = [s.name for s in children]
-    assert "authenticate" in names or any(s.name == "authenticate" for s in spans), names
+    assert any(s.name == "authenticate" for s in spans), "bob's first request verified his token: " + describe(spans)
     credentials = [s for s in children if s.name == "credential"]
     upstreams = [s for s in children if s.name == "upstream"]
-    assert len(upstreams) == 2 and all(s.kind == CLIENT for s in upstreams), describe(children)
-    assert sorted(s.attributes.get("http.response.status_code") for s in upstreams) == [200, 403], describe(upstreams)
-    assert [s.attributes.get("switchboard.replay") for s in sorted(upstreams, key=lambda s: s.start_ns)] == [None, "step_up"], describe(upstreams)
-    assert len(credentials) == 2 and {s.attributes.get("switchboard.credential.reason") for s in credentials} == {"initial", "stepUp"}, describe(credentials)
-    stepped = next(s for s in credentials if s.attributes.get("switchboard.credential.reason") == "stepUp")
-    assert stepped.attributes.get("switchboard.cache") == "miss", stepped.attributes
+    assert upstreams and all(s.kind == CLIENT for s in upstreams), describe(children)
+    replays = [s for s in upstreams if s.attributes.get("switchboard.replay") == "step_up"]
+    assert len(replays) == 1 and replays[0].attributes.get("http.response.status_code") == 200, describe(upstreams)
+    stepped = [s for s in credentials if s.attributes.get("switchboard.credential.reason") == "stepUp"]
+    assert len(stepped) == 1 and stepped[0].attributes.get("switchboard.cache") == "miss", describe(credentials)
+    stepped = stepped[0]
 
     # The plugin's token exchanges: the HTTP client's spans under the credential span, continued by the IdP.
     exchanges = [s for s in spans if s.kind == CLIENT and stepped in ancestors(s)]
@@ -120,17 +123,18 @@ def test_one_tool_call_is_one_trace_across_gateway_idp_and_todo0(traced):
     idp_servers = [s for s in spans if s.service == "switchboard-idp" and s.kind == SERVER and stepped in ancestors(s)]
     assert len(idp_servers) >= 1 and all(s.parent_span_id in {e.span_id for e in exchanges} for s in idp_servers), describe(spans)
 
-    # todo0 continues from each upstream request.
-    todo0 = [s for s in spans if s.service == "switchboard-todo0" and s.kind == SERVER and s.parent_span_id in {u.span_id for u in upstreams}]
-    assert len(todo0) == 2, describe(spans)
+    # todo0 continues the trace of both attempts (the 403 and the replay).
+    todo0 = [s for s in spans if s.service == "switchboard-todo0" and s.kind == SERVER
+             and s.parent_span_id in {call.span_id} | {u.span_id for u in upstreams}]
+    assert sorted(s.attributes.get("http.response.status_code") for s in todo0) == [200, 403], describe(spans)
     # …down to the database write.
     inserts = [s for s in spans if s.service == "switchboard-todo0" and s.name == "INSERT todo"]
     assert len(inserts) == 1 and inserts[0].parent_span_id in {s.span_id for s in todo0} \
         and inserts[0].attributes.get("db.system.name") == "sqlite", describe(spans)
     # …and the MCP conventions' carrier: the same context in params._meta of what todo0 received.
     sent = system.todo0_relay.sent_text()
-    for upstream in upstreams:
-        assert f'"_meta":{{"traceparent":"00-{trace_id}-{upstream.span_id}-01"}}' in sent, "no trace context in params._meta"
+    for parent in [call] + upstreams:
+        assert f'"_meta":{{"traceparent":"00-{trace_id}-{parent.span_id}-01"}}' in sent, "no trace context in params._meta"
 
     # Every span of the session is in this one trace (initialize, notifications, the call).
     gateway = [s for s in spans if s.service == "switchboard-gateway" and s.kind == SERVER]

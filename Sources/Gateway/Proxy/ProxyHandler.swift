@@ -164,12 +164,7 @@ struct ProxyHandler: Sendable {
                 response = try await CallTracing.child("upstream", of: exchange, kind: .client) { span throws(GatewayError) in
                     var upstream = try buildUpstream(exchange, headers: headers, inbound: inbound, credential: credential, kept: kept)
                     if let span {
-                        CallTracing.inject(into: &upstream.headers)
-                        if exchange.target.prefix == .mcp, case .bytes(let sent) = upstream.body,
-                           let traced = CallTracing.withTraceMeta(sent, headers: upstream.headers)
-                        {
-                            upstream.body = .bytes(traced)
-                        }
+                        CallTracing.propagate(span.context, into: &upstream, mcp: exchange.target.prefix == .mcp)
                         span.attributes["http.request.method"] = exchange.method.rawValue
                         span.attributes["server.address"] = connection.upstreamOrigin?.host
                         if let replay { span.attributes["switchboard.replay"] = replay }

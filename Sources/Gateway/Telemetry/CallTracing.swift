@@ -3,12 +3,15 @@ import NIOCore
 import NIOHTTP1
 import SwitchboardJSON
 import Tracing
+import Upstream
 
 /// A proxied call's spans (OpenTelemetry HTTP and MCP semantic conventions): a server span from
-/// admission to the answer, continuing the caller's `traceparent`; child spans for the caller's
-/// verification, each credential (with the plugin's token exchanges under it, as the HTTP
-/// client's own client spans) and each upstream request, which carries the trace on in its
-/// `traceparent`. Only when the process has a tracer (``ProxyHandler/tracing``); without one
+/// admission to the answer, continuing the caller's `traceparent`; child spans where there is
+/// work — the caller's verification, each credential the async driver asks for (with the
+/// plugin's token exchanges under it, as the HTTP client's own client spans) and each upstream
+/// request it sends — and the trace carried on to the upstream (`traceparent`, `params._meta`).
+/// A warm call the event-loop driver answers alone is its server span only: on these cores a
+/// span costs swift-otel about as much as the rest of such a call (bench/run's tracing cells). Only when the process has a tracer (``ProxyHandler/tracing``); without one
 /// no span, no header and no work.
 enum CallTracing {
     /// Starts the call's server span; ended by ``end(_:status:error:)`` when the call is recorded.
@@ -84,10 +87,13 @@ enum CallTracing {
         }
     }
 
-    /// The upstream request's `traceparent` (and `tracestate`): the current span's, replacing any the caller sent.
-    static func inject(into headers: inout HTTPHeaders) {
-        guard let context = InstrumentationContext.current else { return }
-        InstrumentationSystem.instrument.inject(context, into: &headers, using: NIOHeadersCarrier())
+    /// The upstream request carries `context` on: `traceparent` (and `tracestate`) replacing any
+    /// the caller sent, and for MCP the same in `params._meta` (``withTraceMeta(_:headers:)``).
+    static func propagate(_ context: InstrumentationContext, into upstream: inout UpstreamRequest, mcp: Bool) {
+        InstrumentationSystem.instrument.inject(context, into: &upstream.headers, using: NIOHeadersCarrier())
+        if mcp, case .bytes(let sent) = upstream.body, let traced = withTraceMeta(sent, headers: upstream.headers) {
+            upstream.body = .bytes(traced)
+        }
     }
 
     /// An MCP request's body with `headers`' trace context also in `params._meta` (`traceparent`,
@@ -114,9 +120,8 @@ enum CallTracing {
         return out
     }
 
-    /// `trace_id` and `span_id` of a call's span, for its log line (read from its W3C form).
-    static func logIDs(_ exchange: ProxyExchange) -> (traceID: String, spanID: String)? {
-        guard let span = exchange.span else { return nil }
+    /// `trace_id` and `span_id` of a span, for a log line (read from its W3C form).
+    static func logIDs(_ span: any Span) -> (traceID: String, spanID: String)? {
         var headers = HTTPHeaders()
         InstrumentationSystem.instrument.inject(span.context, into: &headers, using: NIOHeadersCarrier())
         let parts = headers.first(name: "traceparent")?.split(separator: "-") ?? []

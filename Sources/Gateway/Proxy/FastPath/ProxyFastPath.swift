@@ -102,10 +102,12 @@ struct ProxyFastPath: Sendable {
 
     /// The upstream request (body in memory).
     func upstreamRequest(for request: Request) -> UpstreamRequest {
-        UpstreamRequest(
+        var upstream = UpstreamRequest(
             origin: request.origin, method: request.head.method, target: request.upstreamTarget ?? "/",
             headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential?.headers ?? [:]),
             body: request.body.map { .bytes($0) } ?? .none)
+        if let span = request.span { CallTracing.propagate(span.context, into: &upstream, mcp: request.target.prefix == .mcp) }
+        return upstream
     }
 
     /// Which answers this driver leaves to the async driver: those the answer policy does not

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import Tracing
 import Upstream
 
 /// Sits in each accepted connection's pipeline between NIO's HTTP/1 codec and Hummingbird
@@ -83,7 +84,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             if case .head(let head) = part {
                 if handedUp == 0, !quiescePending {
                     // `/mcp` itself is the endpoint's (no connection route to parse first).
-                    if head.uri == "/mcp" {
+                    if head.uri == "/mcp", !path.proxy.tracing {  // (traced: the endpoint's span is made on the async path)
                         if let call = path.takeAggregate(head) {
                             state = .collectingAggregate(call)
                             return
@@ -101,6 +102,9 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .collecting(let request):
             guard let ended = Self.collect(part, into: &request.body, context: context), ended else { return }
             state = .answering
+            // Traced: one server span for a call this driver answers (its steps do no I/O); the
+            // async driver adds the children where there is work (verification, exchanges, replays).
+            if path.proxy.tracing { CallTracing.start(request, headers: request.head.headers) }
             if request.caller == nil {
                 verifyThenForward(request, context: context)
             } else {
@@ -137,9 +141,11 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// A first call: the token is verified (shared with every request carrying it), then the
     /// request goes on here if its credential needs no plugin call, else to the async path.
     private func verifyThenForward(_ request: ProxyFastPath.Request, context: ChannelHandlerContext) {
+        let verifying = request.span.map { startSpan("authenticate", context: $0.context) }
         request.authenticator.authenticate(request.authorization, on: context.eventLoop)
             .assumeIsolated()
             .whenComplete { result in
+                verifying?.end()
                 guard let context = self.context, context.channel.isActive else { return }
                 switch result {
                 case .success(let caller):
@@ -167,6 +173,10 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 return
             }
             if path.proxy.audit != nil, request.target.prefix == .mcp { request.auditBody = request.body }
+        }
+        if let span = request.span {
+            CallTracing.describe(request, mcpBody: request.target.prefix == .mcp ? request.body : nil)
+            span.attributes["switchboard.cache"] = "hit"
         }
         let loop = context.eventLoop
         let rule = path.answerRule(for: request)

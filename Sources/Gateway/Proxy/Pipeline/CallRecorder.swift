@@ -49,9 +49,10 @@ struct CallRecorder: Sendable {
         if let audit { audit.record(auditRecord(exchange, status: status, error: error)) }
         let elapsed = ContinuousClock.now - exchange.started
         exchange.connection.activity.metrics?.call(method: exchange.method.rawValue, status: status, duration: elapsed)
-        let traced = exchange.span.flatMap { _ in CallTracing.logIDs(exchange) }
+        let span = exchange.span
         CallTracing.end(exchange, status: status, error: error)
         guard logger.logLevel <= .info else { return }  // build nothing when the line is filtered out
+        let traced = span.flatMap(CallTracing.logIDs)
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         var metadata: Logger.Metadata = [
             "connection": "\(exchange.connection.name)", "method": "\(exchange.method.rawValue)", "status": "\(status)",
