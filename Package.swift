@@ -177,7 +177,7 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
-                "SwitchboardJSON", "Todo0", argumentParser, hummingbird, logging, otel, serviceLifecycle, tracing,
+                "SwitchboardJSON", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
             ],
             exclude: ["README.md"],
             swiftSettings: strict

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+public import CoreMetrics
 import Foundation
 public import Hummingbird
 import HummingbirdCore
@@ -30,6 +31,8 @@ public struct GatewayOptions: Sendable {
     public var fastPath: Bool = true
     /// Called with the bound port once the server listens.
     public var onServerRunning: (@Sendable (Int) async -> Void)?
+    /// Where the metrics also go besides `/metrics` (the CLI's OTLP exporter, when configured).
+    public var additionalMetrics: (any MetricsFactory)?
 
     public init(configPath: String, plugins: PluginRegistry) {
         self.configPath = configPath
@@ -63,7 +66,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
         idleTimeout: .nanoseconds(settings.idleTimeout.nanoseconds))
     let upstreamClient = UpstreamClient(pool: upstreamPool, fallback: httpClient)
     // `/metrics`: one registry per gateway (not swift-metrics' global bootstrap: tests run several).
-    let exposition = PrometheusExposition(pool: upstreamPool)
+    let exposition = PrometheusExposition(pool: upstreamPool, alsoTo: options.additionalMetrics)
 
     let holder: RegistryHolder
     do {

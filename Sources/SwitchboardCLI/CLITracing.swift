@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import Logging
 import OTel
 import ServiceLifecycle
@@ -38,10 +39,37 @@ enum CLITracing {
         }
     }
 
+    /// The gateway's metrics over OTLP/HTTP too (they are always on `/metrics`): a factory to
+    /// hand the gateway and the exporter's service, when an OTLP endpoint is set and
+    /// `OTEL_METRICS_EXPORTER` is not `none`. Every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
+    static func metrics(service name: String, logger: Logger) -> (factory: any MetricsFactory, service: any Service)? {
+        let env = ProcessInfo.processInfo.environment
+        let endpoint = env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] ?? env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        guard let endpoint, !endpoint.isEmpty, env["OTEL_METRICS_EXPORTER"]?.lowercased() != "none",
+              env["OTEL_SDK_DISABLED"]?.lowercased() != "true"
+        else { return nil }
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = name
+        configuration.metrics.otlpExporter.protocol = .httpProtobuf
+        configuration.traces.enabled = false
+        configuration.logs.enabled = false
+        configuration.diagnosticLogger = .custom(logger)
+        configuration.diagnosticLogLevel = .warning
+        do {
+            let backend = try OTel.makeMetricsBackend(configuration: configuration)
+            logger.info("metrics also exported over OTLP/HTTP", metadata: ["endpoint": "\(endpoint)"])
+            return (backend.factory, backend.service)
+        } catch {
+            logger.error("OTLP metrics could not start; /metrics only", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
     /// Runs `app` (and the exporter, when tracing is on) until SIGTERM or SIGINT; the exporter
     /// stops last, so the spans of the calls that were draining are sent.
-    static func run(_ app: any Service, tracing: (any Service)?, logger: Logger) async throws {
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] = (tracing.map { [.init(service: $0)] } ?? []) + [.init(service: app)]
+    static func run(_ app: any Service, tracing: (any Service)?, metrics: (any Service)? = nil, logger: Logger) async throws {
+        let exporters = [tracing, metrics].compactMap { $0 }
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = (exporters + [app]).map { .init(service: $0) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -31,6 +31,8 @@ struct GatewayCommand: AsyncParsableCommand {
         options.port = port ?? env["GATEWAY_PORT"].flatMap(Int.init) ?? 8080
         options.logger = CLILogging.logger("switchboard.gateway")
         let tracing = CLITracing.start(service: "switchboard-gateway", logger: options.logger)
+        let otlpMetrics = CLITracing.metrics(service: "switchboard-gateway", logger: options.logger)
+        options.additionalMetrics = otlpMetrics?.factory
         let app: any ApplicationProtocol
         do {
             app = try await buildGatewayApplication(options)
@@ -38,6 +40,6 @@ struct GatewayCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\nthe gateway did not start: fix the file and try again\n").utf8))
             throw ExitCode(1)
         }
-        try await CLITracing.run(app, tracing: tracing, logger: options.logger)
+        try await CLITracing.run(app, tracing: tracing, metrics: otlpMetrics?.service, logger: options.logger)
     }
 }

@@ -1,6 +1,6 @@
-"""A small OTLP/HTTP trace receiver (what a collector's `otlp` receiver does for
-`POST /v1/traces`), built on the `opentelemetry-proto` messages: the services under test export
-to it as they would to a real collector, and tests read the spans back.
+"""A small OTLP/HTTP receiver (what a collector's `otlp` receiver does for `POST /v1/traces`
+and `POST /v1/metrics`), built on the `opentelemetry-proto` messages: the services under test
+export to it as they would to a real collector, and tests read the spans and points back.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest, ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -39,9 +40,20 @@ class Span:
 
 
 @dataclass
+class Point:
+    """One data point of a metric: a sum's or gauge's value, a histogram's count."""
+    service: str
+    metric: str
+    kind: str
+    attributes: dict
+    value: float
+
+
+@dataclass
 class Receiver:
     server: ThreadingHTTPServer
     spans: list[Span] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +64,10 @@ class Receiver:
     def snapshot(self) -> list[Span]:
         with self.lock:
             return list(self.spans)
+
+    def metric_points(self) -> list[Point]:
+        with self.lock:
+            return list(self.points)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -66,9 +82,12 @@ def start_receiver() -> Receiver:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gzip.decompress(body)
-            if self.path != "/v1/traces" or not self.headers.get("Content-Type", "").startswith("application/x-protobuf"):
-                self.send_response(404 if self.path != "/v1/traces" else 415)
+            if self.path not in ("/v1/traces", "/v1/metrics") or not self.headers.get("Content-Type", "").startswith("application/x-protobuf"):
+                self.send_response(404 if self.path not in ("/v1/traces", "/v1/metrics") else 415)
                 self.end_headers()
+                return
+            if self.path == "/v1/metrics":
+                self._metrics(body)
                 return
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
@@ -87,6 +106,33 @@ def start_receiver() -> Receiver:
                 receiver.spans += got
                 receiver.requests += 1
             answer = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def _metrics(self, body: bytes) -> None:
+            request = ExportMetricsServiceRequest()
+            request.ParseFromString(body)
+            got = []
+            for rm in request.resource_metrics:
+                resource = {kv.key: _value(kv.value) for kv in rm.resource.attributes}
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        kind = m.WhichOneof("data")
+                        data = getattr(m, kind)
+                        for dp in data.data_points:
+                            attrs = {kv.key: _value(kv.value) for kv in dp.attributes}
+                            if kind in ("histogram", "exponential_histogram"):
+                                value = float(dp.count)
+                            else:
+                                value = float(dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double)
+                            got.append(Point(service=str(resource.get("service.name", "")), metric=m.name, kind=kind, attributes=attrs, value=value))
+            with receiver.lock:
+                receiver.points += got
+                receiver.requests += 1
+            answer = ExportMetricsServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(answer)))

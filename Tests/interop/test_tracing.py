@@ -31,7 +31,7 @@ JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]+")
 def traced(request):
     receiver = start_receiver()
     settings = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-                "OTEL_BSP_SCHEDULE_DELAY": "100"}
+                "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "500"}
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
@@ -201,3 +201,23 @@ def test_a_call_through_the_gateways_own_endpoint_is_one_trace(traced):
         and endpoint.parent_span_id == caller_span, describe(spans)
     upstream = [s for s in spans if s.name == "upstream" and s.parent_span_id == calls[0].span_id]
     assert len(upstream) == 1 and any(s.service == "switchboard-todo0" and s.parent_span_id == upstream[0].span_id for s in spans), describe(spans)
+
+
+def test_the_gateways_metrics_also_go_over_otlp(traced):
+    """With an OTLP endpoint set, the series of /metrics are exported as OTLP metrics too: the
+    request count per connection, method and status, and the duration histogram."""
+    system, receiver = traced
+    run(sdk_session, system.mcp_url("todo0"), system.alice_id_token, lambda session: session.list_tools())
+
+    def requests_total():
+        return [p for p in receiver.metric_points() if p.service == "switchboard-gateway" and p.metric == "switchboard_requests_total"
+                and p.attributes.get("connection") == "todo0" and p.attributes.get("method") == "POST"]
+
+    deadline = time.monotonic() + 20
+    while not requests_total() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    points = requests_total()
+    assert points and points[-1].kind == "sum" and points[-1].value >= 1, points[-3:]
+    assert any(p.metric == "switchboard_request_duration_seconds" and p.kind == "histogram" for p in receiver.metric_points())
+    for p in receiver.metric_points():
+        assert set(p.attributes) <= {"connection", "method", "status", "strategy", "outcome", "result"}, (p.metric, p.attributes)

@@ -18,8 +18,10 @@ final class PrometheusExposition: Sendable {
     /// `switchboard_connection_live` per connection now in the registry (a removed one's series goes).
     private let live = Mutex<[String: Prometheus.Gauge]>([:])
 
-    init(pool: HTTP1ConnectionPool?) {
-        metrics = GatewayMetrics(factory: PrometheusMetricsFactory(registry: registry))
+    /// `alsoTo`: a second backend the same series go to (OTLP), besides this registry.
+    init(pool: HTTP1ConnectionPool?, alsoTo other: (any MetricsFactory)? = nil) {
+        let prometheus = PrometheusMetricsFactory(registry: registry)
+        metrics = GatewayMetrics(factory: other.map { MultiplexMetricsHandler(factories: [prometheus, $0]) } ?? prometheus)
         self.pool = pool
         generation = registry.makeGauge(name: "switchboard_registry_generation", labels: [], help: "The registry generation serving now.")
         let help = "Connections of the event-loop driver's upstream pool, by state."
