@@ -71,7 +71,7 @@ class DevSystem:
         return r.json()
 
 
-def _start_dev(binary: Path, base: Path, attempt: int) -> DevSystem:
+def _start_dev(binary: Path, base: Path, attempt: int, extra_args: tuple[str, ...] = ()) -> DevSystem:
     offset = free_port_offset()
     run_dir = base / f"dev-{attempt}"
     run_dir.mkdir(parents=True)
@@ -89,7 +89,7 @@ def _start_dev(binary: Path, base: Path, attempt: int) -> DevSystem:
     env["LLM_BACKEND"] = "offline"  # the planner, never a real model: the test must not need the internet
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(binary), "dev", "--port-offset", str(offset), "--config", str(config_path), "--data-dir", str(data_dir)],
+            [str(binary), "dev", "--port-offset", str(offset), "--config", str(config_path), "--data-dir", str(data_dir), *extra_args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir),
         )
     dev = DevSystem(base=run_dir, offset=offset, config_path=config_path, data_dir=data_dir, proc=proc, log_path=log_path)
