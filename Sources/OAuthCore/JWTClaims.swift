@@ -41,6 +41,7 @@ struct RawClaims: JWTPayload {
     var act: Actor?
     var resource: String?
     var nonce: String?
+    var azp: String?
 
     struct Actor: Codable, Sendable { var sub: String? }
 

@@ -60,6 +60,16 @@ public struct JWTVerifier: Sendable {
         guard aud.contains(where: policy.audiences.contains) else {
             throw TokenValidationError(.wrongAudience, "token was not issued for this audience")
         }
+        if let client = policy.authorizedParty {
+            guard aud.allSatisfy(policy.audiences.contains) else {
+                throw TokenValidationError(.wrongAudience, "token is also meant for an audience not trusted here")
+            }
+            if let azp = raw.azp {
+                guard azp == client else { throw TokenValidationError(.wrongAudience, "token was issued to another party (azp)") }
+            } else if aud.count > 1 {
+                throw TokenValidationError(.wrongAudience, "a token with several audiences must name its authorized party (azp)")
+            }
+        }
         guard let exp = raw.exp else { throw TokenValidationError(.missingClaim, "token has no exp") }
         guard exp + skew > t else { throw TokenValidationError(.expired, "token has expired") }
         if let nbf = raw.nbf, nbf - skew > t { throw TokenValidationError(.notYetValid, "token is not valid yet") }

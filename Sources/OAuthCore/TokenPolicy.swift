@@ -4,6 +4,10 @@ public struct TokenPolicy: Sendable, Hashable {
     public var issuer: String
     /// Accepted audiences: the token's `aud` must contain one of them.
     public var audiences: Set<String>
+    /// OpenID Connect's rules for an ID token (Core §3.1.3.7): every value of `aud` must be one
+    /// of `audiences` (a token also meant for a party not trusted here is refused); `azp`, when
+    /// present, must be this client, and a token with several audiences must carry it.
+    public var authorizedParty: String?
     /// Signature algorithms accepted (never `none`, never HS* with public keys).
     public var algorithms: Set<String>
     /// Accepted `typ` header values, compared case-insensitively; `nil` in the set accepts
@@ -33,7 +37,9 @@ public struct TokenPolicy: Sendable, Hashable {
     /// An OIDC ID token for `clientID`: `typ` absent or `JWT` (so an `at+jwt` access token or
     /// an `oauth-id-jag+jwt` can never pass as an ID token).
     public static func idToken(issuer: String, clientID: String) -> TokenPolicy {
-        TokenPolicy(issuer: issuer, audiences: [clientID], types: [nil, "JWT"])
+        var policy = TokenPolicy(issuer: issuer, audiences: [clientID], types: [nil, "JWT"])
+        policy.authorizedParty = clientID
+        return policy
     }
 
     /// An RFC 9068 access token for `resource`.

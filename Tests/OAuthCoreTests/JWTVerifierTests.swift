@@ -59,6 +59,12 @@ struct JWTVerifierTests {
         try await Self.withIssuer { issuer, keys in
             let v = verifier(issuer, keys)
             #expect(await rejection(v, issuer.idToken(audience: "someone-else")) == .wrongAudience)
+            // OIDC Core §3.1.3.7: an audience not trusted here next to ours, or an azp that is not us.
+            #expect(await rejection(v, issuer.idToken(extra: ["aud": ["agent0", "someone-else"]])) == .wrongAudience)
+            #expect(await rejection(v, issuer.idToken(extra: ["aud": ["agent0", "someone-else"], "azp": "agent0"])) == .wrongAudience)
+            #expect(await rejection(v, issuer.idToken(extra: ["azp": "someone-else"])) == .wrongAudience)
+            _ = try await v.verify(issuer.idToken(extra: ["aud": ["agent0"]]))
+            _ = try await v.verify(issuer.idToken(extra: ["azp": "agent0"]))
             #expect(await rejection(v, issuer.idToken(extra: ["iss": "http://evil.example"])) == .wrongIssuer)
             #expect(await rejection(v, issuer.idToken(lifetime: 600, issuedAt: Date().addingTimeInterval(-3600))) == .expired)
             #expect(await rejection(v, issuer.idToken(issuedAt: Date().addingTimeInterval(600))) == .issuedInFuture)
