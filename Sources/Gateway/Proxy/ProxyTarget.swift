@@ -1,3 +1,4 @@
+import Foundation
 /// A request target on a proxy route, split and checked so it cannot escape the upstream.
 ///
 /// Accepted: `/mcp/{segment}` and `/rest/{segment}/{path…}`, origin-form only. Rejected with
@@ -62,21 +63,34 @@ struct ProxyTarget: Equatable {
             guard let decoded = percentDecode(raw) else {
                 throw GatewayError.invalidPath("malformed percent-encoding in the path")
             }
-            if decoded == [UInt8(ascii: ".")] || decoded == [UInt8(ascii: "."), UInt8(ascii: ".")] {
-                throw GatewayError.invalidPath("dot segments ('.', '..') are not allowed in the path")
-            }
             for byte in decoded where byte == UInt8(ascii: "/") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte == 0x7F {
                 throw GatewayError.invalidPath("encoded slashes, backslashes and control characters are not allowed in the path")
+            }
+            // What an upstream might still read as `..` after we pass it on, refused like `..`:
+            // a second round of encoding (`%252e%252e` decodes to `%2e%2e`, which a server that
+            // decodes twice reads as `..`);
+            if hasEscape(decoded) { throw GatewayError.invalidPath("double percent-encoding is not allowed in the path") }
+            // bytes that are not UTF-8 (an overlong `%c0%ae` is `.` to a lax decoder);
+            guard let text = String(validating: decoded, as: UTF8.self) else {
+                throw GatewayError.invalidPath("the path must be UTF-8 (no overlong or invalid sequences)")
+            }
+            // and a dot segment behind a path parameter (`..;x` — Tomcat, Jetty and Spring drop
+            // the `;…` and keep `..`) or in Unicode's compatibility forms (`．．`, `‥`, `․`).
+            let base = text.prefix { $0 != ";" }
+            let folded = base.precomposedStringWithCompatibilityMapping
+            if folded == "." || folded == ".." {
+                throw GatewayError.invalidPath("dot segments ('.', '..', also as '..;', double-encoded or look-alike dots) are not allowed in the path")
             }
         }
     }
 
     /// A segment that needs no decoding to be judged: no `%`, no backslash, no control
-    /// character, and not a dot segment (the common case, checked without allocating).
+    /// character, no `;`, nothing outside ASCII, and not a dot segment (the common case, checked
+    /// without allocating).
     private static func isPlain(_ raw: Substring) -> Bool {
         var allDots = true
         for byte in raw.utf8 {
-            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte == 0x7F { return false }
+            if byte == UInt8(ascii: "%") || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: ";") || byte < 0x20 || byte >= 0x7F { return false }
             if byte != UInt8(ascii: ".") { allDots = false }
         }
         return !(allDots && raw.utf8.count <= 2)
@@ -96,6 +110,16 @@ struct ProxyTarget: Equatable {
             }
         }
         return out
+    }
+
+    /// Whether decoded bytes still hold a percent-escape (`%` and two hex digits).
+    private static func hasEscape(_ bytes: [UInt8]) -> Bool {
+        var i = 0
+        while i + 2 < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), hex(bytes[i + 1]) != nil, hex(bytes[i + 2]) != nil { return true }
+            i += 1
+        }
+        return false
     }
 
     private static func hex(_ c: UInt8) -> UInt8? {
