@@ -90,13 +90,9 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
     router.get("/api/tools") { request, _ in await aggregate.toolsDocument(request) }
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
-    let server: HTTPServerBuilder
-    if options.fastPath, options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off" {
-        let fast = ProxyFastPath(proxy: proxy, aggregate: aggregate)
-        server = HTTPServerBuilder { responder in GatewayHTTP1Channel(responder: responder, fastPath: fast) }
-    } else {
-        server = .http1()
-    }
+    let fast = options.fastPath && options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off"
+        ? ProxyFastPath(proxy: proxy, aggregate: aggregate) : nil
+    let server = HTTPServerBuilder { responder in GatewayHTTP1Channel(responder: responder, fastPath: fast) }
 
     let onRunning = options.onServerRunning
     var app = Application(

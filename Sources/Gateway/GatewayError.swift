@@ -59,6 +59,14 @@ struct GatewayError: Error, Sendable {
 
     /// The JSON response: `{"error", "message", "connection"?, …extra}`.
     func response() -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        fields[.cacheControl] = "no-store"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body())))
+    }
+
+    /// The JSON body of ``response()``.
+    func body() -> Data {
         var object: [String: Any] = extra
         object["error"] = code
         object["message"] = message
@@ -72,10 +80,6 @@ struct GatewayError: Error, Sendable {
             object["id"] = id
             object["error"] = ["code": -32001, "message": message, "data": detail] as [String: Any]
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{\"error\":\"internal_error\"}".utf8)
-        var fields = headers
-        fields[.contentType] = "application/json"
-        fields[.cacheControl] = "no-store"
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{\"error\":\"internal_error\"}".utf8)
     }
 }

@@ -15,19 +15,21 @@ struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
 
     let responder: HTTPChannelHandler.Responder
-    let fastPath: ProxyFastPath
+    /// Nil: every request goes to Hummingbird (`SWITCHBOARD_FAST_PATH=off`).
+    let fastPath: ProxyFastPath?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,  // the fast path and NIOAsyncChannel keep answers in order
-                withErrorHandling: false,  // Hummingbird answers parse errors
+                withErrorHandling: false,  // ParseErrorAnswer answers parse errors
                 withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
-            try pipeline.addHandler(ProxyFastPathHandler(path: fastPath))
+            try pipeline.addHandler(ParseErrorAnswer())
+            if let fastPath { try pipeline.addHandler(ProxyFastPathHandler(path: fastPath)) }
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
