@@ -15,8 +15,7 @@ struct GatewayResponder: HTTPResponder {
         if let route = AggregateEndpoint.Route(path: request.head.path ?? "/") {
             guard proxy.tracing else { return await aggregate.handle(request, route: route) }
             // One server span for the endpoint's request; the calls it sends each connection are its children.
-            var parent = InstrumentationContext.current ?? .topLevel
-            InstrumentationSystem.instrument.extract(request.headers, into: &parent, using: HTTPFieldsCarrier())
+            let parent = CallTracing.parent(of: request.headers, using: HTTPFieldsCarrier())
             return await withSpan("\(request.method.rawValue) /mcp", context: parent, ofKind: .server) { span in
                 span.attributes["http.request.method"] = request.method.rawValue
                 span.attributes["http.route"] = request.head.path?.hasPrefix("/mcp/v/") == true ? "/mcp/v/{name}" : "/mcp"

@@ -13,21 +13,34 @@ import Tracing
 /// Must run before any HTTP client is made: AsyncHTTPClient takes the process's tracer when its
 /// configuration is built (its client spans and `traceparent` come from there).
 enum CLITracing {
-    /// Bootstraps the process's tracer (once per process) and returns the exporter's service, to
-    /// run beside the application; nil when tracing is off.
-    static func start(service name: String, logger: Logger) -> (any Service)? {
+    enum Signal: String { case traces = "TRACES", metrics = "METRICS" }
+
+    /// swift-otel's configuration for one signal, the other signals off (logs go to stderr,
+    /// `/metrics` is Prometheus), and the endpoint it goes to; nil when that signal is off:
+    /// no `OTEL_EXPORTER_OTLP_{SIGNAL_}ENDPOINT`, `OTEL_{SIGNAL}_EXPORTER=none` or `OTEL_SDK_DISABLED`.
+    private static func configuration(_ signal: Signal, service name: String, logger: Logger) -> (OTel.Configuration, endpoint: String)? {
         let env = ProcessInfo.processInfo.environment
-        let endpoint = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-        guard let endpoint, !endpoint.isEmpty, env["OTEL_TRACES_EXPORTER"]?.lowercased() != "none",
+        let endpoint = env["OTEL_EXPORTER_OTLP_\(signal.rawValue)_ENDPOINT"] ?? env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        guard let endpoint, !endpoint.isEmpty, env["OTEL_\(signal.rawValue)_EXPORTER"]?.lowercased() != "none",
               env["OTEL_SDK_DISABLED"]?.lowercased() != "true"
         else { return nil }
         var configuration = OTel.Configuration.default
         configuration.serviceName = name  // OTEL_SERVICE_NAME, when set, wins
-        configuration.traces.otlpExporter.protocol = .httpProtobuf  // the only exporter built in
-        configuration.metrics.enabled = false  // /metrics is Prometheus (swift-prometheus)
-        configuration.logs.enabled = false  // logs go to stderr (LOG_FORMAT)
+        configuration.traces.enabled = signal == .traces
+        configuration.metrics.enabled = signal == .metrics
+        configuration.logs.enabled = false
+        // OTLP/HTTP with protobuf: the only exporter built in (the OTLPHTTP trait).
+        configuration.traces.otlpExporter.protocol = .httpProtobuf
+        configuration.metrics.otlpExporter.protocol = .httpProtobuf
         configuration.diagnosticLogger = .custom(logger)
         configuration.diagnosticLogLevel = .warning
+        return (configuration, endpoint)
+    }
+
+    /// Bootstraps the process's tracer (once per process) and returns the exporter's service, to
+    /// run beside the application; nil when tracing is off.
+    static func start(service name: String, logger: Logger) -> (any Service)? {
+        guard let (configuration, endpoint) = configuration(.traces, service: name, logger: logger) else { return nil }
         do {
             let backend = try OTel.makeTracingBackend(configuration: configuration)
             InstrumentationSystem.bootstrap(backend.factory)
@@ -40,21 +53,10 @@ enum CLITracing {
     }
 
     /// The gateway's metrics over OTLP/HTTP too (they are always on `/metrics`): a factory to
-    /// hand the gateway and the exporter's service, when an OTLP endpoint is set and
-    /// `OTEL_METRICS_EXPORTER` is not `none`. Every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
+    /// hand the gateway and the exporter's service, when metrics export is on (as tracing, with
+    /// `METRICS` for the signal). Every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
     static func metrics(service name: String, logger: Logger) -> (factory: any MetricsFactory, service: any Service)? {
-        let env = ProcessInfo.processInfo.environment
-        let endpoint = env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] ?? env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-        guard let endpoint, !endpoint.isEmpty, env["OTEL_METRICS_EXPORTER"]?.lowercased() != "none",
-              env["OTEL_SDK_DISABLED"]?.lowercased() != "true"
-        else { return nil }
-        var configuration = OTel.Configuration.default
-        configuration.serviceName = name
-        configuration.metrics.otlpExporter.protocol = .httpProtobuf
-        configuration.traces.enabled = false
-        configuration.logs.enabled = false
-        configuration.diagnosticLogger = .custom(logger)
-        configuration.diagnosticLogLevel = .warning
+        guard let (configuration, endpoint) = configuration(.metrics, service: name, logger: logger) else { return nil }
         do {
             let backend = try OTel.makeMetricsBackend(configuration: configuration)
             logger.info("metrics also exported over OTLP/HTTP", metadata: ["endpoint": "\(endpoint)"])

@@ -54,7 +54,6 @@ class Receiver:
     server: ThreadingHTTPServer
     spans: list[Span] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
-    requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -74,6 +73,49 @@ class Receiver:
         self.server.server_close()
 
 
+def _spans(body: bytes) -> list[Span]:
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    got = []
+    for rs in request.resource_spans:
+        resource = {kv.key: _value(kv.value) for kv in rs.resource.attributes}
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                got.append(Span(
+                    service=str(resource.get("service.name", "")), name=s.name, kind=s.kind, trace_id=s.trace_id.hex(),
+                    span_id=s.span_id.hex(), parent_span_id=s.parent_span_id.hex(),
+                    attributes={kv.key: _value(kv.value) for kv in s.attributes},
+                    events=[(e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in s.events],
+                    status_code=s.status.code, start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano))
+    return got
+
+
+def _points(body: bytes) -> list[Point]:
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    got = []
+    for rm in request.resource_metrics:
+        resource = {kv.key: _value(kv.value) for kv in rm.resource.attributes}
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                for dp in getattr(m, kind).data_points:
+                    if kind in ("histogram", "exponential_histogram"):
+                        value = float(dp.count)
+                    else:
+                        value = float(dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double)
+                    got.append(Point(service=str(resource.get("service.name", "")), metric=m.name, kind=kind,
+                                     attributes={kv.key: _value(kv.value) for kv in dp.attributes}, value=value))
+    return got
+
+
+# Per OTLP/HTTP path: how its request is read, where its items go, its (empty) response.
+_SIGNALS = {
+    "/v1/traces": (_spans, "spans", ExportTraceServiceResponse),
+    "/v1/metrics": (_points, "points", ExportMetricsServiceResponse),
+}
+
+
 def start_receiver() -> Receiver:
     receiver: Receiver
 
@@ -82,57 +124,16 @@ def start_receiver() -> Receiver:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gzip.decompress(body)
-            if self.path not in ("/v1/traces", "/v1/metrics") or not self.headers.get("Content-Type", "").startswith("application/x-protobuf"):
-                self.send_response(404 if self.path not in ("/v1/traces", "/v1/metrics") else 415)
+            signal = _SIGNALS.get(self.path)
+            if signal is None or not self.headers.get("Content-Type", "").startswith("application/x-protobuf"):
+                self.send_response(404 if signal is None else 415)
                 self.end_headers()
                 return
-            if self.path == "/v1/metrics":
-                self._metrics(body)
-                return
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            got = []
-            for rs in request.resource_spans:
-                resource = {kv.key: _value(kv.value) for kv in rs.resource.attributes}
-                for ss in rs.scope_spans:
-                    for s in ss.spans:
-                        got.append(Span(
-                            service=str(resource.get("service.name", "")), name=s.name, kind=s.kind, trace_id=s.trace_id.hex(),
-                            span_id=s.span_id.hex(), parent_span_id=s.parent_span_id.hex(),
-                            attributes={kv.key: _value(kv.value) for kv in s.attributes},
-                            events=[(e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in s.events],
-                            status_code=s.status.code, start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano))
+            decode, into, response = signal
+            got = decode(body)
             with receiver.lock:
-                receiver.spans += got
-                receiver.requests += 1
-            answer = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def _metrics(self, body: bytes) -> None:
-            request = ExportMetricsServiceRequest()
-            request.ParseFromString(body)
-            got = []
-            for rm in request.resource_metrics:
-                resource = {kv.key: _value(kv.value) for kv in rm.resource.attributes}
-                for sm in rm.scope_metrics:
-                    for m in sm.metrics:
-                        kind = m.WhichOneof("data")
-                        data = getattr(m, kind)
-                        for dp in data.data_points:
-                            attrs = {kv.key: _value(kv.value) for kv in dp.attributes}
-                            if kind in ("histogram", "exponential_histogram"):
-                                value = float(dp.count)
-                            else:
-                                value = float(dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double)
-                            got.append(Point(service=str(resource.get("service.name", "")), metric=m.name, kind=kind, attributes=attrs, value=value))
-            with receiver.lock:
-                receiver.points += got
-                receiver.requests += 1
-            answer = ExportMetricsServiceResponse().SerializeToString()
+                getattr(receiver, into).extend(got)
+            answer = response().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(answer)))

@@ -11,17 +11,13 @@ import Upstream
 /// plugin's token exchanges under it, as the HTTP client's own client spans) and each upstream
 /// request it sends — and the trace carried on to the upstream (`traceparent`, `params._meta`).
 /// A warm call the event-loop driver answers alone is its server span only: on these cores a
-/// span costs swift-otel about as much as the rest of such a call (bench/run's tracing cells). Only when the process has a tracer (``ProxyHandler/tracing``); without one
-/// no span, no header and no work.
+/// span costs swift-otel about as much as the rest of such a call (bench/run's tracing cells).
+/// Only when the process has a tracer (``ProxyHandler/tracing``); without one no span, no
+/// header and no work.
 enum CallTracing {
     /// Starts the call's server span; ended by ``end(_:status:error:)`` when the call is recorded.
     static func start(_ exchange: ProxyExchange, headers: HTTPHeaders) {
-        var parent = InstrumentationContext.current ?? .topLevel
-        // (Only when there is one: extracting nothing clears the current span's context, and a
-        // call the /mcp endpoint sends carries that endpoint's span as the current one.)
-        if headers.contains(name: "traceparent") {
-            InstrumentationSystem.instrument.extract(headers, into: &parent, using: NIOHeadersCarrier())
-        }
+        let parent = parent(of: headers, using: NIOHeadersCarrier())
         let route = exchange.target.prefix == .mcp ? "/mcp/{name}" : "/rest/{name}/{path}"
         // A call the gateway's own /mcp endpoint sends is part of that endpoint's server span.
         let span = startSpan("\(exchange.method.rawValue) \(route)", context: parent, ofKind: exchange.driver == .aggregate ? .client : .server)
@@ -38,9 +34,23 @@ enum CallTracing {
         exchange.span = span
     }
 
-    /// What an MCP call asks, on its span (the facts the governance step read, else the body read now).
+    /// The context a request's span continues: the caller's `traceparent` when it sent one,
+    /// else the current one. (Only when there is one: extracting nothing clears the current
+    /// span's context, and a call the /mcp endpoint sends carries that endpoint's span as the
+    /// current one.)
+    static func parent<Carrier, E: Extractor>(of headers: Carrier, using extractor: E) -> InstrumentationContext where E.Carrier == Carrier {
+        var parent = InstrumentationContext.current ?? .topLevel
+        if extractor.extract(key: "traceparent", from: headers) != nil {
+            InstrumentationSystem.instrument.extract(headers, into: &parent, using: extractor)
+        }
+        return parent
+    }
+
+    /// What an MCP call asks, on its span (the facts the governance step read, else the body
+    /// read now); once per call, though a handed-over call passes both drivers.
     static func describe(_ exchange: ProxyExchange, mcpBody: ByteBuffer?) {
-        guard let span = exchange.span, exchange.target.prefix == .mcp else { return }
+        guard let span = exchange.span, exchange.target.prefix == .mcp, !exchange.spanDescribed else { return }
+        exchange.spanDescribed = true
         var method = exchange.facts?.mcp?.method
         var tool = exchange.facts?.mcp?.tool
         var id = exchange.facts?.rpcID

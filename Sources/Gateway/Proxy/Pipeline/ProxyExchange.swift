@@ -36,6 +36,8 @@ class ProxyExchange: @unchecked Sendable {
     var stepUps = 0
     /// The call's server span, when the process traces (``CallTracing``).
     var span: (any Span)?
+    /// Whether the span has the MCP method and tool already (``CallTracing/describe(_:mcpBody:)``).
+    var spanDescribed = false
 
     enum Driver: String, Sendable {
         /// Answered by the event-loop driver alone.
