@@ -92,7 +92,13 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
     let fast = options.fastPath && options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off"
         ? ProxyFastPath(proxy: proxy, aggregate: aggregate) : nil
-    let server = HTTPServerBuilder { responder in GatewayHTTP1Channel(responder: responder, fastPath: fast) }
+    let inbound = InboundConnections(limit: settings.maxInboundConnections, logger: logger, metrics: exposition.metrics)
+    let timeouts = InboundTimeouts.Limits(
+        header: .nanoseconds(settings.clientHeaderTimeout.nanoseconds), body: .nanoseconds(settings.clientBodyTimeout.nanoseconds),
+        keepalive: .nanoseconds(settings.keepaliveTimeout.nanoseconds))
+    let server = HTTPServerBuilder { responder in
+        GatewayHTTP1Channel(responder: responder, fastPath: fast, timeouts: timeouts, connections: inbound)
+    }
 
     let onRunning = options.onServerRunning
     var app = Application(

@@ -949,6 +949,48 @@ struct UnitRateLimitTests {
         #expect(abs(r.retryAfter - 3599.5) < 0.001, "\(r)")
     }
 
+    /// The caller's side of the gateway is always timed (issue 20): nginx-like defaults, no
+    /// zero, and the keys are gateway-wide (a per-connection one is an error, not ignored).
+    @Test func inboundTimeoutsAndConnectionCap() throws {
+        let defaults = try unitLoad("""
+            version: 1
+            users: { issuer: "http://127.0.0.1:9000", audience: agent0 }
+            connections: []
+            """).settings
+        #expect(defaults.clientHeaderTimeout == .seconds(60) && defaults.clientBodyTimeout == .seconds(60))
+        #expect(defaults.keepaliveTimeout == .seconds(75) && defaults.maxInboundConnections == 10_000)
+        let set = try unitLoad("""
+            version: 1
+            users: { issuer: "http://127.0.0.1:9000", audience: agent0 }
+            gateway:
+              limits: { max_inbound_connections: 7 }
+              timeouts: { client_header: 2s, client_body: 3s, keepalive: 4s }
+            connections: []
+            """).settings
+        #expect(set.clientHeaderTimeout == .seconds(2) && set.clientBodyTimeout == .seconds(3))
+        #expect(set.keepaliveTimeout == .seconds(4) && set.maxInboundConnections == 7)
+        let errors = unitErrors("""
+            version: 1
+            users: { issuer: "http://127.0.0.1:9000", audience: agent0 }
+            gateway:
+              limits: { max_inbound_connections: 0 }
+              timeouts:
+                client_header: 0s
+                keepalive: 0ms
+            connections:
+              - name: github
+                kind: application
+                upstream: http://127.0.0.1:7000
+                auth: { strategy: none }
+                timeouts: { keepalive: 5s }
+            """)
+        #expect(errors.count == 4, "\(errors)")
+        #expect(errors.contains { $0.message.contains("must be at least 1") && $0.location?.line == 4 })
+        #expect(errors.contains { $0.message.contains("must be more than 0") && $0.location?.line == 6 })
+        #expect(errors.contains { $0.message.contains("must be more than 0") && $0.location?.line == 7 })
+        #expect(errors.contains { $0.message.contains("only 'timeouts.response'") && $0.location?.line == 13 })
+    }
+
     @Test func badLimitsAreErrorsAtTheirLineAndColumn() {
         let errors = unitErrors("""
             version: 1

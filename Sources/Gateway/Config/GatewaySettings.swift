@@ -19,6 +19,19 @@ public struct GatewaySettings: Sendable, Equatable {
     public var responseTimeout: Duration = .seconds(30)
     /// Longest silence allowed inside a response body (SSE streams included). Default 300 s.
     public var idleTimeout: Duration = .seconds(300)
+    /// Open connections from callers at once; one more is closed as soon as it is accepted
+    /// (read at start). Default 10,000.
+    public var maxInboundConnections: Int = 10_000
+    /// A caller's request head must arrive whole within this, counted from its first byte (or
+    /// from the connection's start for its first request); 408 `request_timeout` and close.
+    /// Default 60 s (nginx's `client_header_timeout`).
+    public var clientHeaderTimeout: Duration = .seconds(60)
+    /// Longest silence while the gateway waits for more of a request body; 408 and close.
+    /// Default 60 s (nginx's `client_body_timeout`).
+    public var clientBodyTimeout: Duration = .seconds(60)
+    /// An idle keep-alive connection (no request under way) is closed after this. Default 75 s
+    /// (nginx's `keepalive_timeout`).
+    public var keepaliveTimeout: Duration = .seconds(75)
     /// Watch connections.yaml for edits. Default true.
     public var watch: Bool = true
     /// Polling interval of the watch. Default 500 ms.
@@ -37,11 +50,15 @@ public struct GatewaySettings: Sendable, Equatable {
             if let v = l.maxHeaderBytes { maxHeaderBytes = v.bytes }
             if let v = l.maxConnectionsPerUpstream { maxConnectionsPerUpstream = v }
             if let v = l.maxReplayBody { maxReplayBody = v.bytes }
+            if let v = l.maxInboundConnections { maxInboundConnections = v }
         }
         if let t = config.timeouts {
             if let v = t.connect { connectTimeout = v.duration }
             if let v = t.response { responseTimeout = v.duration }
             if let v = t.idle { idleTimeout = v.duration }
+            if let v = t.clientHeader { clientHeaderTimeout = v.duration }
+            if let v = t.clientBody { clientBodyTimeout = v.duration }
+            if let v = t.keepalive { keepaliveTimeout = v.duration }
         }
         audit = config.audit
         if let r = config.reload {

@@ -152,8 +152,10 @@ public struct LimitsConfig: Decodable, Sendable, Equatable {
     public var maxHeaderBytes: ConfigByteSize?
     public var maxConnectionsPerUpstream: Int?
     public var maxReplayBody: ConfigByteSize?
+    public var maxInboundConnections: Int?
 
     enum CodingKeys: String, CodingKey {
+        case maxInboundConnections = "max_inbound_connections"
         case maxReplayBody = "max_replay_body"
         case maxRequestBody = "max_request_body"
         case maxHeaderCount = "max_header_count"
@@ -167,6 +169,20 @@ public struct TimeoutsConfig: Decodable, Sendable, Equatable {
     public var connect: ConfigDuration?
     public var response: ConfigDuration?
     public var idle: ConfigDuration?
+    /// The caller's side (gateway-wide only, read at start): a request head, the silence
+    /// between two reads of a request body, an idle keep-alive connection.
+    public var clientHeader: ConfigDuration?
+    public var clientBody: ConfigDuration?
+    public var keepalive: ConfigDuration?
+
+    enum CodingKeys: String, CodingKey {
+        case connect, response, idle, keepalive
+        case clientHeader = "client_header"
+        case clientBody = "client_body"
+    }
+
+    /// Keys other than `response` (they are gateway-wide).
+    var setsGatewayWideKeys: Bool { connect != nil || idle != nil || clientHeader != nil || clientBody != nil || keepalive != nil }
 }
 
 /// `gateway.reload:`.

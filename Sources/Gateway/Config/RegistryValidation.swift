@@ -71,6 +71,13 @@ struct RegistryValidation {
         if settings.maxConnectionsPerUpstream < 1 {
             fail(location(["gateway", "limits", "max_connections_per_upstream"]), "must be at least 1")
         }
+        if settings.maxInboundConnections < 1 {
+            fail(location(["gateway", "limits", "max_inbound_connections"]), "must be at least 1")
+        }
+        for (key, value) in [("client_header", settings.clientHeaderTimeout), ("client_body", settings.clientBodyTimeout), ("keepalive", settings.keepaliveTimeout)]
+        where value <= .zero {
+            fail(location(["gateway", "timeouts", key]), "must be more than 0", hint: "the caller's side is always timed; e.g. 60s")
+        }
         if settings.watchInterval < .milliseconds(50) { fail(location(["gateway", "reload", "interval"]), "must be at least 50ms") }
 
         let agent = config.agent.map { AgentIdentity(id: $0.id, keyID: $0.keyID, privateKey: $0.privateKey) }
@@ -143,8 +150,9 @@ struct RegistryValidation {
                         hint: "add 'auth: { strategy: … }' (available: \(plugins.ids.joined(separator: ", ")))")
                 }
             }
-            if let t = c.timeouts, t.connect != nil || t.idle != nil {
-                fail(at("timeouts"), "only 'timeouts.response' can be set per connection", hint: "set connect and idle under gateway.timeouts")
+            if let t = c.timeouts, t.setsGatewayWideKeys {
+                fail(at("timeouts"), "only 'timeouts.response' can be set per connection",
+                     hint: "set connect, idle, client_header, client_body and keepalive under gateway.timeouts")
             }
             let reason: String? = c.enabled == false ? "disabled in config" : disabled.reason(name: c.name, kind: kind)
             planned.append(.init(

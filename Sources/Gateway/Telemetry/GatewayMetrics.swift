@@ -13,11 +13,16 @@ final class GatewayMetrics: Sendable {
     let factory: any MetricsFactory
     private let reloadsApplied: Counter
     private let reloadsRejected: Counter
+    /// Callers' connections open now, and those closed at accept (`max_inbound_connections`).
+    let inboundOpen: Gauge
+    let inboundRefused: Counter
 
     init(factory: any MetricsFactory) {
         self.factory = factory
         reloadsApplied = Counter(label: "switchboard_registry_reloads_total", dimensions: [("outcome", "applied")], factory: factory)
         reloadsRejected = Counter(label: "switchboard_registry_reloads_total", dimensions: [("outcome", "rejected")], factory: factory)
+        inboundOpen = Gauge(label: "switchboard_inbound_connections", dimensions: [], factory: factory)
+        inboundRefused = Counter(label: "switchboard_inbound_connections_refused_total", dimensions: [], factory: factory)
     }
 
     /// One connection's series (kept across reloads with its ``ConnectionActivity``).

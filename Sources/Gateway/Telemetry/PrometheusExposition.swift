@@ -23,11 +23,11 @@ final class PrometheusExposition: Sendable {
         let prometheus = PrometheusMetricsFactory(registry: registry)
         metrics = GatewayMetrics(factory: other.map { MultiplexMetricsHandler(factories: [prometheus, $0]) } ?? prometheus)
         self.pool = pool
-        generation = registry.makeGauge(name: "switchboard_registry_generation", labels: [], help: "The registry generation serving now.")
+        generation = Self.gauge(in: registry, "switchboard_registry_generation", labels: [], help: "The registry generation serving now.")
         let help = "Connections of the event-loop driver's upstream pool, by state."
-        poolOpen = registry.makeGauge(name: "switchboard_upstream_connections", labels: [("state", "open")], help: help)
-        poolIdle = registry.makeGauge(name: "switchboard_upstream_connections", labels: [("state", "idle")], help: help)
-        poolWaiting = registry.makeGauge(name: "switchboard_upstream_pool_waiters", labels: [], help: "Calls waiting for an upstream connection.")
+        poolOpen = Self.gauge(in: registry, "switchboard_upstream_connections", labels: [("state", "open")], help: help)
+        poolIdle = Self.gauge(in: registry, "switchboard_upstream_connections", labels: [("state", "idle")], help: help)
+        poolWaiting = Self.gauge(in: registry, "switchboard_upstream_pool_waiters", labels: [], help: "Calls waiting for an upstream connection.")
     }
 
     /// The exposition (text format 0.0.4), with the gauges read now. `connections`: each
@@ -46,12 +46,16 @@ final class PrometheusExposition: Sendable {
                 gauges[name] = nil
             }
             for c in connections {
-                let gauge = gauges[c.name] ?? registry.makeGauge(
-                    name: "switchboard_connection_live", labels: [("connection", c.name)], help: "1 when the connection is LIVE.")
+                let gauge = gauges[c.name] ?? Self.gauge(in: registry, "switchboard_connection_live", labels: [("connection", c.name)], help: "1 when the connection is LIVE.")
                 gauges[c.name] = gauge
                 gauge.set(Int64(c.live ? 1 : 0))
             }
         }
         return registry.emitToBuffer()
+    }
+
+    /// A gauge by its whole name (the descriptor's parts are not how these names were chosen).
+    private static func gauge(in registry: PrometheusCollectorRegistry, _ name: String, labels: [(String, String)], help: String) -> Prometheus.Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
     }
 }

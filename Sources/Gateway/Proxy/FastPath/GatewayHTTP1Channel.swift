@@ -17,9 +17,12 @@ struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     /// Nil: every request goes to Hummingbird (`SWITCHBOARD_FAST_PATH=off`).
     let fastPath: ProxyFastPath?
+    let timeouts: InboundTimeouts.Limits
+    let connections: InboundConnections
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
+        let admitted = connections.admit(channel)
+        return channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,  // the fast path and NIOAsyncChannel keep answers in order
@@ -28,11 +31,19 @@ struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
+            let timed = InboundTimeouts(limits: timeouts)
+            try pipeline.addHandler(InboundTimeouts.Bytes(timed), position: .first)
+            try pipeline.addHandler(timed)
             try pipeline.addHandler(ParseErrorAnswer())
             if let fastPath { try pipeline.addHandler(ProxyFastPathHandler(path: fastPath)) }
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            let value = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            // Over the limit: the whole pipeline (so nothing reads a part it does not expect), then
+            // closed before a byte is read; Hummingbird sees a connection that ends at once.
+            if !admitted { try pipeline.addHandler(InboundConnections.Refusal(), position: .first) }
+            return value
         }
     }
 

@@ -26,16 +26,7 @@ final class ParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let refusal = Self.refusal(for: parse)
-        let body = refusal.body()
-        let headers = HTTPHeaders([
-            ("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Connection", "close"), ("Content-Length", String(body.count)),
-        ])
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: Int(refusal.status.code)), headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        Self.refusal(for: parse).answerAndClose(context: context)
     }
 
     static func refusal(for error: HTTPParserError) -> GatewayError {
@@ -58,5 +49,23 @@ final class ParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler {
         default: break
         }
         context.write(data, promise: promise)
+    }
+}
+
+extension GatewayError {
+    /// Answers with this error (JSON, `Connection: close`) on a connection the HTTP exchange
+    /// cannot go on with, and closes it once the answer is written. `context`: a handler's
+    /// right after NIO's HTTP codec.
+    func answerAndClose(context: ChannelHandlerContext) {
+        let body = body()
+        let headers = HTTPHeaders([
+            ("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Connection", "close"), ("Content-Length", String(body.count)),
+        ])
+        let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: Int(status.code)), headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
