@@ -54,6 +54,8 @@ final class RawUpstream: Sendable {
         var maxOpen = 0
         /// Connections whose peer (the gateway) closed its side first.
         var closedByPeer = 0
+        /// Request heads received (a request cut short is counted here, not in `seen`).
+        var heads = 0
     }
 
     struct Gate {
@@ -85,6 +87,7 @@ final class RawUpstream: Sendable {
     var open: Int { counters.withLock { $0.open } }
     var maxOpen: Int { counters.withLock { $0.maxOpen } }
     var closedByPeer: Int { counters.withLock { $0.closedByPeer } }
+    var heads: Int { counters.withLock { $0.heads } }
     var requests: [Seen] { seen.withLock { $0 } }
     var pendingAtGate: Int { gate.withLock { $0.pending.count } }
 
@@ -221,6 +224,7 @@ private final class RawUpstreamHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let h):
             head = h
+            upstream.counters.withLock { $0.heads += 1 }
             requestsOnConnection += 1
             bodyBytes = 0
             bodyHasher = SHA256()

@@ -339,6 +339,56 @@ struct UpstreamClientTests {
         }
     }
 
+    /// `n` chunks of `size` bytes each, and the whole they make.
+    static func chunks(_ n: Int, of size: Int) -> ([ByteBuffer], ByteBuffer) {
+        var whole = ByteBuffer()
+        let parts = (0..<n).map { i -> ByteBuffer in
+            var chunk = RawUpstream.block.getSlice(at: RawUpstream.block.readerIndex, length: size)!
+            chunk.setInteger(UInt64(i), at: chunk.readerIndex)
+            whole.writeImmutableBuffer(chunk)
+            return chunk
+        }
+        return (parts, whole)
+    }
+
+    /// Issue 20, fourth finding: a chunked body over the connection's limit used to reach the
+    /// upstream (head and first chunks) before the 413. Within the read-ahead it now never does.
+    @Test func aChunkedBodyOverTheLimitWithinTheReadAheadNeverReachesTheUpstream() async throws {
+        try await Self.withRaw(connection: "    max_request_body: 64KiB") { gw, upstream in
+            let (parts, _) = Self.chunks(25, of: 4096)  // 100 KiB
+            let r = try await Self.call(gw, "/rest/raw/upload", method: .POST, body: .stream(parts.async, length: .unknown))
+            #expect(r.status == 413)
+            #expect(r.json["error"] as? String == "payload_too_large")
+            #expect(upstream.heads == 0 && upstream.accepted == 0, "the upstream heard of a refused body: \(upstream.heads) head(s), \(upstream.accepted) connection(s)")
+        }
+    }
+
+    /// A chunked body that ends within the read-ahead goes upstream whole, with its length.
+    @Test func aSmallChunkedBodyGoesUpstreamWholeWithItsLength() async throws {
+        try await Self.withRaw { gw, upstream in
+            let (parts, whole) = Self.chunks(5, of: 1000)
+            let r = try await Self.call(gw, "/rest/raw/upload", method: .POST, body: .stream(parts.async, length: .unknown))
+            #expect(r.status == 200)
+            #expect(r.json["bytes"] as? Int == 5000 && r.json["sha256"] as? String == Self.sha256(whole))
+            #expect(r.json["content_length"] as? String == "5000")
+            #expect(r.json["transfer_encoding"] as? String == "")
+        }
+    }
+
+    /// Past the read-ahead a body streams; over the limit later, the upstream request is cut
+    /// short of its last chunk (the upstream never sees a whole request) and its connection closed.
+    @Test func aChunkedBodyOverTheLimitBeyondTheReadAheadIsCutShortOfItsLastChunk() async throws {
+        try await Self.withRaw(gateway: "gateway: { limits: { max_replay_body: 16KiB } }", connection: "    max_request_body: 256KiB") { gw, upstream in
+            let (parts, _) = Self.chunks(64, of: 16384)  // 1 MiB
+            let r = try? await Self.call(gw, "/rest/raw/upload", method: .POST, body: .stream(parts.async, length: .unknown))
+            if let r { #expect(r.status == 413, "\(r.status) \(r.body)") }
+            #expect(upstream.heads == 1, "the body was streamed (past the read-ahead)")
+            let closed = try await gw.waitUntil(timeout: .seconds(10)) { upstream.closedByPeer == 1 }
+            #expect(closed != nil, "the gateway did not close the cut upstream connection")
+            #expect(upstream.requests.isEmpty, "the upstream saw a whole request: \(upstream.requests.map(\.bodyBytes))")
+        }
+    }
+
     @Test func uploadOfKnownLengthAboveTheReplayLimitStreamsByteExact() async throws {
         try await Self.withRaw { gw, upstream in
             var whole = ByteBuffer()

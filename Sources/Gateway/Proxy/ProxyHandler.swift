@@ -96,7 +96,7 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    private func forward(_ exchange: ProxyExchange, headers: HTTPHeaders, body inbound: InboundBody, prefetched: HTTPClientResponse?) async throws(GatewayError) -> Response {
+    private func forward(_ exchange: ProxyExchange, headers: HTTPHeaders, body: InboundBody, prefetched: HTTPClientResponse?) async throws(GatewayError) -> Response {
         let connection = exchange.connection
         let settings = exchange.registry.settings
         let caller: CallerIdentity
@@ -112,8 +112,11 @@ struct ProxyHandler: Sendable {
         // A request can be replayed (token refresh, scope step-up) when its plugin caches
         // credentials and its body is small enough to keep; everything else streams once.
         // Small bodies with a known length are read first (one buffer upstream, resendable by
-        // the HTTP client on a fresh connection, replayable); larger ones stream.
+        // the HTTP client on a fresh connection, replayable); larger ones stream. A chunked body
+        // is read ahead as far (``ChunkedBodyReadAhead``): one over the limit by then is refused
+        // before the upstream hears of it.
         var kept: ByteBuffer?
+        var inbound = body
         let hasBody: Bool
         switch inbound {
         case .kept(let body):
@@ -123,6 +126,19 @@ struct ProxyHandler: Sendable {
             if let contentLength, Admission.keepsBody(contentLength: contentLength, settings: settings) {
                 do { kept = try await body.collect(upTo: contentLength) } catch {
                     throw GatewayError.invalidPath("the request body could not be read", connection: connection.name)
+                }
+            } else if contentLength == nil, chunked {
+                let outcome: ChunkedBodyReadAhead.Outcome
+                do {
+                    outcome = try await ChunkedBodyReadAhead.read(
+                        body, upTo: min(settings.maxReplayBody, connection.maxRequestBody), limit: connection.maxRequestBody)
+                } catch {
+                    throw GatewayError.invalidPath("the request body could not be read", connection: connection.name)
+                }
+                switch outcome {
+                case .whole(let whole): kept = whole
+                case .tooLarge: throw GatewayError.payloadTooLarge(limit: connection.maxRequestBody, connection: connection.name)
+                case .started(let rest): inbound = .incoming(rest, contentLength: nil, chunked: true)
                 }
             }
             hasBody = (contentLength ?? 0) > 0 || chunked
