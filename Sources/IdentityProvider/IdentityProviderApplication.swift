@@ -41,7 +41,8 @@ public func buildIdentityProviderApplication(_ options: IdentityProviderOptions)
     let logger = options.logger
     let onRunning = options.onServerRunning
     if options.configPath == nil || options.config != nil {
-        logger.notice("development users (embedded defaults): \(config.users.map { "\($0.username) / \($0.password)" }.joined(separator: ", "))")
+        // Names only: no password is logged, not even the embedded defaults' (README lists them).
+        logger.notice("development users (embedded defaults; passwords in the README): \(config.users.map(\.username).joined(separator: ", "))")
     }
     return Application(
         responder: JSONNotFoundResponder(router: router.buildResponder()),
