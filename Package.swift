@@ -79,7 +79,7 @@ let package = Package(
         // JWT / JWKS verification shared by every service.
         .target(
             name: "OAuthCore",
-            dependencies: [asyncHTTPClient, crypto, cryptoExtras, jwtKit, logging, nioCore],
+            dependencies: ["SwitchboardJSON", asyncHTTPClient, crypto, cryptoExtras, jwtKit, logging, nioCore],
             exclude: ["README.md"],
             swiftSettings: strict
         ),

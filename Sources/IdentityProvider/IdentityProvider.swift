@@ -79,7 +79,8 @@ final class IdentityProvider: Sendable {
 
     /// Verifies an ID token this IdP issued to one of `audiences`.
     func verifyIDToken(_ token: String, audiences: Set<String>) async throws(OAuthError) -> JWTClaims {
-        let verifier = JWTVerifier(policy: TokenPolicy(issuer: issuer, audiences: audiences, types: [nil, "JWT"], maxLifetime: .seconds(86_400)), keySet: org.keySet)
+        // OIDC's audience rules too: a token also meant for a client the agent does not act for is refused.
+        let verifier = JWTVerifier(policy: .idToken(issuer: issuer, clientIDs: audiences), keySet: org.keySet)
         do {
             return try await verifier.verify(token)
         } catch {

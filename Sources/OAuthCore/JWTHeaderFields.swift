@@ -1,4 +1,5 @@
 public import Foundation
+import SwitchboardJSON
 
 /// The JOSE header fields the verifier looks at before touching the signature.
 struct JWTHeaderFields: Decodable {
@@ -12,6 +13,9 @@ struct JWTHeaderFields: Decodable {
         guard let data = Base64URL.decode(token) else {
             throw TokenValidationError(.malformed, "token header is not base64url")
         }
+        guard case .object? = JSONValue.parseRefusingDuplicateNames(data) else {
+            throw TokenValidationError(.malformed, "token header is not a JSON object with one value per name")
+        }
         do {
             return try JSONDecoder().decode(JWTHeaderFields.self, from: data)
         } catch {
@@ -22,13 +26,20 @@ struct JWTHeaderFields: Decodable {
 
 /// base64url without padding (RFC 7515 §2).
 public enum Base64URL {
+    /// The bytes `text` encodes, only when it is their one canonical spelling: the base64url
+    /// alphabet, no padding, no stray bits in the last character. Anything else is nil — a
+    /// token must have one spelling (a padded or re-spelled copy of a single-use token is the
+    /// same token under another name).
     public static func decode(_ text: some StringProtocol) -> Data? {
+        let alphabet = text.utf8.allSatisfy { c in
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F
+        }
+        guard alphabet, text.utf8.count % 4 != 1 else { return nil }
         var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        if s.contains("=") { return nil }
         let rem = s.count % 4
-        if rem == 1 { return nil }
         if rem > 0 { s += String(repeating: "=", count: 4 - rem) }
-        return Data(base64Encoded: s)
+        guard let data = Data(base64Encoded: s), encode(data) == text else { return nil }
+        return data
     }
 
     public static func encode(_ data: some DataProtocol) -> String {

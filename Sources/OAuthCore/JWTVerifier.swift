@@ -1,9 +1,11 @@
 public import Foundation
 import JWTKit
+import SwitchboardJSON
 
 /// Verifies compact JWTs against one ``TokenPolicy`` and one issuer's keys (RFC 8725).
 ///
-/// Order of checks: shape → header (`alg` on the allow-list, `typ` accepted, `kid` present,
+/// Order of checks: shape (canonical base64url segments; header and claims JSON objects that
+/// name no member twice) → header (`alg` on the allow-list, `typ` accepted, `kid` present,
 /// no `crit`) → key from the issuer's JWKS whose type and `alg` match → signature → `iss`,
 /// `aud`, `exp`, `nbf`, `iat`, lifetime, `sub`.
 public struct JWTVerifier: Sendable {
@@ -28,6 +30,14 @@ public struct JWTVerifier: Sendable {
             throw TokenValidationError(.unsupportedAlgorithm, "algorithm '\(header.alg ?? "none")' is not accepted")
         }
         guard !parts[2].isEmpty else { throw TokenValidationError(.malformed, "token has no signature") }
+        // One spelling per token, one value per claim: a re-spelled signature or a claim named
+        // twice (which JSON readers resolve differently) is refused before the key is looked up.
+        guard let payload = Base64URL.decode(parts[1]), Base64URL.decode(parts[2]) != nil else {
+            throw TokenValidationError(.malformed, "token is not canonical base64url")
+        }
+        guard case .object? = JSONValue.parseRefusingDuplicateNames(payload) else {
+            throw TokenValidationError(.malformed, "token claims are not a JSON object with one value per name")
+        }
         let typ = header.typ?.lowercased()
         guard policy.types.contains(where: { $0?.lowercased() == typ }) else {
             throw TokenValidationError(.wrongType, "token type '\(header.typ ?? "(none)")' is not accepted here")
@@ -60,12 +70,12 @@ public struct JWTVerifier: Sendable {
         guard aud.contains(where: policy.audiences.contains) else {
             throw TokenValidationError(.wrongAudience, "token was not issued for this audience")
         }
-        if let client = policy.authorizedParty {
+        if policy.idTokenAudienceRules {
             guard aud.allSatisfy(policy.audiences.contains) else {
                 throw TokenValidationError(.wrongAudience, "token is also meant for an audience not trusted here")
             }
             if let azp = raw.azp {
-                guard azp == client else { throw TokenValidationError(.wrongAudience, "token was issued to another party (azp)") }
+                guard policy.audiences.contains(azp) else { throw TokenValidationError(.wrongAudience, "token was issued to another party (azp)") }
             } else if aud.count > 1 {
                 throw TokenValidationError(.wrongAudience, "a token with several audiences must name its authorized party (azp)")
             }

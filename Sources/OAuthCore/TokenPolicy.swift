@@ -6,8 +6,9 @@ public struct TokenPolicy: Sendable, Hashable {
     public var audiences: Set<String>
     /// OpenID Connect's rules for an ID token (Core §3.1.3.7): every value of `aud` must be one
     /// of `audiences` (a token also meant for a party not trusted here is refused); `azp`, when
-    /// present, must be this client, and a token with several audiences must carry it.
-    public var authorizedParty: String?
+    /// present, must be one of them too (this client), and a token with several audiences must
+    /// carry it.
+    public var idTokenAudienceRules = false
     /// Signature algorithms accepted (never `none`, never HS* with public keys).
     public var algorithms: Set<String>
     /// Accepted `typ` header values, compared case-insensitively; `nil` in the set accepts
@@ -37,8 +38,13 @@ public struct TokenPolicy: Sendable, Hashable {
     /// An OIDC ID token for `clientID`: `typ` absent or `JWT` (so an `at+jwt` access token or
     /// an `oauth-id-jag+jwt` can never pass as an ID token).
     public static func idToken(issuer: String, clientID: String) -> TokenPolicy {
-        var policy = TokenPolicy(issuer: issuer, audiences: [clientID], types: [nil, "JWT"])
-        policy.authorizedParty = clientID
+        idToken(issuer: issuer, clientIDs: [clientID])
+    }
+
+    /// An OIDC ID token for any of `clientIDs` (an agent acting for several clients).
+    public static func idToken(issuer: String, clientIDs: Set<String>) -> TokenPolicy {
+        var policy = TokenPolicy(issuer: issuer, audiences: clientIDs, types: [nil, "JWT"])
+        policy.idTokenAudienceRules = true
         return policy
     }
 

@@ -11,11 +11,16 @@ struct JSONParser {
 
     let bytes: [UInt8]
     var i = 0
+    /// An object naming a member twice is not JSON this parser accepts (JOSE headers and JWT
+    /// claims, RFC 7515 §4: parsers disagree on which of two values counts, so an attacker can
+    /// show one reader one value and another reader the other).
+    var refusesDuplicateNames = false
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) -> JSONValue? {
+    static func parse(_ bytes: [UInt8], refusingDuplicateNames: Bool = false) -> JSONValue? {
         var parser = JSONParser(bytes)
+        parser.refusesDuplicateNames = refusingDuplicateNames
         guard let value = parser.value(depth: 0) else { return nil }
         parser.skipWhitespace()
         // (Not `? value : nil`: JSONValue is ExpressibleByNilLiteral, that nil would be `.null`.)
@@ -56,7 +61,11 @@ struct JSONParser {
         let ok = members { p, key in
             guard let v = p.value(depth: depth + 1) else { return false }
             let name = String(decoding: key, as: UTF8.self)  // checked UTF-8 by the member reader
-            if fields[name] == nil { fields[name] = v }  // the first of duplicate names wins, as JSONValue's decoder did
+            if fields[name] == nil {
+                fields[name] = v
+            } else if p.refusesDuplicateNames {
+                return false
+            }  // else the first of duplicate names wins, as JSONValue's decoder did
             return true
         }
         return ok ? .object(fields) : nil

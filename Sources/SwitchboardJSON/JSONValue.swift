@@ -62,6 +62,12 @@ package enum JSONValue: Codable, Sendable, Equatable, ExpressibleByStringLiteral
         JSONParser.parse(Array(data))
     }
 
+    /// Parses JSON bytes, refusing any object that names a member twice (nested ones too);
+    /// nil when they are not such JSON. For JOSE headers and JWT claims.
+    package static func parseRefusingDuplicateNames(_ data: some Collection<UInt8>) -> JSONValue? {
+        JSONParser.parse(Array(data), refusingDuplicateNames: true)
+    }
+
     /// A whole number ≥ 1 (ids), from a JSON number or a numeric string.
     package var positiveInteger: Int64? {
         switch self {

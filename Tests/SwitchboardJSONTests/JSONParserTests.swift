@@ -22,6 +22,15 @@ struct JSONParserTests {
         #expect(parsed == Self.viaDecoder(text), "\(text)")
     }
 
+    /// For JOSE headers and JWT claims: a member named twice (also through an escape, also nested) is refused.
+    @Test func refusingDuplicateNames() {
+        for text in [#"{"a":1,"a":2}"#, #"{"aud":"x","\u0061ud":"y"}"#, #"{"o":{"k":1,"k":1}}"#, #"[{"k":1,"k":2}]"#] {
+            #expect(JSONValue.parseRefusingDuplicateNames(Array(text.utf8)) == nil, "\(text)")
+            #expect(JSONValue.parse(Array(text.utf8)) != nil, "\(text): the lenient parse still reads it")
+        }
+        #expect(JSONValue.parseRefusingDuplicateNames(Array(#"{"a":1,"b":{"a":2}}"#.utf8)) != nil)
+    }
+
     @Test func keepsBooleansApartFromNumbers() {
         let v = JSONValue.parse(Array(#"[true, 1, false, 0]"#.utf8))
         #expect(v == .array([.bool(true), .number(1), .bool(false), .number(0)]))

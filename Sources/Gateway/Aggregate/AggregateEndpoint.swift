@@ -78,7 +78,7 @@ struct AggregateEndpoint: Sendable {
     /// ``ProxyFastPath/routeAggregate(_:)``), under the registry generation it was taken with.
     func handOver(_ call: ProxyFastPath.AggregateCall) async -> Response {
         let route = Route.all
-        switch await admit(route: route, authorization: call.head.headers.first(name: "authorization"), registry: call.registry) {
+        switch await admit(route: route, authorization: Gateway.Admission.authorization(call.head.headers), registry: call.registry) {
         case .refused(let response): return response
         case .admitted(let caller, let filter):
             return await post(headers: HTTPFields(wire: call.head.headers), body: call.body ?? ByteBuffer(), registry: call.registry,

@@ -104,7 +104,7 @@ struct ProxyHandler: Sendable {
             caller = known
         } else {
             caller = try await CallTracing.child("authenticate", of: exchange) { _ throws(GatewayError) in
-                try await exchange.registry.authenticator.authenticate(headers.first(name: "authorization"))
+                try await exchange.registry.authenticator.authenticate(Admission.authorization(headers))
             }
             exchange.caller = caller
         }

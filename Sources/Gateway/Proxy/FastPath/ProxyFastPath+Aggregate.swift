@@ -48,7 +48,7 @@ extension ProxyFastPath {
     func routeAggregate(_ call: AggregateCall) -> Request? {
         let registry = call.registry
         let headers = call.head.headers
-        guard let authorization = headers.first(name: "authorization"), let caller = registry.authenticator.cachedCaller(authorization),
+        guard let authorization = Admission.authorization(headers), let caller = registry.authenticator.cachedCaller(authorization),
               let sessionID = headers.first(name: "mcp-session-id"),
               let session = aggregate.sessions.find(sessionID, caller: caller, virtualServer: nil),
               headers.first(name: "mcp-protocol-version").map({ $0 == session.protocolVersion }) ?? true,

@@ -89,7 +89,7 @@ struct ProxyFastPath: Sendable {
         }
         // A token not verified yet is verified on the way (once however many requests carry
         // it); a caller without one gets the async path's 401.
-        guard let authorization = headers.first(name: "authorization") else { return nil }
+        guard let authorization = Admission.authorization(headers) else { return nil }
         let request = Request(
             registry: registry, target: target, connection: connection, method: method, head: head, authorization: authorization, origin: origin)
         if let caller = registry.authenticator.cachedCaller(authorization) {

@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOHTTP1
 
 /// The first step of every proxied call, for both drivers: which connection serves it, and
 /// whether its head may pass (method, header limits, declared body size). Each rule is here
@@ -21,6 +22,15 @@ enum Admission {
             }
         }
         return connection
+    }
+
+    /// The caller's `Authorization` value. Several `Authorization` fields are joined (as RFC
+    /// 9110 §5.3 combines fields), which no token check accepts: a request never verifies on
+    /// its first token while another reader of the same request might take the second.
+    static func authorization(_ headers: HTTPHeaders) -> String? {
+        let values = headers["authorization"]
+        guard let first = values.first else { return nil }
+        return values.count == 1 ? first : values.joined(separator: ", ")
     }
 
     /// Header limits: `count` fields whose names and values add up to `bytes`.
