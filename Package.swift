@@ -38,6 +38,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "switchboard", targets: ["SwitchboardCLI"]),
+        .executable(name: "switchboard-fuzz", targets: ["SwitchboardFuzz"]),
         // bench/run only: the server libraries alone, answering from memory (the ceiling).
         .executable(name: "bench-ceiling", targets: ["BenchCeiling"]),
         .library(name: "PluginAPI", targets: ["PluginAPI"]),
@@ -179,6 +180,13 @@ let package = Package(
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
                 "SwitchboardJSON", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
             ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        // Fuzz targets for the parsers that read attacker input (scripts/fuzz; debug only).
+        .executableTarget(
+            name: "SwitchboardFuzz",
+            dependencies: ["Agent0", "Gateway", "IdentityProvider", "StandardPlugins", "SwitchboardJSON"],
             exclude: ["README.md"],
             swiftSettings: strict
         ),

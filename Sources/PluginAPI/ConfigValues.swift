@@ -62,22 +62,29 @@ public struct ConfigDuration: Decodable, Sendable, Hashable, CustomStringConvert
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let d = ConfigDuration.parse(text) else {
-            throw ConfigValueError("'\(text)' is not a duration", hint: "write e.g. 250ms, 5s, 2m, 1h or 30d")
+            throw ConfigValueError("'\(text)' is not a duration", hint: "write e.g. 250ms, 5s, 2m, 1h or 30d (at most 100 years)")
         }
         self.duration = d
     }
+
+    /// The longest duration accepted: 100 years (longer is a typo, and would not fit the
+    /// nanosecond counts timers take — found by fuzzing: `1888…880s` trapped the loader).
+    public static let maximumMilliseconds = 100.0 * 365 * 86_400_000
 
     /// The duration `text` writes, or nil (also what `switchboard audit --since` reads).
     public static func parse(_ text: String) -> Duration? {
         let t = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, factor) in units where t.hasSuffix(suffix) {
-            let number = t.dropLast(suffix.count)
-            if let v = Double(number), v >= 0, v.isFinite { return .milliseconds(Int64((v * factor * 1000).rounded())) }
+            if let v = Double(t.dropLast(suffix.count)) { return milliseconds(v * factor * 1000) }
             if suffix == "s" { break }  // "ms" already tried; "5xs" is not valid
         }
-        if let v = Double(t), v >= 0, v.isFinite { return .milliseconds(Int64((v * 1000).rounded())) }
-        return nil
+        return Double(t).flatMap { milliseconds($0 * 1000) }
+    }
+
+    private static func milliseconds(_ ms: Double) -> Duration? {
+        guard ms >= 0, ms <= maximumMilliseconds else { return nil }  // also refuses NaN and infinities
+        return .milliseconds(Int64(ms.rounded()))
     }
 
     public var description: String { "\(duration)" }

@@ -989,6 +989,16 @@ struct UnitRateLimitTests {
         #expect(errors.contains { $0.message.contains("must be more than 0") && $0.location?.line == 6 })
         #expect(errors.contains { $0.message.contains("must be more than 0") && $0.location?.line == 7 })
         #expect(errors.contains { $0.message.contains("only 'timeouts.response'") && $0.location?.line == 13 })
+        // Found by fuzzing (Fuzz/crashes/config-crash-f358…): a duration past Int64 milliseconds trapped the loader.
+        for absurd in ["1888888888888888888888888888888888888888888888888880s", "1e300ms", "inf", "36501d"] {
+            let huge = unitErrors("""
+                version: 1
+                users: { issuer: "http://127.0.0.1:9000", audience: agent0 }
+                gateway: { timeouts: { keepalive: "\(absurd)" } }
+                connections: []
+                """)
+            #expect(huge.count == 1 && huge.first?.message.contains("is not a duration") == true, "\(absurd): \(huge)")
+        }
     }
 
     @Test func badLimitsAreErrorsAtTheirLineAndColumn() {

@@ -31,6 +31,10 @@ struct RetryPolicyTests {
         #expect(policy.delay(beforeRetry: 0, retryAfter: "9") == nil)
         #expect(policy.delay(beforeRetry: 0, retryAfter: "3600") == nil)
         #expect(RetryPolicy(maxDelay: .seconds(1)).delay(beforeRetry: 0, retryAfter: "2") == nil)
+        // An upstream's absurd value ends the retries; it used to trap converting to milliseconds.
+        for absurd in ["1e300", "inf", "9223372036854775807", "1e16"] {
+            #expect(policy.delay(beforeRetry: 0, retryAfter: absurd) == nil, "\(absurd)")
+        }
     }
 
     @Test(arguments: ["abc", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", ""])

@@ -17,6 +17,9 @@ struct RetryPolicy: Sendable, Equatable {
     func delay(beforeRetry retry: Int, retryAfter: String?) -> Duration? {
         guard retry < maxRetries else { return nil }
         if let retryAfter, let seconds = Double(retryAfter.trimmingCharacters(in: .whitespaces)), seconds >= 0 {
+            // Compared before converting: `1e300` or `inf` from an upstream must end the retries,
+            // not trap converting to whole milliseconds.
+            guard seconds <= Double(maxDelay.components.seconds) + 1 else { return nil }
             let wait = Duration.milliseconds(Int64(seconds * 1000))
             return wait <= maxDelay ? wait : nil
         }
