@@ -128,7 +128,7 @@ struct IdPRoutes: Sendable {
         if let redirectsTo, let url = URL(string: redirectsTo), let scheme = url.scheme, let host = url.host {
             formAction += " \(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
         }
-        h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; form-action \(formAction)"
+        h[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; form-action \(formAction); frame-ancestors 'none'; base-uri 'none'"
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
@@ -163,6 +163,11 @@ struct IdPRoutes: Sendable {
     }
 
     func authorizePost(_ request: Request) async -> Response {
+        // Login CSRF: a page elsewhere must not sign the browser in as someone (the attacker).
+        guard !Self.isCrossOrigin(request) else {
+            idp.logger.notice("sign-in form posted from another origin: refused")
+            return html(HTMLPages.message("Sign-in refused", "The sign-in form was sent from another site. Open the sign-in page again."), status: .forbidden)
+        }
         guard let form = try? await FormFields.read(request) else { return html(HTMLPages.message("Error", "Bad form."), status: .badRequest) }
         let authz: IdentityProvider.AuthorizationRequest
         do { authz = try idp.checkAuthorizationRequest(form) } catch { return problemResponse(error) }
@@ -183,6 +188,20 @@ struct IdPRoutes: Sendable {
         } catch {
             return html(HTMLPages.message("Error", "Try again."), status: .internalServerError)
         }
+    }
+
+    /// Whether a browser sent `request` from a page of another origin — the check Go's
+    /// `http.CrossOriginProtection` makes: `Sec-Fetch-Site` when the browser sends it (every
+    /// current one does), else an `Origin` whose host is not this request's `Host` (`null`
+    /// included). A request with neither comes from no browser page (curl, a test client), and
+    /// cannot be forged by a page the user visits.
+    static func isCrossOrigin(_ request: Request) -> Bool {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] {
+            return site != "same-origin" && site != "none"
+        }
+        guard let origin = request.headers[HTTPField.Name("Origin")!] else { return false }
+        guard let url = URL(string: origin), let host = url.host, let authority = request.head.authority else { return true }
+        return (url.port.map { "\(host):\($0)" } ?? host).lowercased() != authority.lowercased()
     }
 
     func sessionCookieHeader(_ value: String, maxAge: Int) -> String {
