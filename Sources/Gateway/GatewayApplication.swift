@@ -93,7 +93,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     let fast = options.fastPath && options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off"
         ? ProxyFastPath(proxy: proxy, aggregate: aggregate) : nil
     let inbound = InboundConnections(limit: settings.maxInboundConnections, logger: logger, metrics: exposition.metrics)
-    let timeouts = InboundTimeouts.Limits(
+    let timeouts = CallerConnection.Limits(
         header: .nanoseconds(settings.clientHeaderTimeout.nanoseconds), body: .nanoseconds(settings.clientBodyTimeout.nanoseconds),
         keepalive: .nanoseconds(settings.keepaliveTimeout.nanoseconds))
     let server = HTTPServerBuilder { responder in

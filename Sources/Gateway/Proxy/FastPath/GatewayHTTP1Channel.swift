@@ -17,7 +17,7 @@ struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     /// Nil: every request goes to Hummingbird (`SWITCHBOARD_FAST_PATH=off`).
     let fastPath: ProxyFastPath?
-    let timeouts: InboundTimeouts.Limits
+    let timeouts: CallerConnection.Limits
     let connections: InboundConnections
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -26,15 +26,14 @@ struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,  // the fast path and NIOAsyncChannel keep answers in order
-                withErrorHandling: false,  // ParseErrorAnswer answers parse errors
+                withErrorHandling: false,  // CallerConnection answers parse errors
                 withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: .init()
             )
-            let timed = InboundTimeouts(limits: timeouts)
-            try pipeline.addHandler(InboundTimeouts.Bytes(timed), position: .first)
-            try pipeline.addHandler(timed)
-            try pipeline.addHandler(ParseErrorAnswer())
+            let caller = CallerConnection(limits: timeouts)
+            try pipeline.addHandler(CallerConnection.Bytes(caller), position: .first)
+            try pipeline.addHandler(caller)
             if let fastPath { try pipeline.addHandler(ProxyFastPathHandler(path: fastPath)) }
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
