@@ -86,7 +86,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     proxy.audit = audit
     // Tracing (a tracer bootstrapped by the process, e.g. from OTEL_*): every call gets its spans.
     proxy.tracing = !(InstrumentationSystem.tracer is NoOpTracer)
-    AuditAPI(store: audit?.store, holder: holder).register(on: router)
+    AuditAPI(audit: audit, holder: holder).register(on: router)
     let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
     router.get("/api/tools") { request, _ in await aggregate.toolsDocument(request) }
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())

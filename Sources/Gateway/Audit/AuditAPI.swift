@@ -9,7 +9,7 @@ import OAuthCore
 /// 401 for any other token. Filters as `switchboard audit`:
 /// `user` (sub or email), `connection`, `tool`, `decision`, `since` (seconds since 1970), `limit`.
 struct AuditAPI: Sendable {
-    let store: AuditStore?
+    let audit: AuditLog?
     let holder: RegistryHolder
 
     func register(on router: Router<BasicRequestContext>) {
@@ -17,7 +17,7 @@ struct AuditAPI: Sendable {
     }
 
     func respond(_ request: Request) -> Response {
-        guard let adminToken = holder.registry.settings.audit?.adminToken?.reveal(), !adminToken.isEmpty, let store else {
+        guard let adminToken = holder.registry.settings.audit?.adminToken?.reveal(), !adminToken.isEmpty, let store = audit?.currentStore else {
             return GatewayError(code: "not_found", status: .notFound, message: "the audit API is off: set gateway.audit.admin_token").response()
         }
         let presented = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""

@@ -26,7 +26,10 @@ final class AuditLog: Service, Sendable {
         }
     }
 
-    let store: AuditStore?
+    /// The SQLite store writing now: replaced by a fresh one when its file disappears (see
+    /// ``reopenIfRemoved()``); read by `GET /api/audit` through ``currentStore``.
+    private let store: Mutex<AuditStore?>
+    var currentStore: AuditStore? { store.withLock { $0 } }
     let settings: Settings
     private let logger: Logger
     /// Records handed over and not yet written: appended under a lock by the request path (no
@@ -39,7 +42,33 @@ final class AuditLog: Service, Sendable {
     init(settings: Settings, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
-        self.store = try settings.sqlitePath.map { try AuditStore(path: $0) }
+        self.store = Mutex(try settings.sqlitePath.map { try AuditStore(path: $0) })
+        self.fileID = Mutex(settings.sqlitePath.flatMap(Self.fileID))
+    }
+
+    /// The inode of the file the store was opened on: SQLite keeps writing to a file that was
+    /// deleted or replaced (through its open descriptor), so the writer checks the path.
+    private let fileID: Mutex<UInt64?>
+
+    private static func fileID(_ path: String) -> UInt64? {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.systemFileNumber] as? NSNumber)?.uint64Value
+    }
+
+    /// When the database file is gone or is another file (removed, its directory removed,
+    /// replaced), the records written since went nowhere: say so, and open the path afresh.
+    func reopenIfRemoved() {
+        guard let path = settings.sqlitePath else { return }
+        let now = Self.fileID(path)
+        guard now == nil || now != fileID.withLock({ $0 }) else { return }
+        logger.error("the audit database file was removed or replaced; opening it afresh (records since the last check are lost)",
+                     metadata: ["file": "\(path)"])
+        do {
+            let fresh = try AuditStore(path: path)
+            store.withLock { $0 = fresh }
+            fileID.withLock { $0 = Self.fileID(path) }
+        } catch {
+            logger.error("the audit database cannot be opened again; audit records are not being kept", metadata: ["file": "\(path)", "error": "\(error)"])
+        }
     }
 
     /// Hands a record to the writer: a lock and an append (a full buffer drops it and says so).
@@ -66,6 +95,8 @@ final class AuditLog: Service, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var lastPrune = ContinuousClock.now - .seconds(3600)
+        var jsonlFailures = 0
+        var lastJSONLWarning = ContinuousClock.now - .seconds(3600)
         // Record ids: this process's random prefix and a counter (UUID() opened /dev/urandom per
         // record on Linux: the writer's largest cost at 20k calls/s).
         let idPrefix = UUID().uuidString.lowercased().prefix(18) + "-"
@@ -82,6 +113,8 @@ final class AuditLog: Service, Sendable {
                 serial += 1
                 batch[i].complete(id: idPrefix + String(serial, radix: 16))
             }
+            reopenIfRemoved()  // one stat per batch (at most ten a second)
+            let store = currentStore
             do {
                 try store?.insert(batch)
             } catch {
@@ -90,7 +123,18 @@ final class AuditLog: Service, Sendable {
             if let jsonl {
                 var text = Data()
                 for r in batch { if let line = try? encoder.encode(r) { text += line + Data("\n".utf8) } }
-                try? jsonl.write(contentsOf: text)
+                do {
+                    try jsonl.write(contentsOf: text)
+                } catch {
+                    // A full disk, a closed pipe: said (at most every 10 s, with the count), never silent.
+                    jsonlFailures += batch.count
+                    if ContinuousClock.now - lastJSONLWarning > .seconds(10) {
+                        lastJSONLWarning = .now
+                        logger.error("audit JSON lines could not be written", metadata: [
+                            "target": "\(settings.jsonLines ?? "")", "records": "\(jsonlFailures)", "error": "\(error)"])
+                        jsonlFailures = 0
+                    }
+                }
             }
             if ContinuousClock.now - lastPrune > .seconds(60), let store {
                 lastPrune = .now
