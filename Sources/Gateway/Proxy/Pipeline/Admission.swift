@@ -28,9 +28,12 @@ enum Admission {
     /// 9110 §5.3 combines fields), which no token check accepts: a request never verifies on
     /// its first token while another reader of the same request might take the second.
     static func authorization(_ headers: HTTPHeaders) -> String? {
-        let values = headers["authorization"]
-        guard let first = values.first else { return nil }
-        return values.count == 1 ? first : values.joined(separator: ", ")
+        // One pass, no array (this runs on every call).
+        var found: String?
+        for (name, value) in headers where name.utf8.count == 13 && HeaderFilter.equalsIgnoringCase(name, "authorization") {
+            found = found.map { $0 + ", " + value } ?? value
+        }
+        return found
     }
 
     /// Header limits: `count` fields whose names and values add up to `bytes`.
