@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from selenium.webdriver.common.by import By
 
 from interop_helpers import HOST, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200, wait_until  # noqa: F401 (re-exported)
 
@@ -185,3 +186,73 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# --------------------------------------------------------------------------- page helpers (one copy, for every browser test)
+
+PASSWORDS = {"alice": "alice-dev-password", "bob": "bob-dev-password"}
+TURN_TIMEOUT = 60  # one chat turn: model rounds plus tool calls through the gateway, on a busy CI machine
+
+
+def q(driver, css: str):
+    return driver.find_element(By.CSS_SELECTOR, css)
+
+
+def qs(root, css: str):
+    return root.find_elements(By.CSS_SELECTOR, css)
+
+
+def text_of(element) -> str:
+    """textContent (also of closed <details> bodies, which .text would hide)."""
+    return element.get_attribute("textContent") or ""
+
+
+def shown(driver, css: str) -> bool:
+    found = qs(driver, css)
+    return bool(found) and found[0].is_displayed()
+
+
+def sign_in_at_idp(driver, user: str) -> None:
+    wait_until(lambda: shown(driver, "input#username"), 30, "the IdP's sign-in form")
+    q(driver, "input#username").send_keys(user)
+    q(driver, "input#password").send_keys(PASSWORDS[user])
+    q(driver, "button#sign-in").click()
+
+
+def open_agent0_and_sign_in(driver, dev: DevSystem, user: str) -> None:
+    driver.get(dev.agent0 + "/")
+    wait_until(lambda: shown(driver, "#signin"), 30, "the sign-in prompt")
+    q(driver, "a#sign-in").click()
+    sign_in_at_idp(driver, user)
+    wait_until(lambda: driver.current_url.startswith(dev.agent0) and shown(driver, "#app"), 30, f"agent0 signed in as {user}")
+
+
+def answers(driver) -> list:
+    return qs(driver, "#messages > .msg.assistant, #messages > .msg.error")
+
+
+def send(driver, text: str, typed: bool = True):
+    """Puts `text` in the chat box (typed key by key, or set as the value when `typed` is false:
+    markup and control characters arrive as written), sends it and waits for agent0's answer;
+    returns that answer's element."""
+    before = len(answers(driver))
+    box = q(driver, "textarea#chat-input")
+    box.clear()
+    if typed:
+        box.send_keys(text)
+    else:
+        driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", box, text)
+    wait_until(lambda: q(driver, "button#send").is_enabled(), 10, "the send button")
+    q(driver, "button#send").click()
+    wait_until(lambda: len(answers(driver)) > before and not shown(driver, "#typing"), TURN_TIMEOUT, f"the answer to {text!r}")
+    answer = answers(driver)[-1]
+    assert "error" not in answer.get_attribute("class").split(), f"{text!r} failed: {text_of(answer)}"
+    return answer
+
+
+def page_fetch_json(driver, path: str) -> dict:
+    """GET `path` from inside the page (its cookie, its origin): what the page's own code sees."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.json().then(b => done({status: r.status, body: b})))"
+        ".catch(e => done({status: 0, body: String(e)}));",
+        path,
+    )

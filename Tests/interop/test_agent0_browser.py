@@ -21,14 +21,14 @@ import sys
 
 import pytest
 import requests
-from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from agent0_fixtures import HERE, ConsoleLog, DevSystem, chrome, dev_system, read_jsonl, screenshot_dir, wait_until  # noqa: F401
+from agent0_fixtures import (  # noqa: F401 (chrome, dev_system: fixtures)
+    HERE, TURN_TIMEOUT, ConsoleLog, answers, chrome, dev_system, page_fetch_json, q, qs, read_jsonl,
+    screenshot_dir, send, shown, sign_in_at_idp, text_of, wait_until,
+)
 from interop_helpers import free_port, stop_process, wait_for_port, write_atomically
 
-USERS = {"alice": "alice-dev-password", "bob": "bob-dev-password"}
-TURN_TIMEOUT = 60  # one chat turn: model rounds plus tool calls through the gateway, on a busy CI machine
 
 # What one test learns and a later one uses (the tests are steps of one journey).
 journey: dict = {}
@@ -40,57 +40,6 @@ def console(chrome):  # noqa: F811
 
 
 # --------------------------------------------------------------------------- page helpers
-
-
-def q(driver, css: str):
-    return driver.find_element(By.CSS_SELECTOR, css)
-
-
-def qs(root, css: str):
-    return root.find_elements(By.CSS_SELECTOR, css)
-
-
-def text_of(element) -> str:
-    """textContent (also of closed <details> bodies, which .text would hide)."""
-    return element.get_attribute("textContent") or ""
-
-
-def shown(driver, css: str) -> bool:
-    found = qs(driver, css)
-    return bool(found) and found[0].is_displayed()
-
-
-def sign_in_at_idp(driver, user: str) -> None:
-    wait_until(lambda: shown(driver, "input#username"), 30, "the IdP's sign-in form")
-    q(driver, "input#username").send_keys(user)
-    q(driver, "input#password").send_keys(USERS[user])
-    q(driver, "button#sign-in").click()
-
-
-def open_agent0_and_sign_in(driver, dev: DevSystem, user: str) -> None:
-    driver.get(dev.agent0 + "/")
-    wait_until(lambda: shown(driver, "#signin"), 30, "the sign-in prompt")
-    q(driver, "a#sign-in").click()
-    sign_in_at_idp(driver, user)
-    wait_until(lambda: driver.current_url.startswith(dev.agent0) and shown(driver, "#app"), 30, f"agent0 signed in as {user}")
-
-
-def answers(driver) -> list:
-    return qs(driver, "#messages > .msg.assistant, #messages > .msg.error")
-
-
-def send(driver, text: str):
-    """Types `text`, sends it and waits for agent0's answer; returns that answer's element."""
-    before = len(answers(driver))
-    box = q(driver, "textarea#chat-input")
-    box.clear()
-    box.send_keys(text)
-    wait_until(lambda: q(driver, "button#send").is_enabled(), 10, "the send button")
-    q(driver, "button#send").click()
-    wait_until(lambda: len(answers(driver)) > before and not shown(driver, "#typing"), TURN_TIMEOUT, f"the answer to {text!r}")
-    answer = answers(driver)[-1]
-    assert "error" not in answer.get_attribute("class").split(), f"{text!r} failed: {text_of(answer)}"
-    return answer
 
 
 def chips(answer) -> list[dict]:
@@ -115,16 +64,6 @@ def message_text(answer) -> str:
 def card_status(driver, name: str) -> str | None:
     cards = qs(driver, f'aside#panel .conn-card[data-name="{name}"] .conn-status')
     return cards[0].get_attribute("data-status") if cards else None
-
-
-def page_fetch_json(driver, path: str) -> dict:
-    """GET `path` from inside the page (its cookie, its origin): what the page's own code sees."""
-    return driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.json().then(b => done({status: r.status, body: b})))"
-        ".catch(e => done({status: 0, body: String(e)}));",
-        path,
-    )
 
 
 # --------------------------------------------------------------------------- the journey

@@ -68,19 +68,30 @@ def test_one_chat_turn_is_one_trace_down_to_the_database_write(traced_dev):
     def insert(spans: list[Span]) -> Span | None:
         return next((s for s in spans if s.name == "INSERT todo"), None)
 
+    def chain_up(spans: list[Span]) -> tuple[Span | None, list[Span], list[Span]]:
+        """The write, its ancestors as far as they have arrived, and its whole trace."""
+        write = insert(spans)
+        if write is None:
+            return None, [], []
+        trace = [s for s in spans if s.trace_id == write.trace_id]
+        by_id = {s.span_id: s for s in trace}
+        chain, s = [], write
+        while s.parent_span_id in by_id:
+            s = by_id[s.parent_span_id]
+            chain.append(s)
+        return write, chain, trace
+
+    # Each service exports its spans in its own batches: wait for the whole chain, up to the
+    # root, not only for the write (agent0's /api/chat span ends, and is sent, last).
     deadline = time.monotonic() + 20
-    while insert(receiver.snapshot()) is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        write, chain, trace = chain_up(receiver.snapshot())
+        if chain and chain[-1].parent_span_id == "":
+            break
         time.sleep(0.1)
     spans = receiver.snapshot()
-    write = insert(spans)
+    write, chain, trace = chain_up(spans)
     assert write is not None, "no database span arrived: " + str(sorted({s.name for s in spans}))[:1000]
-    trace = [s for s in spans if s.trace_id == write.trace_id]
-    by_id = {s.span_id: s for s in trace}
-    chain = []
-    s = write
-    while s.parent_span_id in by_id:
-        s = by_id[s.parent_span_id]
-        chain.append(s)
     names = [c.name for c in chain]
     # From the write up: todo0's server span, the gateway's call span, agent0's client span, agent0's /api/chat.
     assert chain and chain[-1].name == "/api/chat" and chain[-1].kind == 2 and chain[-1].parent_span_id == "", names

@@ -59,13 +59,6 @@ class Upstream(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def issuer():
-    issuer = OIDCIssuer().start()
-    yield issuer
-    issuer.stop()
-
-
-@pytest.fixture(scope="module")
 def auth(issuer) -> bytes:
     """The Authorization header line a proxied request carries (a real RS256 ID token)."""
     return b"Authorization: Bearer " + issuer.mint(lifetime=3600).encode() + b"\r\n"

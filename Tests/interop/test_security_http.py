@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from interop_helpers import AUDIENCE, HOST, OIDCIssuer, free_port, stop_process, switchboard_binary, wait_for_http_200
+from interop_helpers import AUDIENCE, HOST, free_port, stop_process, switchboard_binary, wait_for_http_200
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -304,13 +304,6 @@ class Creds:
         """A whole request hidden where a body is: the upstream must never receive it."""
         return (b"GET /rest/files/smuggled HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + self.smuggler_token.encode()
                 + b"\r\nX-Smuggled: 1\r\n\r\n")
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    issuer = OIDCIssuer().start()
-    yield issuer
-    issuer.stop()
 
 
 @pytest.fixture(scope="module")

@@ -55,17 +55,17 @@ import jwt
 import pytest
 import requests
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.common.by import By
 
-from agent0_fixtures import DevSystem, chrome, dev_system, wait_until  # noqa: F401 (fixtures)
+from agent0_fixtures import (  # noqa: F401 (chrome, dev_system: fixtures)
+    PASSWORDS, TURN_TIMEOUT, DevSystem, answers, chrome, dev_system, open_agent0_and_sign_in, page_fetch_json, q, qs, send, shown, text_of, wait_until,
+)
 from idp_fixtures import parse_forms
 from interop_helpers import free_port
 
-USERS = {"alice": "alice-dev-password", "bob": "bob-dev-password"}
+USERS = PASSWORDS
 SUBJECTS = {"alice": "00u-alice", "bob": "00u-bob"}
 WEB_CLIENT_ID, WEB_CLIENT_SECRET = "agent0", "agent0-dev-secret"  # the embedded development directory
 AGENT0_COOKIE, LOGIN_COOKIE, IDP_COOKIE = "agent0_session", "agent0_login", "sb_idp_session"
-TURN_TIMEOUT = 60
 EVIL = "https://evil.example"
 
 
@@ -322,23 +322,6 @@ def console(chrome):  # noqa: F811
     return Console(chrome)
 
 
-def q(driver, css: str):
-    return driver.find_element(By.CSS_SELECTOR, css)
-
-
-def qs(root, css: str):
-    return root.find_elements(By.CSS_SELECTOR, css)
-
-
-def shown(driver, css: str) -> bool:
-    found = qs(driver, css)
-    return bool(found) and found[0].is_displayed()
-
-
-def text_of(element) -> str:
-    return element.get_attribute("textContent") or ""
-
-
 def reset_browser(driver) -> None:
     """A browser with no cookies and one window on about:blank."""
     main = driver.window_handles[0]
@@ -350,47 +333,10 @@ def reset_browser(driver) -> None:
     driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
 
 
-def sign_in_at_idp(driver, user: str) -> None:
-    wait_until(lambda: shown(driver, "input#username"), 30, "the IdP's sign-in form")
-    q(driver, "input#username").send_keys(user)
-    q(driver, "input#password").send_keys(USERS[user])
-    q(driver, "button#sign-in").click()
-
-
 def browser_sign_in(driver, dev: DevSystem, user: str, reset: bool = True) -> None:
     if reset:
         reset_browser(driver)
-    driver.get(dev.agent0 + "/")
-    wait_until(lambda: shown(driver, "#signin"), 30, "agent0's sign-in prompt")
-    q(driver, "a#sign-in").click()
-    sign_in_at_idp(driver, user)
-    wait_until(lambda: driver.current_url.startswith(dev.agent0) and shown(driver, "#app"), 30, f"agent0 signed in as {user}")
-
-
-def answers(driver) -> list:
-    return qs(driver, "#messages > .msg.assistant, #messages > .msg.error")
-
-
-def send(driver, text: str):
-    before = len(answers(driver))
-    box = q(driver, "textarea#chat-input")
-    box.clear()
-    driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", box, text)
-    wait_until(lambda: q(driver, "button#send").is_enabled(), 10, "the send button")
-    q(driver, "button#send").click()
-    wait_until(lambda: len(answers(driver)) > before and not shown(driver, "#typing"), TURN_TIMEOUT, f"the answer to {text!r}")
-    answer = answers(driver)[-1]
-    assert "error" not in answer.get_attribute("class").split(), f"{text!r} failed: {text_of(answer)}"
-    return answer
-
-
-def page_fetch_json(driver, path: str) -> dict:
-    return driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.json().then(b => done({status: r.status, body: b})))"
-        ".catch(e => done({status: 0, body: String(e)}));",
-        path,
-    )
+    open_agent0_and_sign_in(driver, dev, user)
 
 
 def assert_no_dialog(driver) -> None:
@@ -595,7 +541,7 @@ def test_xss_markup_in_a_tool_result_and_in_the_models_text_is_shown_as_text(dev
     mark = console.mark()
     title = " ".join(PAYLOADS.values())
     assert '"' not in title and len(title) < 500
-    answer = send(chrome, f'add a todo "{title}"')
+    answer = send(chrome, f'add a todo "{title}"', typed=False)
     chips = qs(answer, "details.tool-chip")
     assert len(chips) == 1 and chips[0].get_attribute("data-tool") == "create-todo", [c.get_attribute("data-tool") for c in chips]
     result, args = text_of(q(chips[0], "pre.tool-result")), text_of(q(chips[0], "pre.tool-args"))
@@ -612,7 +558,7 @@ def test_xss_markup_in_a_tool_result_and_in_the_models_text_is_shown_as_text(dev
     check_chat_is_inert(chrome, console, mark, "the tool result and the summary")
 
     echoed = "zqxv " + PAYLOADS["img onerror"] + " " + PAYLOADS["html javascript link"] + " " + PAYLOADS["markdown javascript link"]
-    answer = send(chrome, echoed)
+    answer = send(chrome, echoed, typed=False)
     model_text = text_of(q(answer, ".msg-text"))
     assert "couldn't match" in model_text and PAYLOADS["img onerror"] in model_text and PAYLOADS["html javascript link"] in model_text, model_text[:400]
     assert echoed in text_of(qs(chrome, "#messages > .msg.user")[-1])
