@@ -2,25 +2,34 @@ public import Foundation
 import SwitchboardJSON
 
 /// The JOSE header fields the verifier looks at before touching the signature.
-struct JWTHeaderFields: Decodable {
+struct JWTHeaderFields {
     var alg: String?
     var typ: String?
     var kid: String?
     var crit: [String]?
 
-    /// Parses the first segment of a compact JWT.
+    /// Parses the first segment of a compact JWT: read once, as JSON that names no member
+    /// twice; a field of the wrong type is malformed.
     static func parse(_ token: Substring) throws(TokenValidationError) -> JWTHeaderFields {
         guard let data = Base64URL.decode(token) else {
             throw TokenValidationError(.malformed, "token header is not base64url")
         }
-        guard case .object? = JSONValue.parseRefusingDuplicateNames(data) else {
+        guard case .object(let fields)? = JSONValue.parseRefusingDuplicateNames(data) else {
             throw TokenValidationError(.malformed, "token header is not a JSON object with one value per name")
         }
-        do {
-            return try JSONDecoder().decode(JWTHeaderFields.self, from: data)
-        } catch {
-            throw TokenValidationError(.malformed, "token header is not a JSON object")
+        func string(_ name: String) throws(TokenValidationError) -> String? {
+            guard let value = fields[name] else { return nil }
+            guard case .string(let s) = value else { throw TokenValidationError(.malformed, "token header '\(name)' is not a string") }
+            return s
         }
+        var header = JWTHeaderFields(alg: try string("alg"), typ: try string("typ"), kid: try string("kid"))
+        if let crit = fields["crit"] {
+            guard let list = crit.array?.compactMap(\.string), list.count == crit.array?.count else {
+                throw TokenValidationError(.malformed, "token header 'crit' is not a list of names")
+            }
+            header.crit = list
+        }
+        return header
     }
 }
 

@@ -20,7 +20,7 @@ def _value(v: AnyValue):
     if kind == "array_value":
         return [_value(x) for x in v.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+        return _attributes(v.kvlist_value.values)
     return getattr(v, kind) if kind else None
 
 
@@ -73,19 +73,24 @@ class Receiver:
         self.server.server_close()
 
 
+def _attributes(kvs) -> dict:
+    """OTLP KeyValues (a resource's, a span's, an event's, a data point's) as a dict."""
+    return {kv.key: _value(kv.value) for kv in kvs}
+
+
 def _spans(body: bytes) -> list[Span]:
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
     got = []
     for rs in request.resource_spans:
-        resource = {kv.key: _value(kv.value) for kv in rs.resource.attributes}
+        resource = _attributes(rs.resource.attributes)
         for ss in rs.scope_spans:
             for s in ss.spans:
                 got.append(Span(
                     service=str(resource.get("service.name", "")), name=s.name, kind=s.kind, trace_id=s.trace_id.hex(),
                     span_id=s.span_id.hex(), parent_span_id=s.parent_span_id.hex(),
-                    attributes={kv.key: _value(kv.value) for kv in s.attributes},
-                    events=[(e.name, {kv.key: _value(kv.value) for kv in e.attributes}) for e in s.events],
+                    attributes=_attributes(s.attributes),
+                    events=[(e.name, _attributes(e.attributes)) for e in s.events],
                     status_code=s.status.code, start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano))
     return got
 
@@ -95,7 +100,7 @@ def _points(body: bytes) -> list[Point]:
     request.ParseFromString(body)
     got = []
     for rm in request.resource_metrics:
-        resource = {kv.key: _value(kv.value) for kv in rm.resource.attributes}
+        resource = _attributes(rm.resource.attributes)
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 kind = m.WhichOneof("data")
@@ -105,7 +110,7 @@ def _points(body: bytes) -> list[Point]:
                     else:
                         value = float(dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double)
                     got.append(Point(service=str(resource.get("service.name", "")), metric=m.name, kind=kind,
-                                     attributes={kv.key: _value(kv.value) for kv in dp.attributes}, value=value))
+                                     attributes=_attributes(dp.attributes), value=value))
     return got
 
 
