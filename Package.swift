@@ -23,6 +23,8 @@ let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swi
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 let otel: Target.Dependency = .product(name: "OTel", package: "swift-otel")
 let tracing: Target.Dependency = .product(name: "Tracing", package: "swift-distributed-tracing")
+let instrumentation: Target.Dependency = .product(name: "Instrumentation", package: "swift-distributed-tracing")
+let w3cTraceContext: Target.Dependency = .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")
 let nioConcurrencyHelpers: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
@@ -55,6 +57,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // OTLP over HTTP only: the gRPC exporter (a default trait) adds minutes of build.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
@@ -178,8 +181,15 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
-                "SwitchboardJSON", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
+                "OTLPTracing", "SwitchboardJSON", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
             ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        // The processes' OpenTelemetry tracer: OTLP/HTTP export without a task hand-off per span.
+        .target(
+            name: "OTLPTracing",
+            dependencies: [asyncHTTPClient, instrumentation, logging, nioCore, serviceLifecycle, tracing, w3cTraceContext],
             exclude: ["README.md"],
             swiftSettings: strict
         ),
@@ -217,6 +227,7 @@ let package = Package(
         ),
         .testTarget(name: "PluginAPITests", dependencies: ["PluginAPI"], swiftSettings: strict),
         .testTarget(name: "SwitchboardJSONTests", dependencies: ["SwitchboardJSON"], swiftSettings: strict),
+        .testTarget(name: "OTLPTracingTests", dependencies: ["OTLPTracing", instrumentation, logging, tracing, w3cTraceContext], swiftSettings: strict),
         // One per plugin, through PluginTestKit; the OAuth ones against the real development IdP.
         .testTarget(name: "NoneStrategyTests", dependencies: ["NoneStrategy", "PluginAPI", "PluginTestKit"], swiftSettings: strict),
         .testTarget(

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import OTel
+import OTLPTracing
 
 /// Logger set-up shared by the subcommands: stderr; level from LOG_LEVEL (default info); format
 /// from LOG_FORMAT: `text` (the default, swift-log's stream handler) or `json` (one object per
@@ -11,8 +11,8 @@ enum CLILogging {
         var logger: Logger
         switch environment["LOG_FORMAT"]?.lowercased() {
         case "json":
-            // With `trace_id` and `span_id` while a span is current (swift-otel's provider).
-            logger = Logger(label: label) { JSONLogHandler(label: $0, metadataProvider: OTel.makeLoggingMetadataProvider()) }
+            // With `trace_id` and `span_id` while a span is current.
+            logger = Logger(label: label) { JSONLogHandler(label: $0, metadataProvider: TraceLogMetadata.provider) }
         case nil, "", "text":
             logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
         case let other?:

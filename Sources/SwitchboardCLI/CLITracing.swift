@@ -1,23 +1,25 @@
 import Foundation
 import CoreMetrics
 import Logging
+import OTLPTracing
 import OTel
 import ServiceLifecycle
 import Tracing
 
 /// Traces for every subcommand, from the standard OpenTelemetry variables: off unless
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, then exported
-/// by swift-otel over OTLP/HTTP (protobuf); `OTEL_TRACES_SAMPLER`, `OTEL_SERVICE_NAME`,
-/// `OTEL_RESOURCE_ATTRIBUTES` and the rest apply as the specification says.
+/// by OTLPTracing over OTLP/HTTP (protobuf); `OTEL_TRACES_SAMPLER`, `OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES` and the rest apply as the specification says. (swift-otel exports
+/// the gateway's OTLP metrics; its tracer cost half the gateway's throughput: OTLPTracing/README.md.)
 ///
 /// Must run before any HTTP client is made: AsyncHTTPClient takes the process's tracer when its
 /// configuration is built (its client spans and `traceparent` come from there).
 enum CLITracing {
-    enum Signal: String { case traces = "TRACES", metrics = "METRICS" }
+    enum Signal: String { case metrics = "METRICS" }
 
-    /// swift-otel's configuration for one signal, the other signals off (logs go to stderr,
-    /// `/metrics` is Prometheus), and the endpoint it goes to; nil when that signal is off:
-    /// no `OTEL_EXPORTER_OTLP_{SIGNAL_}ENDPOINT`, `OTEL_{SIGNAL}_EXPORTER=none` or `OTEL_SDK_DISABLED`.
+    /// swift-otel's configuration for the metrics, the other signals off (logs go to stderr,
+    /// traces to OTLPTracing), and the endpoint it goes to; nil when metrics export is off:
+    /// no `OTEL_EXPORTER_OTLP_{METRICS_}ENDPOINT`, `OTEL_METRICS_EXPORTER=none` or `OTEL_SDK_DISABLED`.
     private static func configuration(_ signal: Signal, service name: String, logger: Logger) -> (OTel.Configuration, endpoint: String)? {
         let env = ProcessInfo.processInfo.environment
         let endpoint = env["OTEL_EXPORTER_OTLP_\(signal.rawValue)_ENDPOINT"] ?? env["OTEL_EXPORTER_OTLP_ENDPOINT"]
@@ -26,11 +28,10 @@ enum CLITracing {
         else { return nil }
         var configuration = OTel.Configuration.default
         configuration.serviceName = name  // OTEL_SERVICE_NAME, when set, wins
-        configuration.traces.enabled = signal == .traces
+        configuration.traces.enabled = false
         configuration.metrics.enabled = signal == .metrics
         configuration.logs.enabled = false
         // OTLP/HTTP with protobuf: the only exporter built in (the OTLPHTTP trait).
-        configuration.traces.otlpExporter.protocol = .httpProtobuf
         configuration.metrics.otlpExporter.protocol = .httpProtobuf
         configuration.diagnosticLogger = .custom(logger)
         configuration.diagnosticLogLevel = .warning
@@ -40,12 +41,12 @@ enum CLITracing {
     /// Bootstraps the process's tracer (once per process) and returns the exporter's service, to
     /// run beside the application; nil when tracing is off.
     static func start(service name: String, logger: Logger) -> (any Service)? {
-        guard let (configuration, endpoint) = configuration(.traces, service: name, logger: logger) else { return nil }
         do {
-            let backend = try OTel.makeTracingBackend(configuration: configuration)
-            InstrumentationSystem.bootstrap(backend.factory)
-            logger.info("tracing on: spans exported over OTLP/HTTP", metadata: ["endpoint": "\(endpoint)", "service": "\(name)"])
-            return backend.service
+            guard let settings = try TracingSettings.fromEnvironment(ProcessInfo.processInfo.environment, serviceName: name) else { return nil }
+            let (tracer, exporter) = OTLPTracer.make(settings: settings, logger: logger)
+            InstrumentationSystem.bootstrap(tracer)
+            logger.info("tracing on: spans exported over OTLP/HTTP", metadata: ["endpoint": "\(settings.endpoint)", "service": "\(name)"])
+            return exporter
         } catch {
             logger.error("tracing could not start; running without it", metadata: ["error": "\(error)"])
             return nil

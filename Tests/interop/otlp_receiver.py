@@ -1,6 +1,8 @@
 """A small OTLP/HTTP receiver (what a collector's `otlp` receiver does for `POST /v1/traces`
 and `POST /v1/metrics`), built on the `opentelemetry-proto` messages: the services under test
 export to it as they would to a real collector, and tests read the spans and points back.
+Every POST is also kept as an ``Export`` (its path, headers and item count), and
+``start_receiver(traces_paths=...)`` accepts spans on further paths (a signal's own endpoint).
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ class Span:
     status_code: int
     start_ns: int
     end_ns: int
+    resource: dict = field(default_factory=dict)  # the attributes of the span's resource
+
+
+@dataclass
+class Export:
+    """One POST the receiver got: its path, its headers (names lowercased), how many spans or
+    points it carried (None when refused: unknown path or content type) and the status sent."""
+    path: str
+    headers: dict
+    items: int | None
+    status: int
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Receiver:
     server: ThreadingHTTPServer
     spans: list[Span] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
+    exports: list[Export] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -67,6 +81,11 @@ class Receiver:
     def metric_points(self) -> list[Point]:
         with self.lock:
             return list(self.points)
+
+    def requests(self) -> list[Export]:
+        """Every POST so far, oldest first."""
+        with self.lock:
+            return list(self.exports)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -91,7 +110,8 @@ def _spans(body: bytes) -> list[Span]:
                     span_id=s.span_id.hex(), parent_span_id=s.parent_span_id.hex(),
                     attributes=_attributes(s.attributes),
                     events=[(e.name, _attributes(e.attributes)) for e in s.events],
-                    status_code=s.status.code, start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano))
+                    status_code=s.status.code, start_ns=s.start_time_unix_nano, end_ns=s.end_time_unix_nano,
+                    resource=resource))
     return got
 
 
@@ -121,23 +141,31 @@ _SIGNALS = {
 }
 
 
-def start_receiver() -> Receiver:
+def start_receiver(traces_paths: tuple[str, ...] = ()) -> Receiver:
+    """A receiver on 127.0.0.1 (a free port): `/v1/traces`, `/v1/metrics`, and spans on each of
+    `traces_paths` too."""
     receiver: Receiver
+    signals = dict(_SIGNALS) | {path: _SIGNALS["/v1/traces"] for path in traces_paths}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 body = gzip.decompress(body)
-            signal = _SIGNALS.get(self.path)
+            signal = signals.get(self.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
             if signal is None or not self.headers.get("Content-Type", "").startswith("application/x-protobuf"):
-                self.send_response(404 if signal is None else 415)
+                status = 404 if signal is None else 415
+                with receiver.lock:
+                    receiver.exports.append(Export(self.path, headers, None, status))
+                self.send_response(status)
                 self.end_headers()
                 return
             decode, into, response = signal
             got = decode(body)
             with receiver.lock:
                 getattr(receiver, into).extend(got)
+                receiver.exports.append(Export(self.path, headers, len(got), 200))
             answer = response().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")

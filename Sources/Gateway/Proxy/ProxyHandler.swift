@@ -180,7 +180,7 @@ struct ProxyHandler: Sendable {
                 response = try await CallTracing.child("upstream", of: exchange, kind: .client) { span throws(GatewayError) in
                     var upstream = try buildUpstream(exchange, headers: headers, inbound: inbound, credential: credential, kept: kept)
                     if let span {
-                        CallTracing.propagate(span.context, into: &upstream, mcp: exchange.target.prefix == .mcp)
+                        CallTracing.propagate(span.context, into: &upstream, of: exchange)
                         span.attributes["http.request.method"] = exchange.method.rawValue
                         span.attributes["server.address"] = connection.upstreamOrigin?.host
                         if let replay { span.attributes["switchboard.replay"] = replay }

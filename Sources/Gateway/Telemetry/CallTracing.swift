@@ -15,23 +15,42 @@ import Upstream
 /// Only when the process has a tracer (``ProxyHandler/tracing``); without one no span, no
 /// header and no work.
 enum CallTracing {
+    /// The process's tracer, read once: `startSpan` would look it up behind a lock per call.
+    /// (Read only once tracing is known to be on, after the process bootstrapped its tracer.)
+    static let tracer: any Tracer = InstrumentationSystem.tracer
+
     /// Starts the call's server span; ended by ``end(_:status:error:)`` when the call is recorded.
+    /// Its attributes are gathered in the exchange and set once, at the end.
     static func start(_ exchange: ProxyExchange, headers: HTTPHeaders) {
-        let parent = parent(of: headers, using: NIOHeadersCarrier())
-        let route = exchange.target.prefix == .mcp ? "/mcp/{name}" : "/rest/{name}/{path}"
-        // A call the gateway's own /mcp endpoint sends is part of that endpoint's server span.
-        let span = startSpan("\(exchange.method.rawValue) \(route)", context: parent, ofKind: exchange.driver == .aggregate ? .client : .server)
-        span.updateAttributes { a in
-            a["http.request.method"] = exchange.method.rawValue
-            a["http.route"] = route
-            a["switchboard.connection"] = exchange.connection.name
-            a["switchboard.strategy"] = exchange.connection.plan.strategy?.pluginID ?? "none"
-            if exchange.target.prefix == .mcp {
-                a["mcp.session.id"] = headers.first(name: "mcp-session-id")
-                a["mcp.protocol.version"] = headers.first(name: "mcp-protocol-version")
+        // The four headers the span reads, in one pass over the head.
+        var trace = TraceHeaders()
+        var session: String?, version: String?
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 11 where ASCIICase.equals(name, "traceparent"): trace.traceparent = trace.traceparent ?? value
+            case 10 where ASCIICase.equals(name, "tracestate"): trace.tracestate = trace.tracestate ?? value
+            case 14 where ASCIICase.equals(name, "mcp-session-id"): session = session ?? value
+            case 20 where ASCIICase.equals(name, "mcp-protocol-version"): version = version ?? value
+            default: break
             }
         }
+        let parent = parent(of: trace, using: TraceHeaders.Carrier())
+        let route = exchange.target.prefix == .mcp ? "/mcp/{name}" : "/rest/{name}/{path}"
+        // A call the gateway's own /mcp endpoint sends is part of that endpoint's server span.
+        let span = tracer.startAnySpan(
+            "\(exchange.method.rawValue) \(route)", context: parent, ofKind: exchange.driver == .aggregate ? .client : .server)
         exchange.span = span
+        guard span.isRecording else { return }
+        var a = [String: SpanAttribute](minimumCapacity: 16)
+        a["http.request.method"] = .string(exchange.method.rawValue)
+        a["http.route"] = .string(route)
+        a["switchboard.connection"] = .string(exchange.connection.name)
+        a["switchboard.strategy"] = .string(exchange.connection.plan.strategy?.pluginID ?? "none")
+        if exchange.target.prefix == .mcp {
+            if let session { a["mcp.session.id"] = .string(session) }
+            if let version { a["mcp.protocol.version"] = .string(version) }
+        }
+        exchange.spanAttributes = a
     }
 
     /// The context a request's span continues: the caller's `traceparent` when it sent one,
@@ -57,17 +76,16 @@ enum CallTracing {
         if exchange.facts == nil, let mcpBody, let peek = JSONRPCPeek(Array(mcpBody.readableBytesView)) {
             (method, id) = (peek.method, peek.id)
             tool = peek.method == "tools/call" || peek.method == "prompts/get" ? peek.name : nil
+            exchange.traceMetaAt = MetaInsertion(peek, bodySize: mcpBody.readableBytes)
         }
-        guard let method, !method.isEmpty else { return }
+        guard let method, !method.isEmpty, span.isRecording else { return }
         span.operationName = tool.map { "\(method) \($0)" } ?? method
-        span.updateAttributes { a in
-            a["mcp.method.name"] = method
-            if let tool { a[method == "prompts/get" ? "gen_ai.prompt.name" : "gen_ai.tool.name"] = tool }
-            switch id {
-            case .string(let s)?: a["jsonrpc.request.id"] = s
-            case .number(let n)?: a["jsonrpc.request.id"] = n == n.rounded() ? String(Int(n)) : String(n)
-            default: break
-            }
+        exchange.spanAttributes["mcp.method.name"] = .string(method)
+        if let tool { exchange.spanAttributes[method == "prompts/get" ? "gen_ai.prompt.name" : "gen_ai.tool.name"] = .string(tool) }
+        switch id {
+        case .string(let s)?: exchange.spanAttributes["jsonrpc.request.id"] = .string(s)
+        case .number(let n)?: exchange.spanAttributes["jsonrpc.request.id"] = .string(n == n.rounded() ? String(Int(n)) : String(n))
+        default: break
         }
     }
 
@@ -75,12 +93,15 @@ enum CallTracing {
     static func end(_ exchange: ProxyExchange, status: Int, error: String?) {
         guard let span = exchange.span else { return }
         exchange.span = nil
-        span.updateAttributes { a in
-            a["http.response.status_code"] = status
-            a["switchboard.driver"] = exchange.driver.rawValue
-            if exchange.stepUps > 0 { a["switchboard.step_ups"] = exchange.stepUps }
-            if let error { a["error.type"] = error } else if status >= 500 { a["error.type"] = String(status) }
-        }
+        guard span.isRecording else { return span.end() }
+        var a = exchange.spanAttributes
+        exchange.spanAttributes = [:]
+        span.attributes.forEach { key, value in a[key] = value }  // set by others on the way (none today)
+        a["http.response.status_code"] = .int64(Int64(status))
+        a["switchboard.driver"] = .string(exchange.driver.rawValue)
+        if exchange.stepUps > 0 { a["switchboard.step_ups"] = .int64(Int64(exchange.stepUps)) }
+        if let error { a["error.type"] = .string(error) } else if status >= 500 { a["error.type"] = .string(String(status)) }
+        span.attributes = SpanAttributes(a)
         if error != nil || status >= 500 { span.setStatus(.init(code: .error)) }
         span.end()
     }
@@ -98,45 +119,98 @@ enum CallTracing {
     }
 
     /// The upstream request carries `context` on: `traceparent` (and `tracestate`) replacing any
-    /// the caller sent, and for MCP the same in `params._meta` (``withTraceMeta(_:headers:)``).
-    static func propagate(_ context: InstrumentationContext, into upstream: inout UpstreamRequest, mcp: Bool) {
-        InstrumentationSystem.instrument.inject(context, into: &upstream.headers, using: NIOHeadersCarrier())
-        if mcp, case .bytes(let sent) = upstream.body, let traced = withTraceMeta(sent, headers: upstream.headers) {
+    /// the caller sent, and for MCP the same in `params._meta` (``withTraceMeta(_:traceparent:tracestate:)``).
+    static func propagate(_ context: InstrumentationContext, into upstream: inout UpstreamRequest, of exchange: ProxyExchange) {
+        var trace = TraceHeaders()
+        tracer.inject(context, into: &trace, using: TraceHeaders.Carrier())
+        guard let traceparent = trace.traceparent else { return }
+        upstream.headers.replaceOrAdd(name: "traceparent", value: traceparent)
+        if let state = trace.tracestate { upstream.headers.replaceOrAdd(name: "tracestate", value: state) }
+        guard exchange.target.prefix == .mcp, case .bytes(let sent) = upstream.body else { return }
+        // Where describe's read of this body put `_meta` (the same body: no second read).
+        let known = exchange.traceMetaAt.flatMap { $0.bodySize == sent.readableBytes ? $0 : nil }
+        if let traced = withTraceMeta(sent, traceparent: traceparent, tracestate: trace.tracestate, known: known) {
             upstream.body = .bytes(traced)
         }
     }
 
-    /// An MCP request's body with `headers`' trace context also in `params._meta` (`traceparent`,
+    /// Where an MCP body's `params` object opens, for `_meta` to go in (nil: it cannot).
+    struct MetaInsertion {
+        let paramsStart: Int?
+        let bodySize: Int
+
+        init(_ peek: JSONRPCPeek, bodySize: Int) {
+            paramsStart = !peek.ambiguous && peek.method != nil && !peek.paramsHasMeta ? peek.paramsStart : nil
+            self.bodySize = bodySize
+        }
+    }
+
+    /// An MCP request's body with its trace context also in `params._meta` (`traceparent`,
     /// `tracestate`), where the MCP semantic conventions carry it for servers that read it there.
     /// Inserted as bytes after `params`' `{`: the rest of the body is sent as the caller wrote it
-    /// (no parse and re-encode, which could change numbers). Nil when there is nothing to do: no
-    /// trace context, not one JSON-RPC request with an object `params`, or a `_meta` already there.
-    static func withTraceMeta(_ body: ByteBuffer, headers: HTTPHeaders) -> ByteBuffer? {
-        guard let traceparent = headers.first(name: "traceparent") else { return nil }
-        let bytes = Array(body.readableBytesView)
-        guard let peek = JSONRPCPeek(bytes), !peek.ambiguous, peek.method != nil, let start = peek.paramsStart, !peek.paramsHasMeta else { return nil }
-        var meta: [String: JSONValue] = ["traceparent": .string(traceparent)]
-        if let state = headers.first(name: "tracestate") { meta["tracestate"] = .string(state) }
-        var rest = start + 1
-        while rest < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[rest]) { rest += 1 }
-        let empty = rest < bytes.count && bytes[rest] == UInt8(ascii: "}")
+    /// (no parse and re-encode, which could change numbers). Nil when there is nothing to do:
+    /// not one JSON-RPC request with an object `params`, or a `_meta` already there.
+    static func withTraceMeta(_ body: ByteBuffer, traceparent: String, tracestate: String?, known: MetaInsertion? = nil) -> ByteBuffer? {
+        let found: Int?? = known.map(\.paramsStart)
+        guard let start = found ?? JSONRPCPeek(Array(body.readableBytesView)).flatMap({ MetaInsertion($0, bodySize: body.readableBytes).paramsStart })
+        else { return nil }
+        let view = body.readableBytesView
+        var rest = view.startIndex + start + 1
+        while rest < view.endIndex, [0x20, 0x0A, 0x0D, 0x09].contains(view[rest]) { rest += 1 }
+        let empty = rest < view.endIndex && view[rest] == UInt8(ascii: "}")
         var out = ByteBuffer()
-        out.reserveCapacity(bytes.count + 128)
-        out.writeBytes(bytes[...start])
-        out.writeString("\"_meta\":")
-        out.writeBytes(JSONValue.object(meta).encoded())
-        if !empty { out.writeString(",") }
-        out.writeBytes(bytes[(start + 1)...])
+        out.reserveCapacity(body.readableBytes + 160)
+        out.writeBytes(view[view.startIndex...(view.startIndex + start)])
+        out.writeStaticString("\"_meta\":{\"traceparent\":")
+        // A W3C traceparent is hex digits and dashes: nothing to escape (checked, not assumed).
+        if traceparent.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+            out.writeStaticString("\"")
+            out.writeString(traceparent)
+            out.writeStaticString("\"")
+        } else {
+            out.writeBytes(JSONValue.string(traceparent).encoded())
+        }
+        if let tracestate {
+            out.writeStaticString(",\"tracestate\":")
+            out.writeBytes(JSONValue.string(tracestate).encoded())
+        }
+        out.writeStaticString("}")
+        if !empty { out.writeStaticString(",") }
+        out.writeBytes(view[(view.startIndex + start + 1)...])
         return out
     }
 
     /// `trace_id` and `span_id` of a span, for a log line (read from its W3C form).
     static func logIDs(_ span: any Span) -> (traceID: String, spanID: String)? {
-        var headers = HTTPHeaders()
-        InstrumentationSystem.instrument.inject(span.context, into: &headers, using: NIOHeadersCarrier())
-        let parts = headers.first(name: "traceparent")?.split(separator: "-") ?? []
+        var trace = TraceHeaders()
+        tracer.inject(span.context, into: &trace, using: TraceHeaders.Carrier())
+        let parts = trace.traceparent?.split(separator: "-") ?? []
         guard parts.count == 4 else { return nil }
         return (String(parts[1]), String(parts[2]))
+    }
+}
+
+/// The two W3C trace context headers as an instrument writes them (no header list to search).
+struct TraceHeaders {
+    var traceparent: String?
+    var tracestate: String?
+
+    struct Carrier: Injector, Extractor {
+        func extract(key: String, from carrier: TraceHeaders) -> String? {
+            switch key {
+            case "traceparent": carrier.traceparent
+            case "tracestate": carrier.tracestate
+            default: nil
+            }
+        }
+
+        func inject(_ value: String, forKey key: String, into carrier: inout TraceHeaders) {
+            switch key {
+            case "traceparent": carrier.traceparent = value
+            case "tracestate": carrier.tracestate = value
+            default: break
+            }
+        }
     }
 }
 

@@ -106,7 +106,7 @@ struct ProxyFastPath: Sendable {
             origin: request.origin, method: request.head.method, target: request.upstreamTarget ?? "/",
             headers: HeaderFilter.upstreamHeaders(from: request.head.headers, inject: request.credential?.headers ?? [:]),
             body: request.body.map { .bytes($0) } ?? .none)
-        if let span = request.span { CallTracing.propagate(span.context, into: &upstream, mcp: request.target.prefix == .mcp) }
+        if let span = request.span { CallTracing.propagate(span.context, into: &upstream, of: request) }
         return upstream
     }
 

@@ -174,9 +174,9 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             if path.proxy.audit != nil, request.target.prefix == .mcp { request.auditBody = request.body }
         }
-        if let span = request.span {
+        if request.span != nil {
             CallTracing.describe(request, mcpBody: request.target.prefix == .mcp ? request.body : nil)
-            span.attributes["switchboard.cache"] = "hit"
+            request.spanAttributes["switchboard.cache"] = .string("hit")
         }
         let loop = context.eventLoop
         let rule = path.answerRule(for: request)

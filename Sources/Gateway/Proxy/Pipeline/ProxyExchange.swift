@@ -38,6 +38,11 @@ class ProxyExchange: @unchecked Sendable {
     var span: (any Span)?
     /// Whether the span has the MCP method and tool already (``CallTracing/describe(_:mcpBody:)``).
     var spanDescribed = false
+    /// The server span's attributes, gathered as the call goes and set on it once when it ends
+    /// (each write to a span is a lock and a copy of its attribute set).
+    var spanAttributes: [String: SpanAttribute] = [:]
+    /// Where the trace context goes in this MCP body's `params`, when describing the span read it.
+    var traceMetaAt: CallTracing.MetaInsertion?
 
     enum Driver: String, Sendable {
         /// Answered by the event-loop driver alone.
