@@ -18,14 +18,15 @@ enum OTLPEncoding {
         return w.bytes
     }
 
-    static func request(resource: [UInt8], spans: [FinishedSpan]) -> [UInt8] {
+    /// The request around a batch: `encodedSpans` are `ScopeSpans.spans` fields (``SpanBatch``).
+    static func request(resource: [UInt8], encodedSpans: [UInt8]) -> [UInt8] {
         var w = ProtoWriter()
-        w.bytes.reserveCapacity(256 + spans.count * 320)
+        w.bytes.reserveCapacity(256 + resource.count + encodedSpans.count)
         w.message(1) { rs in  // ExportTraceServiceRequest.resource_spans
             rs.bytes(1, resource)  // ResourceSpans.resource
             rs.message(2) { ss in  // ResourceSpans.scope_spans
                 ss.message(1) { $0.string(1, "switchboard") }  // ScopeSpans.scope: InstrumentationScope.name
-                for span in spans { ss.message(2) { encode(span, into: &$0) } }  // ScopeSpans.spans
+                ss.bytes.append(contentsOf: encodedSpans)
             }
         }
         return w.bytes

@@ -5,10 +5,20 @@ public import ServiceLifecycle
 import Synchronization
 
 /// Ended spans waiting for export (the specification's batch span processor, without a task
-/// hand-off per span): `add` appends under a lock and wakes the exporter only when a batch is
-/// full; a full queue drops the span and counts it.
+/// hand-off per span): `add` encodes the span into the batch being filled, under a lock, on the
+/// thread that ended it — what the span held is freed where it was made, and the batch is bytes
+/// (a span's attribute set freed on the exporter's thread cost more than the encoding). The
+/// exporter is woken only when a batch is full; a full queue drops the span and counts it.
 final class SpanBatch: Sendable {
-    private let state = Mutex<(spans: [FinishedSpan], dropped: Int)>(([], 0))
+    private struct State {
+        /// Whole batches: `ScopeSpans.spans` fields, `maxExportBatchSize` spans each.
+        var full: [[UInt8]] = []
+        var filling = ProtoWriter()
+        var filled = 0
+        var queued = 0
+        var dropped = 0
+    }
+    private let state = Mutex(State())
     private let maxQueueSize: Int
     let maxExportBatchSize: Int
     private let wakes: AsyncStream<Reason>.Continuation
@@ -26,27 +36,40 @@ final class SpanBatch: Sendable {
 
     func add(_ span: FinishedSpan) {
         let full = state.withLock { s -> Bool in
-            guard s.spans.count < maxQueueSize else {
+            guard s.queued < maxQueueSize else {
                 s.dropped += 1
                 return false
             }
-            s.spans.append(span)
-            return s.spans.count == maxExportBatchSize
+            if s.filled == 0 { s.filling.bytes.reserveCapacity(maxExportBatchSize * 400) }
+            s.filling.message(2) { OTLPEncoding.encode(span, into: &$0) }  // ScopeSpans.spans
+            s.filled += 1
+            s.queued += 1
+            guard s.filled == maxExportBatchSize else { return false }
+            s.full.append(s.filling.bytes)
+            s.filling = ProtoWriter()
+            s.filled = 0
+            return true
         }
         if full { wakes.yield(.full) }
     }
 
     func wake() { wakes.yield(.all) }
 
-    /// Up to one batch, oldest first (nothing when fewer than `minimum` wait), and the count
-    /// dropped since the last take.
-    func take(minimum: Int = 1) -> (spans: [FinishedSpan], dropped: Int) {
+    /// One batch, oldest first (nothing when fewer than `minimum` spans wait): its encoded
+    /// spans and their count, and the count dropped since the last take.
+    func take(minimum: Int = 1) -> (spans: [UInt8], count: Int, dropped: Int) {
         state.withLock { s in
-            let n = s.spans.count < minimum ? 0 : min(s.spans.count, maxExportBatchSize)
-            let taken = Array(s.spans.prefix(n))
-            s.spans.removeFirst(n)
             defer { s.dropped = 0 }
-            return (taken, s.dropped)
+            if !s.full.isEmpty {
+                s.queued -= maxExportBatchSize
+                return (s.full.removeFirst(), maxExportBatchSize, s.dropped)
+            }
+            guard s.filled >= max(minimum, 1) else { return ([], 0, s.dropped) }
+            let taken = (s.filling.bytes, s.filled, s.dropped)
+            s.queued -= s.filled
+            s.filling = ProtoWriter()
+            s.filled = 0
+            return taken
         }
     }
 
@@ -105,20 +128,20 @@ public final class SpanExporter: Service, Sendable {
     /// What is waiting (only whole batches when `fullOnly`), one batch per request.
     func export(fullOnly: Bool) async {
         while true {
-            let (spans, dropped) = batch.take(minimum: fullOnly ? settings.maxExportBatchSize : 1)
+            let (spans, count, dropped) = batch.take(minimum: fullOnly ? settings.maxExportBatchSize : 1)
             if dropped > 0 { failures.withLock { $0.dropped += dropped } }
-            if spans.isEmpty { break }
-            await export(spans)
+            if count == 0 { break }
+            await export(spans, count: count)
         }
         reportFailures()
     }
 
-    private func export(_ spans: [FinishedSpan]) async {
+    private func export(_ spans: [UInt8], count: Int) async {
         var request = HTTPClientRequest(url: settings.endpoint)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-protobuf")
         for (name, value) in settings.headers { request.headers.replaceOrAdd(name: name, value: value) }
-        request.body = .bytes(ByteBuffer(bytes: OTLPEncoding.request(resource: resource, spans: spans)))
+        request.body = .bytes(ByteBuffer(bytes: OTLPEncoding.request(resource: resource, encodedSpans: spans)))
         let timeout = settings.timeout.components
         let deadline = NIODeadline.now() + .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000)
         // One retry for what the OTLP specification calls retryable (429, 502, 503, 504, no answer).
@@ -128,9 +151,9 @@ public final class SpanExporter: Service, Sendable {
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 if (200..<300).contains(response.status.code) { return }
                 let retryable = [429, 502, 503, 504].contains(response.status.code)
-                if !retryable || attempt == 1 { return failed(spans.count, "the collector answered \(response.status.code)") }
+                if !retryable || attempt == 1 { return failed(count, "the collector answered \(response.status.code)") }
             } catch {
-                if attempt == 1 { return failed(spans.count, "\(error)") }
+                if attempt == 1 { return failed(count, "\(error)") }
             }
             try? await Task.sleep(for: .milliseconds(500))
         }
