@@ -890,6 +890,36 @@ def test_the_upstream_gets_its_own_host_never_the_callers(gateway, upstream, cre
     assert not {"x-forwarded-host", "forwarded"} & seen.names, why
 
 
+@pytest.mark.parametrize("target", [b"evil.example:443", b"/rest/files/x"], ids=["authority-form", "origin-form"])
+def test_connect_is_refused_and_the_connection_closed(gateway, upstream, creds, target):
+    """CONNECT: 405 with Allow, and the gateway closes at once — it is no forward proxy, and
+    NIO's parser reads what follows a CONNECT head as a tunnel. (Before: a 400 with no framing
+    on a connection left open, the caller waiting for a close that never came.) NIO's encoder
+    sends a response to CONNECT without a body (RFC 9112 §6.3), so the status, Allow and the
+    close say it all. The upstream hears nothing."""
+    raw = b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + (target if b":" in target else b"gw") + b"\r\n" + creds.auth + b"\r\n"
+    data, closed = b"", False
+    start = time.monotonic()
+    with socket.create_connection((HOST, gateway.port), timeout=5) as s:
+        s.sendall(raw)
+        s.settimeout(3)
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+            closed = True
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed = True
+    took = time.monotonic() - start
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert head.startswith("http/1.1 405"), data[:300]
+    assert "\r\nallow: " in head and "connection: close" in head, head
+    assert closed and took < 2.5, f"closed={closed} after {took:.2f} s: {data[:300]!r}"
+    requests, connections = settle(upstream, gateway, creds)
+    assert not requests and not connections, (requests, connections)
+
+
 # --------------------------------------------------------------------------- availability
 
 

@@ -2,9 +2,12 @@ import Foundation
 /// A request target on a proxy route, split and checked so it cannot escape the upstream.
 ///
 /// Accepted: `/mcp/{segment}` and `/rest/{segment}/{path…}`, origin-form only. Rejected with
-/// 400: absolute or authority form (`http://…`, `//host`), dot segments (`.`/`..`, also
+/// 400: absolute or authority form (`http://…`, `//host`) as given here, dot segments (`.`/`..`, also
 /// percent-encoded as `%2e`), encoded slashes or backslashes (`%2f`, `%5c`), empty segments,
-/// malformed or control-character escapes, and fragments.
+/// malformed or control-character escapes, and fragments. (A request line in absolute form,
+/// `GET http://host/rest/…`, which RFC 9112 §3.2.2 says a server must accept, reaches this as
+/// its path when Hummingbird's router took it — the async driver; its authority is never used:
+/// the upstream gets its own Host. Test: test_security_http's absolute-form cases.)
 struct ProxyTarget: Equatable {
     enum Prefix: Equatable { case mcp, rest }
     var prefix: Prefix

@@ -25,7 +25,9 @@ import NIOHTTP1
 /// `Connection: close`, then the connection closes. Answers leave in request order: a refusal
 /// waits for the answers owed to the complete requests before it (pipelining), so a caller
 /// never reads a 400 as the answer to a request the upstream did serve. After a refusal,
-/// nothing else is written.
+/// nothing else is written. `CONNECT` is refused here too (405 `method_not_allowed`): the
+/// gateway is not a forward proxy, and after a CONNECT head NIO's parser reads what follows as
+/// a tunnel, so no driver could answer it with a framed response.
 ///
 /// **Incomplete bodies**: a request whose body had not ended when the connection ended (a
 /// parse error, a timeout, the caller leaving) is failed, never passed on as complete —
@@ -55,6 +57,8 @@ final class CallerConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var readingBody = false
     /// Bytes of a next request's head arrived; the head has not.
     private var partialHead = false
+    /// A CONNECT was read: what follows it is dropped, never passed on (it is being refused).
+    private var swallowing = false
     /// An answer's head is out and its end is not.
     private var answering = false
     /// A refusal waiting for the answers owed before it.
@@ -92,7 +96,7 @@ final class CallerConnection: ChannelDuplexHandler, RemovableChannelHandler {
         deadline = nil
         timer?.cancel()
         timer = nil
-        if readingBody {
+        if readingBody, !swallowing {
             readingBody = false
             context.fireErrorCaught(IncompleteRequestBody())  // before the end of the stream, which would read as the end of the body
         }
@@ -111,7 +115,19 @@ final class CallerConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !swallowing else { return }
         switch unwrapInboundIn(data) {
+        case .head(let head) where head.method == .CONNECT:
+            // Counted as the request being read, so that the refusal waits for the answers owed
+            // before it; never passed on.
+            partialHead = false
+            readingBody = true
+            unanswered += 1
+            swallowing = true
+            var refusal = GatewayError(code: "method_not_allowed", status: .methodNotAllowed, message: "CONNECT is not supported: the gateway is not a forward proxy")
+            refusal.headers[.allow] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+            refuse(refusal, context: context)
+            return
         case .head:
             partialHead = false
             readingBody = true
@@ -270,9 +286,10 @@ extension GatewayError {
     /// right after NIO's HTTP codec.
     func answerAndClose(context: ChannelHandlerContext) {
         let body = body()
-        let headers = HTTPHeaders([
+        var headers = HTTPHeaders([
             ("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Connection", "close"), ("Content-Length", String(body.count)),
         ])
+        for field in self.headers { headers.add(name: field.name.rawName, value: field.value) }  // e.g. a 405's Allow
         let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: Int(status.code)), headers: headers)
         context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
