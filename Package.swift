@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "ConfigYAML", "OAuthCore", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, coreMetrics, grdb, grdbSQLite, httpTypes, hummingbird,
+                "ConfigYAML", "OAuthCore", "OTLPTracing", "PluginAPI", "SwitchboardJSON", "Upstream", asyncHTTPClient, coreMetrics, grdb, grdbSQLite, httpTypes, hummingbird,
                 hummingbirdCore, logging, nioCore, nioHTTP1, nioHTTPTypes, nioHTTPTypesHTTP1, nioPosix, prometheus, tracing,
                 serviceLifecycle, unixSignals,
             ],

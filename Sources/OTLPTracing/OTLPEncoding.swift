@@ -42,6 +42,18 @@ enum OTLPEncoding {
         w.fixed64(7, span.start)
         w.fixed64(8, span.end)
         attributes(span.attributes, field: 9, into: &w)
+        for (key, value) in span.list {
+            w.message(9) { kv in  // Span.attributes: KeyValue
+                kv.string(1, key)
+                kv.message(2) { v in
+                    switch value {
+                    case .string(let s): v.string(1, s)
+                    case .bool(let b): v.varint(2, b ? 1 : 0)
+                    case .int(let i): v.varint(3, UInt64(bitPattern: i))
+                    }
+                }
+            }
+        }
         for event in span.events {
             w.message(11) { e in  // Span.events
                 e.fixed64(1, event.nanosecondsSinceEpoch)

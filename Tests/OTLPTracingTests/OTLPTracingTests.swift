@@ -218,6 +218,17 @@ struct DictionaryCarrier: Extractor, Injector {
         #expect(DecodedSpan.all(in: batch.take().spans).map(\.name) == ["s2"] && batch.take().count == 0)
     }
 
+    @Test func attributesHandedOverAsAListAreExportedWithThoseSetOnTheSpan() {
+        let (tracer, batch) = tracer()
+        let span = tracer.startSpan("s", context: .topLevel)
+        span.attributes["set.before"] = "yes"
+        span.end(adding: [("http.response.status_code", .int(404)), ("switchboard.connection", .string("todo0")), ("ok", .bool(false))])
+        span.end(adding: [("late", .string("ignored"))])
+        let spans = DecodedSpan.all(in: batch.take().spans)
+        #expect(spans.count == 1)
+        #expect(spans.first?.attributes == ["set.before": "yes", "http.response.status_code": "404", "switchboard.connection": "todo0", "ok": "0"])
+    }
+
     @Test func recordErrorIsAnExceptionEvent() {
         struct Refused: Error {}
         let (tracer, batch) = tracer()

@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
+import OTLPTracing
 import SwitchboardJSON
 import Tracing
 import Upstream
@@ -20,7 +21,7 @@ enum CallTracing {
     static let tracer: any Tracer = InstrumentationSystem.tracer
 
     /// Starts the call's server span; ended by ``end(_:status:error:)`` when the call is recorded.
-    /// Its attributes are gathered in the exchange and set once, at the end.
+    /// Its attributes are gathered in the exchange and handed over once, at the end.
     static func start(_ exchange: ProxyExchange, headers: HTTPHeaders) {
         // The four headers the span reads, in one pass over the head.
         var trace = TraceHeaders()
@@ -41,14 +42,15 @@ enum CallTracing {
             "\(exchange.method.rawValue) \(route)", context: parent, ofKind: exchange.driver == .aggregate ? .client : .server)
         exchange.span = span
         guard span.isRecording else { return }
-        var a = [String: SpanAttribute](minimumCapacity: 16)
-        a["http.request.method"] = .string(exchange.method.rawValue)
-        a["http.route"] = .string(route)
-        a["switchboard.connection"] = .string(exchange.connection.name)
-        a["switchboard.strategy"] = .string(exchange.connection.plan.strategy?.pluginID ?? "none")
+        var a: [(String, OTLPValue)] = []
+        a.reserveCapacity(16)
+        a.append(("http.request.method", .string(exchange.method.rawValue)))
+        a.append(("http.route", .string(route)))
+        a.append(("switchboard.connection", .string(exchange.connection.name)))
+        a.append(("switchboard.strategy", .string(exchange.connection.plan.strategy?.pluginID ?? "none")))
         if exchange.target.prefix == .mcp {
-            if let session { a["mcp.session.id"] = .string(session) }
-            if let version { a["mcp.protocol.version"] = .string(version) }
+            if let session { a.append(("mcp.session.id", .string(session))) }
+            if let version { a.append(("mcp.protocol.version", .string(version))) }
         }
         exchange.spanAttributes = a
     }
@@ -80,11 +82,11 @@ enum CallTracing {
         }
         guard let method, !method.isEmpty, span.isRecording else { return }
         span.operationName = tool.map { "\(method) \($0)" } ?? method
-        exchange.spanAttributes["mcp.method.name"] = .string(method)
-        if let tool { exchange.spanAttributes[method == "prompts/get" ? "gen_ai.prompt.name" : "gen_ai.tool.name"] = .string(tool) }
+        exchange.spanAttributes.append(("mcp.method.name", .string(method)))
+        if let tool { exchange.spanAttributes.append((method == "prompts/get" ? "gen_ai.prompt.name" : "gen_ai.tool.name", .string(tool))) }
         switch id {
-        case .string(let s)?: exchange.spanAttributes["jsonrpc.request.id"] = .string(s)
-        case .number(let n)?: exchange.spanAttributes["jsonrpc.request.id"] = .string(n == n.rounded() ? String(Int(n)) : String(n))
+        case .string(let s)?: exchange.spanAttributes.append(("jsonrpc.request.id", .string(s)))
+        case .number(let n)?: exchange.spanAttributes.append(("jsonrpc.request.id", .string(n == n.rounded() ? String(Int(n)) : String(n))))
         default: break
         }
     }
@@ -95,14 +97,15 @@ enum CallTracing {
         exchange.span = nil
         guard span.isRecording else { return span.end() }
         var a = exchange.spanAttributes
-        exchange.spanAttributes = [:]
-        span.attributes.forEach { key, value in a[key] = value }  // set by others on the way (none today)
-        a["http.response.status_code"] = .int64(Int64(status))
-        a["switchboard.driver"] = .string(exchange.driver.rawValue)
-        if exchange.stepUps > 0 { a["switchboard.step_ups"] = .int64(Int64(exchange.stepUps)) }
-        if let error { a["error.type"] = .string(error) } else if status >= 500 { a["error.type"] = .string(String(status)) }
-        span.attributes = SpanAttributes(a)
+        exchange.spanAttributes = []
+        a.append(("http.response.status_code", .int(Int64(status))))
+        a.append(("switchboard.driver", .string(exchange.driver.rawValue)))
+        if exchange.stepUps > 0 { a.append(("switchboard.step_ups", .int(Int64(exchange.stepUps)))) }
+        if let error { a.append(("error.type", .string(error))) } else if status >= 500 { a.append(("error.type", .string(String(status)))) }
         if error != nil || status >= 500 { span.setStatus(.init(code: .error)) }
+        // Our tracer takes the list as it is; any other, as span attributes.
+        if let otlp = span as? OTLPSpan { return otlp.end(adding: a) }
+        span.updateAttributes { attributes in for (key, value) in a { attributes[key] = value.spanAttribute } }
         span.end()
     }
 

@@ -176,7 +176,7 @@ final class ProxyFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         if request.span != nil {
             CallTracing.describe(request, mcpBody: request.target.prefix == .mcp ? request.body : nil)
-            request.spanAttributes["switchboard.cache"] = .string("hit")
+            request.spanAttributes.append(("switchboard.cache", .string("hit")))
         }
         let loop = context.eventLoop
         let rule = path.answerRule(for: request)

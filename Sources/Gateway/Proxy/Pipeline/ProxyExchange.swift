@@ -1,5 +1,6 @@
 import HTTPTypes
 import NIOCore
+import OTLPTracing
 import PluginAPI
 import Tracing
 
@@ -40,7 +41,7 @@ class ProxyExchange: @unchecked Sendable {
     var spanDescribed = false
     /// The server span's attributes, gathered as the call goes and set on it once when it ends
     /// (each write to a span is a lock and a copy of its attribute set).
-    var spanAttributes: [String: SpanAttribute] = [:]
+    var spanAttributes: [(String, OTLPValue)] = []
     /// Where the trace context goes in this MCP body's `params`, when describing the span read it.
     var traceMetaAt: CallTracing.MetaInsertion?
 
