@@ -48,12 +48,6 @@ public final class OTLPSpan: Tracing.Span, Sendable {
         set { guard batch != nil else { return }; state.withLock { if !$0.ended { $0.attributes = newValue } } }
     }
 
-    /// One lock for several attributes (the default `updateAttributes` reads and writes the whole set).
-    public func updateAttributes(_ update: (inout SpanAttributes) -> Void) {
-        guard batch != nil else { return }
-        state.withLock { if !$0.ended { update(&$0.attributes) } }
-    }
-
     public func setStatus(_ status: SpanStatus) {
         guard batch != nil else { return }
         state.withLock { s in

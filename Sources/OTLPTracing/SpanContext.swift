@@ -3,7 +3,7 @@ public import W3CTraceContext
 
 /// What a span (or a caller's `traceparent`) puts in the `InstrumentationContext`: the W3C trace
 /// context its children continue and its requests carry on.
-public struct SpanContext: Sendable, Hashable {
+public struct SpanContext: Sendable, Equatable {
     public var trace: TraceContext
     /// From a caller's header, not a span of this process.
     public var isRemote: Bool
@@ -12,11 +12,6 @@ public struct SpanContext: Sendable, Hashable {
 
     public static func == (a: Self, b: Self) -> Bool {
         a.trace.traceID == b.trace.traceID && a.trace.spanID == b.trace.spanID && a.trace.flags == b.trace.flags && a.isRemote == b.isRemote
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(trace.traceID)
-        hasher.combine(trace.spanID)
     }
 }
 

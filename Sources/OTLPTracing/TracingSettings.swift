@@ -2,7 +2,7 @@ import Foundation
 
 /// Tracing as the OpenTelemetry environment variables configure it (the SDK specification's
 /// names and defaults). Built once per process by ``fromEnvironment(_:serviceName:)``.
-public struct TracingSettings: Sendable, Equatable {
+public struct TracingSettings: Sendable {
     /// Where export requests go: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/traces` appended.
     public var endpoint: String
@@ -16,12 +16,6 @@ public struct TracingSettings: Sendable, Equatable {
     public var scheduleDelay: Duration = .milliseconds(5000)
     public var maxQueueSize = 2048
     public var maxExportBatchSize = 512
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.endpoint == b.endpoint && a.headers.elementsEqual(b.headers, by: { $0 == $1 }) && a.timeout == b.timeout && a.sampler == b.sampler
-            && a.resource.elementsEqual(b.resource, by: { $0 == $1 }) && a.scheduleDelay == b.scheduleDelay
-            && a.maxQueueSize == b.maxQueueSize && a.maxExportBatchSize == b.maxExportBatchSize
-    }
 
     /// A setting the process cannot honour: tracing stays off and the message says why.
     public struct Invalid: Error, CustomStringConvertible {

@@ -183,8 +183,10 @@ enum CallTracing {
         return out
     }
 
-    /// `trace_id` and `span_id` of a span, for a log line (read from its W3C form).
+    /// `trace_id` and `span_id` of a span, for a log line: read off our tracer's span, else from
+    /// the W3C form any other tracer writes.
     static func logIDs(_ span: any Span) -> (traceID: String, spanID: String)? {
+        if let ids = TraceLogMetadata.ids(of: span) { return ids }
         var trace = TraceHeaders()
         tracer.inject(span.context, into: &trace, using: TraceHeaders.Carrier())
         let parts = trace.traceparent?.split(separator: "-") ?? []
