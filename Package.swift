@@ -181,8 +181,15 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
-                "OTLPTracing", "SwitchboardJSON", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
+                "OTLPTracing", "SwitchboardJSON", "TenantTools", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
             ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        // Tenant tooling: `switchboard doctor` (live checks of a connections.yaml against its IdP and servers).
+        .target(
+            name: "TenantTools",
+            dependencies: ["Gateway", "OAuthCore", "PluginAPI", asyncHTTPClient, crypto, nioCore],
             exclude: ["README.md"],
             swiftSettings: strict
         ),

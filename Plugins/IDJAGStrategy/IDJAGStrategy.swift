@@ -44,6 +44,12 @@ public struct IDJAGStrategyFactory: AuthStrategyFactory {
         _ = agent
     }
 
+    public func requirements(_ config: Config, in context: ValidationContext) -> StrategyRequirements {
+        StrategyRequirements(
+            authorizationServer: config.authorizationServer, scopes: config.scopes, exchangesAtOrg: true, orgTokenEndpoint: config.tokenEndpoint,
+            protectedResource: context.connection.resourceIndicator ?? context.connection.upstream)
+    }
+
     public func makeStrategy(_ config: Config, context: StrategyContext) async throws -> any AuthStrategy {
         let key = try AgentKey.load(context.agent)
         guard let server = context.lookup(config.authorizationServer), let issuer = server.issuer else {

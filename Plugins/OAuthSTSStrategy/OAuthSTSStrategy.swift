@@ -33,6 +33,10 @@ public struct OAuthSTSStrategyFactory: AuthStrategyFactory {
         }
     }
 
+    public func requirements(_ config: Config, in context: ValidationContext) -> StrategyRequirements {
+        StrategyRequirements(exchangesAtOrg: true, orgTokenEndpoint: config.tokenEndpoint, orgResource: config.resource)
+    }
+
     public func makeStrategy(_ config: Config, context: StrategyContext) async throws -> any AuthStrategy {
         let (agentID, key) = try AgentKey.load(context.agent)
         return OAuthSTSStrategy(config: config, agentID: agentID, key: key)

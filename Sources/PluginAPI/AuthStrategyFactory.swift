@@ -22,10 +22,15 @@ public protocol AuthStrategyFactory: Sendable {
     /// Throw ``PluginConfigError`` naming the offending key.
     func validate(_ config: Config, in context: ValidationContext) throws(PluginConfigError)
 
+    /// What the strategy needs outside the gateway, for `switchboard doctor` to check live
+    /// (pure: from the config alone). Default: nothing.
+    func requirements(_ config: Config, in context: ValidationContext) -> StrategyRequirements
+
     /// Acquire what the strategy needs (keys, metadata URLs) and return it ready to serve.
     func makeStrategy(_ config: Config, context: StrategyContext) async throws -> any AuthStrategy
 }
 
 extension AuthStrategyFactory {
     public func validate(_ config: Config, in context: ValidationContext) throws(PluginConfigError) {}
+    public func requirements(_ config: Config, in context: ValidationContext) -> StrategyRequirements { .none }
 }

@@ -45,6 +45,7 @@ public struct AnyAuthStrategyFactory: Sendable {
     public let id: String
     private let _prepare: @Sendable (ConfigNode, ConfigDecoder, ValidationContext) throws -> PreparedStrategyConfig
     private let _make: @Sendable (PreparedStrategyConfig, StrategyContext) async throws -> any AuthStrategy
+    private let _requirements: @Sendable (PreparedStrategyConfig, ValidationContext) -> StrategyRequirements
 
     init<F: AuthStrategyFactory>(_ factory: F) {
         id = F.id
@@ -59,12 +60,21 @@ public struct AnyAuthStrategyFactory: Sendable {
             }
             return try await factory.makeStrategy(config, context: context)
         }
+        _requirements = { prepared, context in
+            guard let config = prepared.config as? F.Config else { return .none }
+            return factory.requirements(config, in: context)
+        }
     }
 
     /// Decodes (strictly) and validates the `auth` parameters. Throws ``ConfigError`` or
     /// ``PluginConfigError``.
     public func prepare(_ node: ConfigNode, decoder: ConfigDecoder, context: ValidationContext) throws -> PreparedStrategyConfig {
         try _prepare(node, decoder, context)
+    }
+
+    /// What the strategy of a prepared config needs outside the gateway (`switchboard doctor`).
+    public func requirements(_ prepared: PreparedStrategyConfig, context: ValidationContext) -> StrategyRequirements {
+        _requirements(prepared, context)
     }
 
     /// Provisions a strategy from a prepared config.

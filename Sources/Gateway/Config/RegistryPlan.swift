@@ -55,4 +55,12 @@ public struct RegistryPlan: Sendable {
     var policies: [PolicyRule] = []
     /// What is allowed but likely a mistake (a glob naming no connection); logged at load.
     public var warnings: [String] = []
+
+    /// What a connection's strategy needs outside the gateway (`switchboard doctor`); nil for a
+    /// connection without one.
+    public func requirements(of connection: PlannedConnection) -> StrategyRequirements? {
+        guard let factory = connection.factory, let prepared = connection.strategy else { return nil }
+        let byName = Dictionary(connections.map { ($0.descriptor.name, $0.descriptor) }, uniquingKeysWith: { a, _ in a })
+        return factory.requirements(prepared, context: ValidationContext(connection: connection.descriptor, agent: agent, lookup: { byName[$0] }))
+    }
 }
