@@ -96,6 +96,13 @@ public struct PluginFixture: Sendable {
         }
     }
 
+    /// What the factory declares its strategy needs outside the gateway (what `switchboard
+    /// doctor` checks), through the type-erased factory as the gateway reads it.
+    public func requirements<F: AuthStrategyFactory>(_ factory: F) throws(ValidationFailure) -> StrategyRequirements {
+        let (erased, prepared) = try prepare(factory)
+        return erased.requirements(prepared, context: validationContext)
+    }
+
     /// Decodes, validates and provisions the strategy with a ``StrategyContext`` built from the
     /// fixture: `httpClient` (default `HTTPClient.shared`; never shut down), a ``CapturingLog``'s
     /// logger (labelled and tagged like the gateway's), `clock`, a fresh ``PluginCache`` on that

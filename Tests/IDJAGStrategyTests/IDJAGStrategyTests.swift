@@ -81,6 +81,19 @@ struct IDJAGStrategyTests {
         #expect(fixture.lookup("todo-mcp-as")?.issuer == "http://127.0.0.1:9/oauth2/todo-mcp")
     }
 
+    @Test("it declares what doctor checks: its authorization server and scopes, the org exchange, the protected resource")
+    func requirements() throws {
+        let fixture = try Self.offlineFixture(auth: """
+                  strategy: idjag
+                  authorization_server: todo-mcp-as
+                  scopes: [mcp:connect, mcp:tools:read]
+            """)
+        let needs = try fixture.requirements(IDJAGStrategyFactory())
+        #expect(needs == StrategyRequirements(
+            authorizationServer: "todo-mcp-as", scopes: ["mcp:connect", "mcp:tools:read"], exchangesAtOrg: true,
+            protectedResource: DevelopmentIdP.todoResource))
+    }
+
     @Test("a missing 'scopes' is a decoding error naming the key")
     func missingScopes() throws {
         let fixture = try Self.offlineFixture(auth: """

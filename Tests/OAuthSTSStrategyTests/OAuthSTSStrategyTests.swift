@@ -78,6 +78,17 @@ struct OAuthSTSStrategyTests {
         #expect(fixture.connection.route == "/rest/github")
     }
 
+    @Test("it declares what doctor checks: the org exchange for its resource, at its token endpoint")
+    func requirements() throws {
+        let fixture = try Self.offlineFixture(auth: """
+                  strategy: oauth-sts
+                  resource: orn:dev:idp:github
+                  token_endpoint: http://127.0.0.1:9/oauth2/v1/token
+            """)
+        let needs = try fixture.requirements(OAuthSTSStrategyFactory())
+        #expect(needs == StrategyRequirements(exchangesAtOrg: true, orgTokenEndpoint: "http://127.0.0.1:9/oauth2/v1/token", orgResource: "orn:dev:idp:github"))
+    }
+
     @Test("a missing 'resource' is a decoding error naming the key")
     func missingResource() throws {
         let fixture = try Self.offlineFixture(auth: """
