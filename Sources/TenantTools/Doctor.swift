@@ -82,15 +82,17 @@ public struct Doctor: Sendable {
         }
         let orgEndpoints = Set(requirements.filter { $0.1.exchangesAtOrg }.map { $0.1.orgTokenEndpoint ?? "" })
         for configured in orgEndpoints.sorted() {
+            // One id per endpoint when a plugin names its own token endpoint besides the issuer's.
+            let checkID = orgEndpoints.count == 1 || configured.isEmpty ? "agent-key" : "agent-key:\(configured)"
             guard let agent = plan.agent, let key else {
                 if plan.agent == nil {
-                    checks.append(.fail("agent-key", "no agent identity", fix: "add 'agent: {id, key_id, private_key: file:…}' to \(configPath)"))
+                    checks.append(.fail(checkID, "no agent identity", fix: "add 'agent: {id, key_id, private_key: file:…}' to \(configPath)"))
                 }
                 continue
             }
             let endpoint = configured.isEmpty ? discovered?["token_endpoint"] as? String : configured
             guard let endpoint else {
-                checks.append(.skipped("agent-key", "the agent's key at the org token endpoint", because: "the issuer's discovery failed"))
+                checks.append(.skipped(checkID, "the agent's key at the org token endpoint", because: "the issuer's discovery failed"))
                 continue
             }
             let thumbprint = Self.thumbprint(key.publicJWK)
@@ -102,9 +104,9 @@ public struct Doctor: Sendable {
                 ("audience", Self.trimmed(issuer)),
             ]
             checks.append(await assertion(
-                id: "agent-key", endpoint: endpoint, form: form, agent: agent, key: key,
+                id: checkID, endpoint: endpoint, form: form, agent: agent, key: key,
                 passed: "agent '\(agent.id)' (key \(agent.keyID), thumbprint \(thumbprint)) is accepted by \(endpoint)",
-                fix: "register this public key (thumbprint \(thumbprint)) for agent '\(agent.id)': in Okta, the AI agent's credentials; on the development IdP, `switchboard idp --init-agent`"))
+                fix: "register this public key (thumbprint \(thumbprint)) for agent '\(agent.id)' — in Okta, the AI agent's credentials; on the development IdP, `switchboard idp --init-agent` — or, if it is registered, set agent.key_id to the kid it is registered under"))
         }
 
         // Each authorization server a strategy gets tokens from.
@@ -223,7 +225,7 @@ public struct Doctor: Sendable {
         do {
             response = try await http.execute(request, timeout: timeout)
         } catch {
-            throw DoctorFailure("\(url) is not reachable (\(error))")
+            throw DoctorFailure("\(url) is not reachable: \(error)")
         }
         let body = try await response.body.collect(upTo: 1 << 20)
         guard response.status == .ok else { throw DoctorFailure("\(url) answered \(response.status.code)") }

@@ -27,7 +27,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from interop_helpers import HOST, free_port, stop_process, switchboard_binary, wait_for_http_200
+from interop_helpers import HOST, free_port, stop_process, built_switchboard, wait_for_http_200
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
@@ -248,23 +248,24 @@ def _start_idp(binary: Path, base: Path, attempt: int) -> IdP:
         raise
 
 
-@pytest.fixture(scope="module")
-def idp(tmp_path_factory):
-    binary = switchboard_binary(REPO_ROOT)
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        pytest.fail(f"switchboard binary not found at {binary} (build it, or set SWITCHBOARD_BIN)", pytrace=False)
-    base = tmp_path_factory.mktemp("idp")
-    server = None
+def start_idp(binary: Path, base: Path) -> IdP:
+    """`_start_idp` with up to three attempts (a port can be taken between look-up and bind; the
+    binary may be mid-rebuild); fails the test when none starts."""
     errors = []
-    for attempt in range(3):  # a port can be taken between look-up and bind; the binary may be mid-rebuild
+    for attempt in range(3):
         try:
-            server = _start_idp(binary, base, attempt)
-            break
+            return _start_idp(binary, base, attempt)
         except (RuntimeError, TimeoutError, OSError, ValueError, requests.RequestException, subprocess.TimeoutExpired) as e:
             errors.append(repr(e))
             time.sleep(1)
-    if server is None:
-        pytest.fail("the IdP did not start:\n" + "\n".join(errors), pytrace=False)
+    pytest.fail("the IdP did not start:\n" + "\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory):
+    binary = built_switchboard(REPO_ROOT)
+    base = tmp_path_factory.mktemp("idp")
+    server = start_idp(binary, base)
     try:
         yield server
     finally:

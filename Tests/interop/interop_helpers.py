@@ -272,6 +272,15 @@ def switchboard_binary(repo_root: Path) -> Path:
     return Path(override) if override else repo_root / ".build" / "debug" / "switchboard"
 
 
+def built_switchboard(repo_root: Path) -> Path:
+    """The switchboard binary, or the test fails saying how to get one."""
+    binary = switchboard_binary(repo_root)
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        import pytest
+        pytest.fail(f"switchboard binary not found at {binary} (build it, or set SWITCHBOARD_BIN)", pytrace=False)
+    return binary
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Writes a file as editors save one: a new file renamed over the old, so that a watcher
     never reads half of it (a plain write truncates first)."""

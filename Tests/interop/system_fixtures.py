@@ -41,8 +41,8 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from idp_fixtures import REDIRECT_URI, USERS, WEB_CLIENT_ID, WEB_CLIENT_SECRET, IdP, _start_idp, parse_forms, sign_in
-from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, switchboard_binary, wait_for_http_200, write_atomically
+from idp_fixtures import REDIRECT_URI, USERS, WEB_CLIENT_ID, WEB_CLIENT_SECRET, IdP, start_idp, parse_forms, sign_in
+from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, built_switchboard, wait_for_http_200, write_atomically
 from todo0_fixtures import Todo0
 
 HERE = Path(__file__).resolve().parent
@@ -351,26 +351,14 @@ def consent(browser: requests.Session, interaction_uri: str, decision: str = "ap
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    binary = switchboard_binary(REPO_ROOT)
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        pytest.fail(f"switchboard binary not found at {binary} (build it, or set SWITCHBOARD_BIN)", pytrace=False)
+    binary = built_switchboard(REPO_ROOT)
     if not port_is_free(ISV_PORT):
         pytest.skip(f"127.0.0.1:{ISV_PORT} is busy: the ISV stand-in must listen there (the IdP's STS audience for "
                     f"GitHub is http://127.0.0.1:{ISV_PORT}; `switchboard isv` has no audience flag)")
     base = tmp_path_factory.mktemp("system")
     started: list = []
     try:
-        idp = None
-        errors = []
-        for attempt in range(3):  # a port can be taken between look-up and bind; the binary may be mid-rebuild
-            try:
-                idp = _start_idp(binary, base, attempt)
-                break
-            except (RuntimeError, TimeoutError, OSError, ValueError, requests.RequestException, subprocess.TimeoutExpired) as e:
-                errors.append(repr(e))
-                time.sleep(1)
-        if idp is None:
-            pytest.fail("the IdP did not start:\n" + "\n".join(errors), pytrace=False)
+        idp = start_idp(binary, base)
         started.append(idp.proc)
 
         todo0 = start_todo0(binary, base, idp.issuer)
