@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "IdentityProvider",
             dependencies: [
-                "OAuthCore", crypto, grdb, httpTypes, hummingbird, logging, nioCore, yams,
+                "OAuthCore", "SwitchboardJSON", crypto, grdb, httpTypes, hummingbird, logging, nioCore, yams,
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -189,7 +189,7 @@ let package = Package(
         // Tenant tooling: `switchboard doctor` (live checks of a connections.yaml against its IdP and servers).
         .target(
             name: "TenantTools",
-            dependencies: ["Gateway", "OAuthCore", "PluginAPI", asyncHTTPClient, crypto, nioCore],
+            dependencies: ["Gateway", "OAuthCore", "PluginAPI", "SwitchboardJSON", asyncHTTPClient, crypto, nioCore, nioHTTP1],
             exclude: ["README.md"],
             swiftSettings: strict
         ),

@@ -41,11 +41,37 @@ public struct IdPConfig: Codable, Sendable {
         public var actsFor: [String]
         /// Public JWKs registered in the file (in addition to those `--init-agent` stores).
         public var jwks: [[String: String]]?
+        /// Managed connections (an agent created through the Management API): the authorization
+        /// servers it may get ID-JAGs for. Nil: any (an agent of the file).
+        var connections: [ManagedConnection]?
 
         enum CodingKeys: String, CodingKey {
             case clientID = "client_id"
             case actsFor = "acts_for"
             case jwks
+        }
+    }
+
+    /// An agent's managed connection to a custom authorization server.
+    struct ManagedConnection: Sendable {
+        var authorizationServer: String
+        var resource: String
+        /// Nil: every scope of the server.
+        var scopes: [String]?
+    }
+
+    /// An access policy rule of an authorization server created through the Management API.
+    struct AccessRule: Sendable {
+        /// Client ids the policy applies to (`ALL_CLIENTS`: any).
+        var clients: [String]
+        var grantTypes: [String]
+        /// `*`: any scope of the server.
+        var scopes: [String]
+        var tokenLifetime: Int?
+
+        func allows(client: String, grant: String, scopes asked: Set<String>) -> Bool {
+            (clients.contains(client) || clients.contains("ALL_CLIENTS")) && grantTypes.contains(grant)
+                && (scopes.contains("*") || asked.isSubset(of: Set(scopes)))
         }
     }
 
@@ -62,6 +88,9 @@ public struct IdPConfig: Codable, Sendable {
         public var onRequestScopes: [String]
         /// Access-token lifetime in seconds.
         public var tokenLifetime: Int?
+        /// Access policy rules in priority order (a server created through the Management API);
+        /// nil: none checked (a server of the file).
+        var accessRules: [AccessRule]?
 
         enum CodingKeys: String, CodingKey {
             case id, resources, scopes
@@ -93,8 +122,12 @@ public struct IdPConfig: Codable, Sendable {
     public var agents: [Agent]
     public var authorizationServers: [AuthorizationServer]
     public var thirdPartyApps: [ThirdPartyApp]
+    /// The Management API's SSWS token; nil: one is generated into the data directory
+    /// (`management-api-token`, mode 600) on first start.
+    public var managementAPIToken: String?
 
     enum CodingKeys: String, CodingKey {
+        case managementAPIToken = "management_api_token"
         case users
         case webClients = "web_clients"
         case agents

@@ -27,7 +27,7 @@ struct IdPRoutes: Sendable {
         // RFC 8414 §3.1: the well-known segment inserted before the issuer's path.
         router.get("/.well-known/oauth-authorization-server/oauth2/:as") { _, context in asMetadata(context.parameters.get("as") ?? "") }
         router.get("/oauth2/:as/v1/keys") { _, context in
-            guard let ring = idp.asRings[context.parameters.get("as") ?? ""] else { return notFound() }
+            guard let ring = try? await idp.asRing(context.parameters.get("as") ?? "") else { return notFound() }
             return jwksResponse(ring.jwks)
         }
         router.post("/oauth2/:as/v1/token") { request, context in await asToken(request, asID: context.parameters.get("as") ?? "") }

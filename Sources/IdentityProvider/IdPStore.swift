@@ -36,7 +36,46 @@ final class IdPStore: Sendable {
                 CREATE TABLE revoked_token (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL);
                 """)
         }
+        m.registerMigration("v2: management objects") { db in
+            // What the Okta-compatible Management API created: one row per object, its Okta JSON
+            // as the API answers it (children name their parent). The directory is derived from them.
+            try db.execute(sql: """
+                CREATE TABLE management_object (kind TEXT NOT NULL, id TEXT NOT NULL, parent TEXT, json TEXT NOT NULL, seq INTEGER NOT NULL,
+                    PRIMARY KEY (kind, id));
+                """)
+        }
         return m
+    }
+
+    // MARK: management objects
+
+    struct ManagementRow: Sendable {
+        var kind: String
+        var id: String
+        var parent: String?
+        var json: String
+        var seq: Int
+    }
+
+    func managementObjects() throws -> [ManagementRow] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, id, parent, json, seq FROM management_object ORDER BY seq").map {
+                ManagementRow(kind: $0["kind"], id: $0["id"], parent: $0["parent"], json: $0["json"], seq: $0["seq"])
+            }
+        }
+    }
+
+    func saveManagementObject(_ row: ManagementRow) throws {
+        try db.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO management_object (kind, id, parent, json, seq) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [row.kind, row.id, row.parent, row.json, row.seq])
+        }
+    }
+
+    func deleteManagementObjects(_ keys: [(kind: String, id: String)]) throws {
+        try db.write { db in
+            for key in keys { try db.execute(sql: "DELETE FROM management_object WHERE kind = ? AND id = ?", arguments: [key.kind, key.id]) }
+        }
     }
 
     // MARK: signing keys

@@ -5,13 +5,23 @@ import Synchronization
 
 /// The identity provider's state and flows, independent of HTTP: the routes call into it.
 final class IdentityProvider: Sendable {
-    let config: IdPConfig
+    /// The directory of the file (or the embedded defaults).
+    let base: IdPConfig
+    /// What the Management API created (``TenantObjects``), and the directory with its active
+    /// objects added: every flow reads ``config``, so a created object takes effect at once.
+    let tenant: TenantObjects
+    private let directory: Mutex<IdPConfig>
+    var config: IdPConfig { directory.withLock { $0 } }
+    /// The Management API's SSWS token (from idp.yaml, or generated into the data directory).
+    let managementToken: String
     private let issuerURL: Mutex<String>
     /// The issuer URL (fixed once the server is bound when it listens on port 0).
     var issuer: String { issuerURL.withLock { $0 } }
     let store: IdPStore
     let org: KeyRing
-    let asRings: [String: KeyRing]
+    /// Signing keys per custom authorization server, loaded when a server first needs them (one
+    /// created through the Management API gets its keys then).
+    private let asRings: Mutex<[String: KeyRing]>
     let appRings: [String: KeyRing]
     let logger: Logger
 
@@ -27,12 +37,18 @@ final class IdentityProvider: Sendable {
     func asTokenEndpoint(_ id: String) -> String { asIssuer(id) + "/v1/token" }
     func appIssuer(_ id: String) -> String { issuer + "/apps/" + id }
 
-    private init(config: IdPConfig, issuer: String, store: IdPStore, org: KeyRing, asRings: [String: KeyRing], appRings: [String: KeyRing], logger: Logger) {
-        self.config = config
+    private init(
+        config: IdPConfig, tenant: TenantObjects, managementToken: String, issuer: String, store: IdPStore, org: KeyRing, asRings: [String: KeyRing],
+        appRings: [String: KeyRing], logger: Logger
+    ) {
+        self.base = config
+        self.tenant = tenant
+        self.directory = Mutex(tenant.effective(over: config, issuer: issuer))
+        self.managementToken = managementToken
         self.issuerURL = Mutex(issuer)
         self.store = store
         self.org = org
-        self.asRings = asRings
+        self.asRings = Mutex(asRings)
         self.appRings = appRings
         self.logger = logger
     }
@@ -47,7 +63,41 @@ final class IdentityProvider: Sendable {
         var appRings: [String: KeyRing] = [:]
         for a in config.thirdPartyApps { appRings[a.id] = try await KeyRing.load(owner: "app:\(a.id)", store: store) }
         let trimmed = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
-        return IdentityProvider(config: config, issuer: trimmed, store: store, org: org, asRings: asRings, appRings: appRings, logger: logger)
+        let token = try config.managementAPIToken ?? Self.managementToken(dataDirectory: dataDirectory)
+        return IdentityProvider(
+            config: config, tenant: try TenantObjects(store: store), managementToken: token, issuer: trimmed, store: store, org: org, asRings: asRings,
+            appRings: appRings, logger: logger)
+    }
+
+    /// The data directory's Management API token, created (mode 600) when absent.
+    static func managementToken(dataDirectory: String) throws -> String {
+        let path = dataDirectory + "/management-api-token"
+        if let text = try? String(contentsOfFile: path, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let token = "00" + RandomToken.make(bytes: 30)
+        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw IdPSetupError("cannot write \(path)")
+        }
+        return token
+    }
+
+    /// Re-derives the directory after the Management API changed an object.
+    func tenantChanged() {
+        let fresh = tenant.effective(over: base, issuer: issuer)
+        directory.withLock { $0 = fresh }
+    }
+
+    /// The signing keys of custom authorization server `id`, when it exists.
+    func asRing(_ id: String) async throws -> KeyRing? {
+        if let ring = asRings.withLock({ $0[id] }) { return ring }
+        guard config.authorizationServer(id) != nil else { return nil }
+        let ring = try await KeyRing.load(owner: "as:\(id)", store: store)
+        return asRings.withLock { rings in
+            if let raced = rings[id] { return raced }
+            rings[id] = ring
+            return ring
+        }
     }
 
     /// The public keys an agent authenticates with: those registered by `--init-agent`

@@ -38,8 +38,11 @@ public func buildIdentityProviderApplication(_ options: IdentityProviderOptions)
     // Each request continues the caller's trace (a no-op without a tracer); no OAuth secret from a query in a span.
     router.add(middleware: TracingMiddleware(redactingQueryParameters: SecretParameters.query))
     IdPRoutes(idp: idp).register(on: router)
+    ManagementAPI(idp: idp).register(on: router)
     let logger = options.logger
     let onRunning = options.onServerRunning
+    // Where the Management API's token is, never the token.
+    logger.notice("Management API (Authorization: SSWS …): token \(config.managementAPIToken == nil ? "in " + options.dataDirectory + "/management-api-token" : "from the configuration")")
     if options.configPath == nil || options.config != nil {
         // Names only: no password is logged, not even the embedded defaults' (README lists them).
         logger.notice("development users (embedded defaults; passwords in the README): \(config.users.map(\.username).joined(separator: ", "))")

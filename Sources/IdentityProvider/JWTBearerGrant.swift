@@ -39,12 +39,20 @@ extension IdentityProvider {
         if !jag.scopes.isEmpty, let beyond = asked.subtracting(server.defaultScopes).first(where: { !jag.scopes.contains($0) }) {
             throw OAuthError.invalidScope("scope '\(beyond)' was not authorized in the ID-JAG; request it in the token exchange")
         }
+        // A server created through the Management API: its access policy must allow this client,
+        // this grant and these scopes (Okta's wording for a refusal).
+        var lifetime = server.tokenLifetime ?? 3600
+        if let rules = server.accessRules {
+            guard let rule = rules.first(where: { $0.allows(client: agent.clientID, grant: Self.jwtBearerGrant, scopes: asked) }) else {
+                throw OAuthError(error: "access_denied", description: "Policy evaluation failed for this request, please check the policy configurations.")
+            }
+            lifetime = rule.tokenLifetime ?? lifetime
+        }
         var granted = Set(server.defaultScopes)
         granted.formUnion(asked.intersection(server.onRequestScopes))
         granted.formUnion(asked.intersection(server.scopes).subtracting(server.onRequestScopes))
         let scopes = server.scopes.filter(granted.contains)
-        guard let ring = asRings[server.id] else { throw Self.serverError() }
-        let lifetime = server.tokenLifetime ?? 3600
+        guard let ring = try? await asRing(server.id) else { throw Self.serverError() }
         let now = Int(now().timeIntervalSince1970)
         let claims: [String: any Sendable] = [
             "iss": asIssuer, "sub": jag.subject ?? "", "aud": resource, "scp": scopes, "client_id": agent.clientID,

@@ -37,6 +37,16 @@ extension IdentityProvider {
         if let unknown = scopes.first(where: { !server.scopes.contains($0) }) {
             throw OAuthError.invalidScope("scope '\(unknown)' is not offered by \(audience)")
         }
+        // An agent created through the Management API reaches only the servers it has a managed
+        // connection to, for that connection's resource and scopes.
+        if let connections = agent.connections {
+            guard let connection = connections.first(where: { $0.authorizationServer == server.id && (resource == nil || $0.resource == resource) }) else {
+                throw OAuthError.invalidTarget("agent '\(agent.clientID)' has no managed connection to \(audience)\(resource.map { " for resource '\($0)'" } ?? "")")
+            }
+            if let allowed = connection.scopes, let beyond = scopes.first(where: { !allowed.contains($0) }) {
+                throw OAuthError.invalidScope("scope '\(beyond)' is not in agent '\(agent.clientID)''s managed connection to \(audience)")
+            }
+        }
         let now = Int(now().timeIntervalSince1970)
         var claims: [String: any Sendable] = [
             "iss": issuer, "sub": subject.subject ?? "", "aud": audience, "client_id": agent.clientID,

@@ -16,7 +16,12 @@ struct DoctorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = file ?? ProcessInfo.processInfo.environment["SWITCHBOARD_CONFIG"] ?? "connections.yaml"
-        let checks = await Doctor.check(configPath: path, plugins: StandardPlugins.registry())
+        let checks = await TenantHTTP.with { await Doctor(configPath: path, plugins: StandardPlugins.registry(), httpClient: $0).run() }
+        try Self.report(checks, json: json)
+    }
+
+    /// The checks as ✓/✗ lines (or one JSON object); exit 1 unless all passed.
+    static func report(_ checks: [DoctorCheck], json: Bool) throws {
         let ok = checks.allSatisfy { $0.status == .pass }
         if json {
             struct Report: Encodable { var ok: Bool; var checks: [DoctorCheck] }

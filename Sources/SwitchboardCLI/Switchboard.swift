@@ -12,7 +12,7 @@ struct Switchboard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "A connection gateway for AI agents.",
-        subcommands: [DevCommand.self, AgentCommand.self, GatewayCommand.self, IdPCommand.self, ISVCommand.self, LLMCommand.self, Todo0Command.self, ValidateCommand.self, AuditCommand.self, DoctorCommand.self]
+        subcommands: [DevCommand.self, AgentCommand.self, GatewayCommand.self, IdPCommand.self, ISVCommand.self, LLMCommand.self, Todo0Command.self, ValidateCommand.self, AuditCommand.self, DoctorCommand.self, OktaCommand.self]
     )
 
     /// Every file a service creates is its owner's only: keys, SQLite files (and their -wal and

@@ -29,14 +29,6 @@ public struct Doctor: Sendable {
         self.timeout = timeout
     }
 
-    /// Runs every check with an HTTP client of its own (`switchboard doctor`).
-    public static func check(configPath: String, plugins: PluginRegistry) async -> [DoctorCheck] {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let checks = await Doctor(configPath: configPath, plugins: plugins, httpClient: http).run()
-        try? await http.shutdown()
-        return checks
-    }
-
     /// Every check, in order. All passed: `allSatisfy { $0.status == .pass }`.
     public func run() async -> [DoctorCheck] {
         var checks: [DoctorCheck] = []
