@@ -117,8 +117,11 @@ public struct OktaBootstrap: Sendable {
         // 3. The agent's key pair: reused while its file is there.
         let key: SigningKey
         var keyCreated = false
-        if let pem = try? String(contentsOfFile: options.keyPath, encoding: .utf8), let kid = state.agentKeyID, let loaded = try? SigningKey(pem: pem, kid: kid) {
-            key = loaded
+        // Its kid is its RFC 7638 thumbprint, so a key file replaced by another key is registered
+        // anew rather than taken for the one recorded.
+        if let pem = try? String(contentsOfFile: options.keyPath, encoding: .utf8), let loaded = try? SigningKey(pem: pem, kid: "") {
+            key = try SigningKey(pem: pem, kid: Doctor.thumbprint(loaded.publicJWK))
+            keyCreated = key.kid != state.agentKeyID
         } else {
             let fresh = try SigningKey.generateRSA(kid: "pending")
             let kid = Doctor.thumbprint(fresh.publicJWK)

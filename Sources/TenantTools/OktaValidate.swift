@@ -1,5 +1,6 @@
 public import AsyncHTTPClient
 import Foundation
+import OAuthCore
 public import PluginAPI
 
 /// `switchboard okta validate`: every object the state file lists still exists and is active
@@ -60,6 +61,29 @@ public struct OktaValidate: Sendable {
                 }
             } catch {
                 checks.append(.fail(id, "\(what) could not be read", detail: "\(error)", fix: "check --org and the API token"))
+            }
+        }
+        // The key file's public key is one the agent has registered (by RFC 7638 thumbprint).
+        if let agentID = state.agentID, let keyFile = state.agentKeyFile {
+            if let pem = try? String(contentsOfFile: keyFile, encoding: .utf8), let key = try? SigningKey(pem: pem, kid: state.agentKeyID ?? "") {
+                let thumbprint = Doctor.thumbprint(key.publicJWK)
+                do {
+                    let registered = try await client.call(.GET, "\(agents)/\(agentID)/credentials/jwks", what: "the AI agent's keys").body?.array ?? []
+                    let prints = registered.map { jwk in
+                        Doctor.thumbprint(Dictionary(uniqueKeysWithValues: ["kty", "n", "e", "crv", "x", "y"].compactMap { name in jwk[name]?.string.map { (name, $0) } }))
+                    }
+                    if prints.contains(thumbprint) {
+                        checks.append(.pass("okta:agent-key", "\(keyFile) is a key registered for agent \(agentID) (thumbprint \(thumbprint))"))
+                    } else {
+                        checks.append(.fail("okta:agent-key", "\(keyFile) is not among the keys registered for agent \(agentID)",
+                                            detail: "registered thumbprints: \(prints.isEmpty ? "none" : prints.joined(separator: ", "))",
+                                            fix: "register its public key (thumbprint \(thumbprint)) on the agent, or run `switchboard okta bootstrap` again"))
+                    }
+                } catch {
+                    checks.append(.fail("okta:agent-key", "the agent's registered keys could not be read", detail: "\(error)", fix: "check --org and the API token"))
+                }
+            } else {
+                checks.append(.fail("okta:agent-key", "\(keyFile) is not a usable private key", fix: "run `switchboard okta bootstrap` again (it makes a new key and registers it)"))
             }
         }
         var environment = ProcessInfo.processInfo.environment
