@@ -77,6 +77,10 @@ struct JSONNotFoundResponder: HTTPResponder {
     func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
         let response = try await router.respond(to: request, context: context)
         if response.status == .notFound, response.body.contentLength == 0 {
+            // The Management API's paths answer in Okta's error shape.
+            if request.uri.path.hasPrefix("/api/v1/") || request.uri.path.hasPrefix(ManagementAPI.agentsPath) || request.uri.path.hasPrefix("/workload-principals/") {
+                return ManagementAPI.Failure(status: .notFound, code: "E0000008", summary: "The requested path was not found").response
+            }
             return OAuthError(error: "not_found", description: "no such endpoint, or not with method \(request.method.rawValue)", status: .notFound).response()
         }
         return response

@@ -35,11 +35,18 @@ struct ManagementAPI: Sendable {
         api.post("authorizationServers/:as/policies") { r, c in await guardedBody(r) { try createPolicy(server: c.parameters.get("as"), $0) } }
         api.get("authorizationServers/:as/policies") { r, c in guarded(r) { try children(.policy, of: .authorizationServer, c.parameters.get("as")) } }
         api.get("authorizationServers/:as/policies/:p") { r, c in guarded(r) { try show(.policy, c.parameters.get("p"), parent: c.parameters.get("as")) } }
+        api.post("authorizationServers/:as/policies/:p/lifecycle/:op") { r, c in
+            guarded(r) { try lifecycle(.policy, c.parameters.get("p"), c.parameters.get("op"), answer: .noContent, parent: c.parameters.get("as")) }
+        }
         api.delete("authorizationServers/:as/policies/:p") { r, c in guarded(r) { try removeChild(.policy, c.parameters.get("p"), of: c.parameters.get("as")) } }
         api.post("authorizationServers/:as/policies/:p/rules") { r, c in
             await guardedBody(r) { try createRule(server: c.parameters.get("as"), policy: c.parameters.get("p"), $0) }
         }
         api.get("authorizationServers/:as/policies/:p/rules") { r, c in guarded(r) { try children(.rule, of: .policy, c.parameters.get("p")) } }
+        api.get("authorizationServers/:as/policies/:p/rules/:id") { r, c in guarded(r) { try show(.rule, c.parameters.get("id"), parent: c.parameters.get("p")) } }
+        api.post("authorizationServers/:as/policies/:p/rules/:id/lifecycle/:op") { r, c in
+            guarded(r) { try lifecycle(.rule, c.parameters.get("id"), c.parameters.get("op"), answer: .noContent, parent: c.parameters.get("p")) }
+        }
         api.delete("authorizationServers/:as/policies/:p/rules/:id") { r, c in guarded(r) { try removeChild(.rule, c.parameters.get("id"), of: c.parameters.get("p")) } }
 
         api.post("apps") { r, _ in await guardedBody(r) { try createApp($0) } }
@@ -53,6 +60,7 @@ struct ManagementAPI: Sendable {
 
         api.post("trustedOrigins") { r, _ in await guardedBody(r) { try createOrigin($0) } }
         api.get("trustedOrigins") { r, _ in guarded(r) { list(.trustedOrigin, query: r.uri.queryParameters.get("q"), names: ["name", "origin"]) } }
+        api.get("trustedOrigins/:id") { r, c in guarded(r) { try show(.trustedOrigin, c.parameters.get("id")) } }
         api.delete("trustedOrigins/:id") { r, c in guarded(r) { try remove(.trustedOrigin, c.parameters.get("id"), mustBeInactive: false) } }
 
         let agents = router.group(RouterPath(stringLiteral: String(Self.agentsPath.dropFirst())))

@@ -246,19 +246,30 @@ public struct OktaBootstrap: Sendable {
 
     // MARK: helpers
 
-    /// The recorded object if it still exists, else one found by name, else `create()`'s.
+    /// The recorded object if it still exists, else one found by name, else `create()`'s. A
+    /// reused object that was deactivated is activated again (`self`: its path, `{list}/{id}`).
     private func adopt(
         recorded: String?, list: String, matching: (JSONValue) -> Bool, what: String, create: () async throws -> JSONValue?
     ) async throws -> (object: JSONValue?, created: Bool) {
-        if let recorded, let found = try await client.find(recorded, what: what) { return (found, false) }
-        if let found = try await client.call(.GET, list, what: what).body?.array?.first(where: matching) { return (found, false) }
-        return (try await create(), true)
+        var found: JSONValue?
+        var path: String?
+        if let recorded, let object = try await client.find(recorded, what: what) {
+            (found, path) = (object, recorded)
+        } else if let object = try await client.call(.GET, list, what: what).body?.array?.first(where: matching), let id = object["id"]?.string {
+            (found, path) = (object, String(list.prefix { $0 != "?" }) + "/" + id)
+        }
+        guard let found, let path else { return (try await create(), true) }
+        if found["status"]?.string == "INACTIVE" {
+            try await client.call(.POST, path + "/lifecycle/activate", what: "reactivating \(what)")
+            return (try await client.call(.GET, path, what: what).body, false)
+        }
+        return (found, false)
     }
 
     private func webApp(label: String, base: String, recorded: String?) async throws -> (object: JSONValue?, created: Bool) {
         try await adopt(
             recorded: recorded.map { "/api/v1/apps/\($0)" }, list: "/api/v1/apps?q=\(label)",
-            matching: { $0["label"]?.string == label && $0["status"]?.string == "ACTIVE" }, what: "OIDC web app '\(label)'"
+            matching: { $0["label"]?.string == label }, what: "OIDC web app '\(label)'"
         ) {
             try await client.call(.POST, "/api/v1/apps", body: [
                 "name": "oidc_client", "label": .string(label), "signOnMode": "OPENID_CONNECT",

@@ -268,13 +268,14 @@ def start_isv(binary: Path, base: Path, issuer: str) -> Service:
         raise
 
 
-def start_todo0(binary: Path, base: Path, issuer: str) -> Todo0:
+def start_todo0(binary: Path, base: Path, issuer: str, authorization_server: str | None = None) -> Todo0:
+    """todo0 trusting `authorization_server` (default: the IdP's embedded `{issuer}/oauth2/todo-mcp`)."""
     errors = []
     for attempt in range(3):
         mcp_port, rest_port = free_port(), free_port()
         if mcp_port == rest_port:
             continue
-        t = Todo0(binary=binary, issuer_url=issuer + "/oauth2/todo-mcp", data_dir=base / "todo0-data", log_dir=base / "todo0-logs",
+        t = Todo0(binary=binary, issuer_url=authorization_server or issuer + "/oauth2/todo-mcp", data_dir=base / "todo0-data", log_dir=base / "todo0-logs",
                   mcp_port=mcp_port, rest_port=rest_port, resource=TODO0_RESOURCE)
         t.data_dir.mkdir(parents=True, exist_ok=True)
         t.log_dir.mkdir(parents=True, exist_ok=True)
@@ -315,11 +316,13 @@ def start_gateway(binary: Path, base: Path, env_vars: dict[str, str], config: Pa
 # --------------------------------------------------------------------------- alice
 
 
-def login(idp: IdP, username: str = "alice") -> tuple[dict, requests.Session]:
+def login(idp: IdP, username: str = "alice", *, client_id: str = WEB_CLIENT_ID, client_secret: str = WEB_CLIENT_SECRET,
+          scope: str = "openid profile email") -> tuple[dict, requests.Session]:
     """The OIDC authorization code flow with PKCE as the agent0 web app (authlib), the sign-in
     page driven like a browser. Returns the token response and the signed-in browser session
-    (its IdP session cookie is what the consent page needs)."""
-    oauth = OAuth2Session(client_id=WEB_CLIENT_ID, client_secret=WEB_CLIENT_SECRET, scope="openid profile email",
+    (its IdP session cookie is what the consent page needs). Another web client of the IdP (one
+    created through the Management API, redirect URI REDIRECT_URI) with `client_id`/`client_secret`."""
+    oauth = OAuth2Session(client_id=client_id, client_secret=client_secret, scope=scope,
                           redirect_uri=REDIRECT_URI, code_challenge_method="S256", token_endpoint_auth_method="client_secret_basic")
     verifier = generate_token(64)
     url, state = oauth.create_authorization_url(idp.authorization_endpoint, code_verifier=verifier, nonce=generate_token(24))
