@@ -40,6 +40,24 @@ struct UnitAuditStoreTests {
         #expect(kept.count == 50 && kept.first?.requestID == "r100" && kept.last?.requestID == "r51", "the newest 50 within the age")
     }
 
+    /// A record the writer numbered (no request id of its own) is stored with the process's
+    /// prefix and its serial in hex — text made only in the store's arena.
+    @Test func writerNumberedRecordsGetThePrefixAndSerial() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(path: dir + "/audit.sqlite")
+        let serials: [UInt64] = [1, 0x2a, 0xffff, UInt64.max, 0x10]
+        let records = serials.enumerated().map { i, serial in
+            var r = Self.record(i, time: 1000 + Double(i))
+            r.requestID = i == 4 ? "caller-given" : ""
+            r.serial = serial
+            return r
+        }
+        try store.insert(records, idPrefix: "0a1b2c3d-4e5f-6789-")
+        let ids = try store.query(AuditQuery(limit: 10)).reversed().map(\.requestID)
+        #expect(ids == ["0a1b2c3d-4e5f-6789-1", "0a1b2c3d-4e5f-6789-2a", "0a1b2c3d-4e5f-6789-ffff", "0a1b2c3d-4e5f-6789-ffffffffffffffff", "caller-given"])
+    }
+
     /// Age alone: the rows before the first one within the age go; when every row is too old,
     /// every row goes (the walk from the oldest finds no row within the age).
     @Test func pruningByAge() throws {

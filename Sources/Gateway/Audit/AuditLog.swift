@@ -99,7 +99,7 @@ final class AuditLog: Service, Sendable {
         var lastJSONLWarning = ContinuousClock.now - .seconds(3600)
         // Record ids: this process's random prefix and a counter (UUID() opened /dev/urandom per
         // record on Linux: the writer's largest cost at 20k calls/s).
-        let idPrefix = UUID().uuidString.lowercased().prefix(18) + "-"
+        let idPrefix = String(UUID().uuidString.lowercased().prefix(18)) + "-"
         var serial: UInt64 = 0
         func flush() {
             var batch = pending.withLock { p -> [AuditRecord] in
@@ -111,18 +111,21 @@ final class AuditLog: Service, Sendable {
             guard !batch.isEmpty else { return }
             for i in batch.indices {
                 serial += 1
-                batch[i].complete(id: idPrefix + String(serial, radix: 16))
+                batch[i].complete(serial: serial)
             }
             reopenIfRemoved()  // one stat per batch (at most ten a second)
             let store = currentStore
             do {
-                try store?.insert(batch)
+                try store?.insert(batch, idPrefix: idPrefix)
             } catch {
                 logger.error("audit records could not be written", metadata: ["count": "\(batch.count)", "error": "\(error)"])
             }
             if let jsonl {
                 var text = Data()
-                for r in batch { if let line = try? encoder.encode(r) { text += line + Data("\n".utf8) } }
+                for var r in batch {
+                    if r.requestID.isEmpty { r.requestID = idPrefix + String(r.serial, radix: 16) }
+                    if let line = try? encoder.encode(r) { text += line + Data("\n".utf8) }
+                }
                 do {
                     try jsonl.write(contentsOf: text)
                 } catch {

@@ -33,6 +33,9 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     /// The tool's arguments as JSON, when the connection keeps them (`audit.arguments`), with
     /// its redacted fields replaced by `"<redacted>"`.
     public var arguments: String?
+    /// The writer's number for this record: its id is the process's prefix and this, in hex
+    /// (made into text only where it is written, not per record).
+    var serial: UInt64 = 0
     /// An MCP call's body, kept by the request path for the writer to read the method and tool
     /// from (parsing off the request path); never stored.
     var body: ByteBuffer?
@@ -61,10 +64,10 @@ public struct AuditRecord: Sendable, Codable, Equatable {
         (self.status, self.error, self.durationMS, self.stepUps, self.consentNeeded, self.via) = (status, error, durationMS, stepUps, consentNeeded, via)
     }
 
-    /// Fills in what the request path left to the writer: the id, and an MCP call's method and
-    /// tool read from its body.
-    mutating func complete(id: String) {
-        if requestID.isEmpty { requestID = id }
+    /// Fills in what the request path left to the writer: its serial (the id), and an MCP call's
+    /// method and tool read from its body.
+    mutating func complete(serial: UInt64) {
+        self.serial = serial
         if let body {
             self.body = nil
             let bytes = Array(body.readableBytesView)

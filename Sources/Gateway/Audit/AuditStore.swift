@@ -35,7 +35,8 @@ public final class AuditStore: Sendable {
         }
     }
 
-    func insert(_ records: [AuditRecord]) throws {
+    /// Writes `records`; one whose `requestID` is empty gets `idPrefix` and its `serial` in hex.
+    func insert(_ records: [AuditRecord], idPrefix: String = "") throws {
         try pool.write { db in
             // Up to 32 rows per statement, bound through SQLite's own API: GRDB's arguments box
             // each value in an existential and convert it again, which was most of the writer's
@@ -46,6 +47,13 @@ public final class AuditStore: Sendable {
             func fail(_ code: CInt) -> DatabaseError {
                 DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqlite)))
             }
+            // A chunk's text goes into one byte arena bound in place (SQLITE_STATIC): SQLite's
+            // copy of each bound string (SQLITE_TRANSIENT) was one malloc per text column per row,
+            // most of the writer's allocations.
+            var arena: [UInt8] = []
+            var slots: [(offset: Int, count: Int)?] = []
+            arena.reserveCapacity(32 * 256)
+            slots.reserveCapacity(32 * Self.textColumns)
             var rest = records[...]
             while !rest.isEmpty {
                 let chunk = rest.prefix(32)
@@ -60,28 +68,70 @@ public final class AuditStore: Sendable {
                     statements[chunk.count] = made
                     statement = made
                 }
-                var index: CInt = 0
-                func text(_ value: String?) {
-                    index += 1
-                    guard var value else { sqlite3_bind_null(statement, index); return }
-                    _ = value.withUTF8 { sqlite3_bind_text(statement, index, $0.baseAddress, CInt($0.count), Self.transient) }
+                arena.removeAll(keepingCapacity: true)
+                slots.removeAll(keepingCapacity: true)
+                func keep(_ value: String?) {
+                    guard var value else { slots.append(nil); return }
+                    let offset = arena.count
+                    value.withUTF8 { arena.append(contentsOf: $0) }
+                    slots.append((offset, arena.count - offset))
                 }
-                func number(_ value: Double) { index += 1; sqlite3_bind_double(statement, index, value) }
-                func integer(_ value: Int) { index += 1; sqlite3_bind_int64(statement, index, Int64(value)) }
-                for r in chunk {  // in insertSQL's column order
-                    number(r.time); text(r.requestID); text(r.sub); text(r.email); text(r.connection); text(r.kind); text(r.mcpMethod)
-                    text(r.tool); text(r.restMethod); text(r.path); text(r.decision); text(r.rule); integer(r.status); text(r.error)
-                    number(r.durationMS); integer(r.stepUps); integer(r.consentNeeded ? 1 : 0); text(r.via); text(r.arguments)
+                // Fields read through the array, never a record copied whole (a copy retains and
+                // releases every one of its strings: a visible part of the writer's time).
+                for i in chunk.indices {  // the text columns, in insertSQL's order
+                    if records[i].requestID.isEmpty {
+                        let offset = arena.count
+                        arena.append(contentsOf: idPrefix.utf8)
+                        Self.appendHex(records[i].serial, to: &arena)
+                        slots.append((offset, arena.count - offset))
+                    } else {
+                        keep(records[i].requestID)
+                    }
+                    keep(records[i].sub); keep(records[i].email); keep(records[i].connection); keep(records[i].kind); keep(records[i].mcpMethod)
+                    keep(records[i].tool); keep(records[i].restMethod); keep(records[i].path); keep(records[i].decision); keep(records[i].rule)
+                    keep(records[i].error); keep(records[i].via); keep(records[i].arguments)
                 }
-                let code = sqlite3_step(statement)
+                let code = arena.withUnsafeBufferPointer { bytes -> CInt in
+                    var index: CInt = 0
+                    var slot = 0
+                    func text() {
+                        index += 1
+                        defer { slot += 1 }
+                        guard let s = slots[slot] else { sqlite3_bind_null(statement, index); return }
+                        sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress! + s.offset).assumingMemoryBound(to: CChar.self), CInt(s.count), Self.static)
+                    }
+                    func number(_ value: Double) { index += 1; sqlite3_bind_double(statement, index, value) }
+                    func integer(_ value: Int) { index += 1; sqlite3_bind_int64(statement, index, Int64(value)) }
+                    for i in chunk.indices {  // in insertSQL's column order
+                        number(records[i].time); text(); text(); text(); text(); text(); text()
+                        text(); text(); text(); text(); text(); integer(records[i].status); text()
+                        number(records[i].durationMS); integer(records[i].stepUps); integer(records[i].consentNeeded ? 1 : 0); text(); text()
+                    }
+                    let code = sqlite3_step(statement)
+                    sqlite3_reset(statement)
+                    sqlite3_clear_bindings(statement)  // no pointer into the arena outlives this closure
+                    return code
+                }
                 guard code == SQLITE_DONE else { throw fail(code) }
-                sqlite3_reset(statement)
             }
         }
     }
 
-    /// SQLite copies the bound text (the Swift string's bytes live only for the call).
-    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+    /// The text columns per row (`slots` per record in ``insert(_:idPrefix:)``).
+    static let textColumns = 14
+
+    static func appendHex(_ value: UInt64, to bytes: inout [UInt8]) {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var shift = 60
+        while shift > 0, (value >> UInt64(shift)) & 0xF == 0 { shift -= 4 }
+        while shift >= 0 {
+            bytes.append(digits[Int((value >> UInt64(shift)) & 0xF)])
+            shift -= 4
+        }
+    }
+
+    /// The arena outlives each statement's step (bindings are cleared before it goes).
+    private static let `static` = unsafeBitCast(OpaquePointer(bitPattern: 0), to: sqlite3_destructor_type.self)
 
     static func insertSQL(rows: Int) -> String {
         let row = "(" + Array(repeating: "?", count: 19).joined(separator: ", ") + ")"
