@@ -58,6 +58,11 @@ struct ManagementAPI: Sendable {
         api.get("apps/:app/users") { r, c in guarded(r) { try children(.appUser, of: .app, c.parameters.get("app")) } }
         api.delete("apps/:app/users/:user") { r, c in guarded(r) { try removeChild(.appUser, c.parameters.get("user"), of: c.parameters.get("app")) } }
 
+        api.get("groups") { r, _ in guarded(r) { groups(query: r.uri.queryParameters.get("q")) } }
+        api.put("apps/:app/groups/:group") { r, c in guarded(r) { try assignGroup(app: c.parameters.get("app"), group: c.parameters.get("group")) } }
+        api.get("apps/:app/groups") { r, c in guarded(r) { try children(.appGroup, of: .app, c.parameters.get("app")) } }
+        api.delete("apps/:app/groups/:group") { r, c in guarded(r) { try removeChild(.appGroup, c.parameters.get("group"), of: c.parameters.get("app")) } }
+
         api.post("trustedOrigins") { r, _ in await guardedBody(r) { try createOrigin($0) } }
         api.get("trustedOrigins") { r, _ in guarded(r) { list(.trustedOrigin, query: r.uri.queryParameters.get("q"), names: ["name", "origin"]) } }
         api.get("trustedOrigins/:id") { r, c in guarded(r) { try show(.trustedOrigin, c.parameters.get("id")) } }
@@ -144,7 +149,7 @@ struct ManagementAPI: Sendable {
 
     private static let typeNames: [T.Kind: String] = [
         .authorizationServer: "AuthorizationServer", .scope: "OAuth2Scope", .policy: "AuthorizationServerPolicy", .rule: "AuthorizationServerPolicyRule",
-        .app: "App", .appUser: "AppUser", .agent: "AIAgent", .agentKey: "JsonWebKey", .connection: "AgentConnection",
+        .app: "App", .appUser: "AppUser", .appGroup: "ApplicationGroupAssignment", .agent: "AIAgent", .agentKey: "JsonWebKey", .connection: "AgentConnection",
         .trustedOrigin: "TrustedOrigin", .operation: "Operation",
     ]
 
@@ -182,8 +187,13 @@ struct ManagementAPI: Sendable {
         return Response(status: .noContent)
     }
 
+    /// An assignment is stored under "{app}/{user or group}": one user or group can be assigned
+    /// to several apps (its JSON `id` stays the user's or group's).
+    static func assignmentKey(_ app: String, _ member: String) -> String { app + "/" + member }
+
     private func removeChild(_ kind: T.Kind, _ id: String?, of parent: String?) throws -> Response {
-        let object = try existing(kind, id, parent: parent)
+        let key = (kind == .appUser || kind == .appGroup) ? id.map { Self.assignmentKey(parent ?? "", $0) } : id
+        let object = try existing(kind, key, parent: parent)
         try idp.tenant.delete(kind, object.id)
         idp.tenantChanged()
         return Response(status: .noContent)
@@ -357,7 +367,38 @@ struct ManagementAPI: Sendable {
         o["scope"] = "USER"
         o["credentials"] = ["userName": .string(user.email)]
         o["_links"] = ["app": ["href": .string(idp.issuer + "/api/v1/apps/" + owner.id)], "user": ["href": .string(idp.issuer + "/api/v1/users/" + userID)]]
-        try idp.tenant.put(.appUser, userID, parent: owner.id, o)
+        try idp.tenant.put(.appUser, Self.assignmentKey(owner.id, userID), parent: owner.id, o)
+        return json(.object(o))
+    }
+
+    // MARK: groups (the directory's, read-only) and app group assignments
+
+    /// The groups the directory's users are in, with ids stable across restarts.
+    private func groupObjects() -> [JSONValue] {
+        let names = Set(idp.config.users.flatMap { $0.groups ?? [] }).sorted()
+        return names.map { name in
+            ["id": .string(Self.groupID(name)), "type": "OKTA_GROUP", "profile": ["name": .string(name), "description": .string("development group \(name)")]]
+        }
+    }
+
+    static func groupID(_ name: String) -> String {
+        "00g" + String(SHA256Hex.of(name).prefix(17))
+    }
+
+    private func groups(query: String?) -> Response {
+        let q = query?.lowercased() ?? ""
+        return json(.array(groupObjects().filter { q.isEmpty || $0["profile"]?["name"]?.string?.lowercased().hasPrefix(q) == true }))
+    }
+
+    private func assignGroup(app: String?, group: String?) throws -> Response {
+        let owner = try existing(.app, app)
+        guard let group, groupObjects().contains(where: { $0["id"]?.string == group }) else { throw Failure.notFound(group ?? "", "UserGroup") }
+        let now = Self.now()
+        let o: [String: JSONValue] = [
+            "id": .string(group), "priority": 0, "profile": [:], "lastUpdated": .string(now),
+            "_links": ["app": ["href": .string(idp.issuer + "/api/v1/apps/" + owner.id)], "group": ["href": .string(idp.issuer + "/api/v1/groups/" + group)]],
+        ]
+        try idp.tenant.put(.appGroup, Self.assignmentKey(owner.id, group), parent: owner.id, o)
         return json(.object(o))
     }
 

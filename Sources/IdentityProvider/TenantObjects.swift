@@ -17,7 +17,7 @@ final class TenantObjects: Sendable {
     }
 
     enum Kind: String, Sendable, CaseIterable {
-        case authorizationServer = "as", scope, policy, rule, app, appUser = "app_user", agent, agentKey = "agent_key"
+        case authorizationServer = "as", scope, policy, rule, app, appUser = "app_user", appGroup = "app_group", agent, agentKey = "agent_key"
         case connection, trustedOrigin = "trusted_origin", operation, org
     }
 

@@ -39,6 +39,7 @@ struct OktaCommand: AsyncParsableCommand {
         @Option(help: "agent0's base URL (redirect URIs, trusted origin).") var agent0URL = "http://127.0.0.1:3000"
         @Option(help: "todo0's web base URL: also create its OIDC app.") var todo0URL: String?
         @Option(help: "Access-token lifetime in minutes.") var tokenLifetime = 60
+        @Option(help: "Assign the apps to this group (by name) instead of the token's user.") var group: String?
 
         func run() async throws {
             var options = OktaBootstrap.Options(org: org.org, token: try org.token())
@@ -50,6 +51,7 @@ struct OktaCommand: AsyncParsableCommand {
             options.agent0URL = agent0URL
             options.todo0URL = todo0URL
             options.tokenLifetimeMinutes = tokenLifetime
+            options.group = group
             do {
                 let steps = try await TenantHTTP.with { try await OktaBootstrap(options: options, httpClient: $0).run() }
                 for step in steps { print("\(step.created ? "created" : "exists ")  \(step.object)  \(step.id)") }

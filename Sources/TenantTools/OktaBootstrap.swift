@@ -30,6 +30,8 @@ public struct OktaBootstrap: Sendable {
         /// todo0's web sign-in (its REST UI); nil: no app for todo0.
         public var todo0URL: String?
         public var agentName = "Switchboard agent0"
+        /// Assign the apps to this group instead of the token's user (`users/me`).
+        public var group: String?
 
         public init(org: String, token: String) {
             self.org = org
@@ -95,15 +97,23 @@ public struct OktaBootstrap: Sendable {
             try note("scope \(scope)", state.scopeIDs[scope] ?? "", created: true)
         }
 
-        // 2. The web apps, assigned to the token's user.
-        let me = try await client.call(.GET, "/api/v1/users/me", what: "the signed-in admin (users/me)").body
-        let userID = try Self.id(me, "users/me")
+        // 2. The web apps, assigned to the token's user or to the group given.
+        let member: Member
+        if let group = options.group {
+            let found = try await client.call(.GET, "/api/v1/groups?q=\(Self.query(group))", what: "group '\(group)'").body?.array ?? []
+            guard let match = found.first(where: { $0["profile"]?["name"]?.string == group }) else {
+                throw OktaToolError("group '\(group)': no group of that name at \(client.org)")
+            }
+            member = .group(try Self.id(match, "group '\(group)'"))
+        } else {
+            member = .user(try Self.id(try await client.call(.GET, "/api/v1/users/me", what: "the signed-in admin (users/me)").body, "users/me"))
+        }
         let agent0 = try await webApp(label: "agent0", base: options.agent0URL, recorded: state.agent0AppID)
         let agent0ID = try Self.id(agent0.object, "app agent0")
         state.agent0AppID = agent0ID
         state.agent0ClientID = agent0.object?["credentials"]?["oauthClient"]?["client_id"]?.string
         try note("OIDC web app agent0", agent0ID, created: agent0.created)
-        try await assign(userID, to: agent0ID, state: &state)
+        try await assign(member, to: agent0ID, state: &state)
         var todo0ClientID: String?
         if let todo0URL = options.todo0URL {
             let todo0 = try await webApp(label: "todo0", base: todo0URL, recorded: state.todo0AppID)
@@ -111,7 +121,7 @@ public struct OktaBootstrap: Sendable {
             state.todo0AppID = id
             todo0ClientID = todo0.object?["credentials"]?["oauthClient"]?["client_id"]?.string
             try note("OIDC web app todo0", id, created: todo0.created)
-            try await assign(userID, to: id, state: &state)
+            try await assign(member, to: id, state: &state)
         }
 
         // 3. The agent's key pair: reused while its file is there.
@@ -282,11 +292,24 @@ public struct OktaBootstrap: Sendable {
         }
     }
 
-    private func assign(_ userID: String, to app: String, state: inout OktaState) async throws {
-        let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/users", what: "users of app \(app)").body?.array ?? []
-        if assigned.contains(where: { $0["id"]?.string == userID }) { return }
-        _ = try await client.call(.POST, "/api/v1/apps/\(app)/users", body: ["id": .string(userID)], what: "assigning user \(userID) to app \(app)")
-        state.assignments[app] = userID
+    enum Member {
+        case user(String)
+        case group(String)
+    }
+
+    private func assign(_ member: Member, to app: String, state: inout OktaState) async throws {
+        switch member {
+        case .user(let userID):
+            let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/users", what: "users of app \(app)").body?.array ?? []
+            if assigned.contains(where: { $0["id"]?.string == userID }) { return }
+            _ = try await client.call(.POST, "/api/v1/apps/\(app)/users", body: ["id": .string(userID)], what: "assigning user \(userID) to app \(app)")
+            state.assignments[app] = userID
+        case .group(let groupID):
+            let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/groups", what: "groups of app \(app)").body?.array ?? []
+            if assigned.contains(where: { $0["id"]?.string == groupID }) { return }
+            _ = try await client.call(.PUT, "/api/v1/apps/\(app)/groups/\(groupID)", body: [:], what: "assigning group \(groupID) to app \(app)")
+            state.groupAssignments[app] = groupID
+        }
         try state.save(options.statePath)
     }
 

@@ -32,6 +32,7 @@ public struct OktaRollback: Sendable {
         if let id = state.connectionID { items.append(("managed connection", id)) }
         if let id = state.agentID { items.append(("AI agent", id)) }
         for (app, user) in state.assignments.sorted(by: { $0.key < $1.key }) { items.append(("assignment of \(user) to app", app)) }
+        for (app, group) in state.groupAssignments.sorted(by: { $0.key < $1.key }) { items.append(("assignment of group \(group) to app", app)) }
         if let id = state.todo0AppID { items.append(("OIDC web app todo0", id)) }
         if let id = state.agent0AppID { items.append(("OIDC web app agent0", id)) }
         if let id = state.authorizationServerID { items.append(("authorization server", id)) }
@@ -88,6 +89,11 @@ public struct OktaRollback: Sendable {
         for (app, user) in state.assignments.sorted(by: { $0.key < $1.key }) {
             if await remove("assignment of \(user) to app \(app)", app, { try await client.call(.DELETE, "/api/v1/apps/\(app)/users/\(user)", what: "app assignment") }) {
                 state.assignments[app] = nil
+            }
+        }
+        for (app, group) in state.groupAssignments.sorted(by: { $0.key < $1.key }) {
+            if await remove("assignment of group \(group) to app \(app)", app, { try await client.call(.DELETE, "/api/v1/apps/\(app)/groups/\(group)", what: "app group assignment") }) {
+                state.groupAssignments[app] = nil
             }
         }
         for (label, id) in [("todo0", state.todo0AppID), ("agent0", state.agent0AppID)] {

@@ -15,6 +15,8 @@ public struct OktaState: Codable, Sendable, Equatable {
     public var todo0AppID: String?
     /// App id → the user assigned to it by bootstrap.
     public var assignments: [String: String] = [:]
+    /// App id → the group assigned to it by bootstrap (`--group`).
+    public var groupAssignments: [String: String] = [:]
     public var agentID: String?
     public var agentKeyID: String?
     public var agentKeyFile: String?
@@ -26,7 +28,7 @@ public struct OktaState: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case org, scopeIDs = "scope_ids", policyID = "policy_id", ruleID = "rule_id", agent0AppID = "agent0_app_id"
         case authorizationServerID = "authorization_server_id", agent0ClientID = "agent0_client_id", todo0AppID = "todo0_app_id"
-        case assignments, agentID = "agent_id", agentKeyID = "agent_key_id", agentKeyFile = "agent_key_file", connectionID = "connection_id"
+        case assignments, groupAssignments = "group_assignments", agentID = "agent_id", agentKeyID = "agent_key_id", agentKeyFile = "agent_key_file", connectionID = "connection_id"
         case trustedOrigins = "trusted_origins"
     }
 

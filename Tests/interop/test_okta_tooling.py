@@ -929,3 +929,56 @@ def test_files_are_private_and_no_secret_is_printed(binary, fresh_idp, tmp_path)
     assert "issued" in log or "Management API" in log, "the IdP logged nothing: is its log being read?"
     for what, secret in secrets.items():
         assert secret not in log, f"the IdP's log carries {what}"
+
+
+# =========================================================================== 6. assignments
+
+
+def test_both_apps_are_assigned_to_the_user_and_rollback_unassigns_both(binary, fresh_idp, tmp_path):
+    """With todo0's app too, the token's user is assigned to both apps (an assignment is kept per
+    app: a second one must not replace the first), and rollback removes both."""
+    cwd = tmp_path / "cli"
+    cwd.mkdir()
+    r = okta(binary, fresh_idp, cwd, "bootstrap", "--resource", TODO0_RESOURCE, "--todo0-url", "http://127.0.0.1:5001")
+    assert r.returncode == 0, explain(r)
+    state = read_state(cwd)
+    mgmt = Mgmt(fresh_idp)
+    me = mgmt.get("/api/v1/users/me")["id"]
+    apps = [state["agent0_app_id"], state["todo0_app_id"]]
+    assert state["assignments"] == {app: me for app in apps}, state
+    for app in apps:
+        assert [u["id"] for u in mgmt.get(f"/api/v1/apps/{app}/users")] == [me], app
+    r = okta(binary, fresh_idp, cwd, "rollback", "--yes")
+    assert r.returncode == 0, explain(r)
+    assert sum("assignment of" in line and line.startswith("deleted") for line in r.stdout.splitlines()) == 2, r.stdout
+    assert mgmt.get("/api/v1/apps") == []
+
+
+def test_group_assignment_instead_of_the_user(binary, fresh_idp, tmp_path):
+    """--group NAME assigns the apps to that group (found by name through /api/v1/groups), not to
+    users/me; an unknown group is an error naming it; rollback removes the group assignments."""
+    mgmt = Mgmt(fresh_idp)
+    groups = mgmt.get("/api/v1/groups?q=adm")
+    assert [g["profile"]["name"] for g in groups] == ["admins"], groups
+    admins = groups[0]["id"]
+
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    r = okta(binary, fresh_idp, missing, "bootstrap", "--resource", TODO0_RESOURCE, "--group", "no-such-group")
+    assert r.returncode == 1 and "no-such-group" in r.stderr, explain(r)
+
+    cwd = tmp_path / "cli"
+    cwd.mkdir()
+    r = okta(binary, fresh_idp, cwd, "bootstrap", "--resource", TODO0_RESOURCE, "--group", "admins")
+    assert r.returncode == 0, explain(r)
+    state = read_state(cwd)
+    app = state["agent0_app_id"]
+    assert state["group_assignments"] == {app: admins} and state["assignments"] == {}, state
+    assigned = mgmt.get(f"/api/v1/apps/{app}/groups")
+    assert [g["id"] for g in assigned] == [admins], assigned
+    assert mgmt.get(f"/api/v1/apps/{app}/users") == []
+    okta_error(mgmt.request("PUT", f"/api/v1/apps/{app}/groups/00gNOPE"), 404, "E0000007")
+    r = okta(binary, fresh_idp, cwd, "rollback", "--yes")
+    assert r.returncode == 0, explain(r)
+    assert any(line.startswith("deleted") and "group" in line for line in r.stdout.splitlines()), r.stdout
+    assert mgmt.get("/api/v1/apps") == []
