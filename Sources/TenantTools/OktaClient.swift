@@ -107,7 +107,12 @@ public struct OktaAPIError: Error, CustomStringConvertible {
 /// An HTTP client for one command, shut down when it is done (the CLI holds no client).
 public enum TenantHTTP {
     public static func with<R>(_ body: (HTTPClient) async throws -> R) async rethrows -> R {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // One attempt per connection: a command checking or setting up a tenant says at once
+        // that a host refuses connections (the default retries until the request's timeout).
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let result = try await body(http)
             try? await http.shutdown()
