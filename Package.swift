@@ -189,7 +189,7 @@ let package = Package(
         // Tenant tooling: `switchboard doctor` (live checks of a connections.yaml against its IdP and servers).
         .target(
             name: "TenantTools",
-            dependencies: ["Gateway", "OAuthCore", "PluginAPI", "SwitchboardJSON", asyncHTTPClient, crypto, nioCore, nioHTTP1],
+            dependencies: ["Gateway", "OAuthCore", "PluginAPI", "SwitchboardJSON", asyncHTTPClient, nioCore, nioHTTP1],
             exclude: ["README.md"],
             swiftSettings: strict
         ),

@@ -43,7 +43,7 @@ final class IdentityProvider: Sendable {
     ) {
         self.base = config
         self.tenant = tenant
-        self.directory = Mutex(tenant.effective(over: config, issuer: issuer))
+        self.directory = Mutex(tenant.effective(over: config))
         self.managementToken = managementToken
         self.issuerURL = Mutex(issuer)
         self.store = store
@@ -76,15 +76,13 @@ final class IdentityProvider: Sendable {
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let token = "00" + RandomToken.make(bytes: 30)
-        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw IdPSetupError("cannot write \(path)")
-        }
+        do { try writePrivateFile(Data((token + "\n").utf8), to: path) } catch { throw IdPSetupError("\(error)") }
         return token
     }
 
     /// Re-derives the directory after the Management API changed an object.
     func tenantChanged() {
-        let fresh = tenant.effective(over: base, issuer: issuer)
+        let fresh = tenant.effective(over: base)
         directory.withLock { $0 = fresh }
     }
 
@@ -116,12 +114,7 @@ final class IdentityProvider: Sendable {
     func initAgent(agentID: String, keyID: String, privateKeyPath: String) throws -> String {
         guard config.agent(agentID) != nil else { throw IdPSetupError("no agent '\(agentID)' in the IdP configuration") }
         let key = try SigningKey.generateRSA(kid: keyID)
-        let dir = URL(fileURLWithPath: privateKeyPath).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let tmp = privateKeyPath + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(key.pemRepresentation.utf8), attributes: [.posixPermissions: 0o600]) else { throw IdPSetupError("cannot write \(tmp)") }
-        guard rename(tmp, privateKeyPath) == 0 else { throw IdPSetupError("cannot move the key into \(privateKeyPath)") }
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: privateKeyPath)
+        do { try key.writePrivateKey(to: privateKeyPath) } catch { throw IdPSetupError("\(error)") }
         let jwk = String(decoding: try JSONSerialization.data(withJSONObject: key.publicJWK, options: [.sortedKeys]), as: UTF8.self)
         try store.registerAgentKey(clientID: agentID, kid: keyID, jwk: jwk)
         return keyID

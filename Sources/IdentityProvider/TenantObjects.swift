@@ -5,7 +5,7 @@ import Synchronization
 /// What the Management API created, held as Okta's own JSON (what the API answers) and kept in
 /// SQLite: authorization servers with their scopes, policies and rules, OIDC apps and their
 /// user assignments, AI agents with their keys and managed connections, trusted origins, and
-/// the asynchronous operations of agents. ``effective(over:issuer:)`` turns the active ones into
+/// the asynchronous operations of agents. ``effective(over:)`` turns the active ones into
 /// directory entries, so what is created takes effect at the token endpoints.
 final class TenantObjects: Sendable {
     struct Object: Sendable {
@@ -77,7 +77,7 @@ final class TenantObjects: Sendable {
 
     /// The directory: the file's (or the embedded defaults') entries, then what the API created
     /// and is active. An id the file already has is not replaced.
-    func effective(over base: IdPConfig, issuer: String) -> IdPConfig {
+    func effective(over base: IdPConfig) -> IdPConfig {
         var config = base
         let snapshot = objects.withLock { $0 }
         func active(_ o: Object) -> Bool { o.json["status"]?.string == "ACTIVE" }

@@ -1,6 +1,6 @@
 import Crypto
 import _CryptoExtras
-import Foundation
+public import Foundation
 
 /// A private key that signs JWTs (RS256 with RSA ≥ 2048 bits, or ES256 with P-256), with
 /// its `kid` and the public JWK to publish. Its descriptions never print key material.
@@ -98,4 +98,40 @@ public enum SigningKeyError: Error, Sendable {
 public func jwksJSON(_ keys: [[String: String]]) -> String {
     let data = (try? JSONSerialization.data(withJSONObject: ["keys": keys], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
     return String(decoding: data, as: UTF8.self)
+}
+
+extension SigningKey {
+    /// RFC 7638 thumbprint of the public key (base64url SHA-256 of its required members).
+    public var thumbprint: String { jwkThumbprint(publicJWK) }
+
+    /// Writes the private key (PEM) owner-only (0600, its directory 0700) through a temporary
+    /// file renamed over `path`, so no reader ever sees half a key.
+    public func writePrivateKey(to path: String) throws {
+        try writePrivateFile(Data(pemRepresentation.utf8), to: path)
+    }
+}
+
+/// RFC 7638 thumbprint of a public JWK (RSA: `e`, `kty`, `n`; EC: `crv`, `kty`, `x`, `y`).
+public func jwkThumbprint(_ jwk: [String: String]) -> String {
+    let members: [String] = jwk["kty"] == "RSA" ? ["e", "kty", "n"] : ["crv", "kty", "x", "y"]
+    let json = "{" + members.map { "\"\($0)\":\"\(jwk[$0] ?? "")\"" }.joined(separator: ",") + "}"
+    return Base64URL.encode(Data(SHA256.hash(data: Data(json.utf8))))
+}
+
+/// Writes `data` owner-only (0600; a directory it creates 0700) through a temporary file
+/// renamed over `path`: keys, secrets and state files.
+public func writePrivateFile(_ data: Data, to path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    if !directory.isEmpty {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+    let tmp = path + ".tmp"
+    guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]) else { throw PrivateFileError(path: tmp) }
+    guard rename(tmp, path) == 0 else { throw PrivateFileError(path: path) }
+    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+}
+
+public struct PrivateFileError: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String { "cannot write \(path)" }
 }

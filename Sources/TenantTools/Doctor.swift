@@ -1,9 +1,9 @@
 public import AsyncHTTPClient
-import Crypto
 public import Foundation
 import Gateway
 public import NIOCore
 import OAuthCore
+import SwitchboardJSON
 public import PluginAPI
 
 /// `switchboard doctor`: live checks of a connections.yaml against the services it names — for
@@ -44,15 +44,15 @@ public struct Doctor: Sendable {
 
         // The users' issuer: discovery and keys.
         let issuer = plan.users.issuer
-        var discovered: [String: Any]?
+        var discovered: [String: JSONValue]?
         do {
             let doc = try await getJSON(Self.trimmed(issuer) + "/.well-known/openid-configuration")
-            guard Self.trimmed(doc["issuer"] as? String ?? "") == Self.trimmed(issuer) else {
-                throw DoctorFailure("its discovery document names issuer '\(doc["issuer"] as? String ?? "")'")
+            guard Self.trimmed(doc["issuer"]?.string ?? "") == Self.trimmed(issuer) else {
+                throw DoctorFailure("its discovery document names issuer '\(doc["issuer"]?.string ?? "")'")
             }
-            guard let jwksURI = doc["jwks_uri"] as? String else { throw DoctorFailure("its discovery document has no jwks_uri") }
+            guard let jwksURI = doc["jwks_uri"]?.string else { throw DoctorFailure("its discovery document has no jwks_uri") }
             let jwks = try await getJSON(jwksURI)
-            guard let keys = jwks["keys"] as? [Any], !keys.isEmpty else { throw DoctorFailure("\(jwksURI) lists no key") }
+            guard let keys = jwks["keys"]?.array, !keys.isEmpty else { throw DoctorFailure("\(jwksURI) lists no key") }
             discovered = doc
             checks.append(.pass("issuer", "users' issuer \(issuer): discovery and JWKS (\(keys.count) key\(keys.count == 1 ? "" : "s")) reachable"))
         } catch {
@@ -82,12 +82,12 @@ public struct Doctor: Sendable {
                 }
                 continue
             }
-            let endpoint = configured.isEmpty ? discovered?["token_endpoint"] as? String : configured
+            let endpoint = configured.isEmpty ? discovered?["token_endpoint"]?.string : configured
             guard let endpoint else {
                 checks.append(.skipped(checkID, "the agent's key at the org token endpoint", because: "the issuer's discovery failed"))
                 continue
             }
-            let thumbprint = Self.thumbprint(key.publicJWK)
+            let thumbprint = key.thumbprint
             let form: [(String, String)] = [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
                 ("requested_token_type", "urn:ietf:params:oauth:token-type:id-jag"),
@@ -109,17 +109,17 @@ public struct Doctor: Sendable {
             let url = Self.trimmed(asIssuer) + "/.well-known/oauth-authorization-server"
             do {
                 let doc = try await getJSON(url)
-                guard Self.trimmed(doc["issuer"] as? String ?? "") == Self.trimmed(asIssuer) else {
-                    throw DoctorFailure("\(url) names issuer '\(doc["issuer"] as? String ?? "")'")
+                guard Self.trimmed(doc["issuer"]?.string ?? "") == Self.trimmed(asIssuer) else {
+                    throw DoctorFailure("\(url) names issuer '\(doc["issuer"]?.string ?? "")'")
                 }
-                let grants = doc["grant_types_supported"] as? [String] ?? []
+                let grants = doc["grant_types_supported"]?.array?.compactMap(\.string) ?? []
                 guard grants.contains("urn:ietf:params:oauth:grant-type:jwt-bearer") else {
                     checks.append(.fail("as:\(name)", "authorization server '\(name)' does not advertise the JWT-bearer grant",
                                         detail: "grant_types_supported: \(grants.joined(separator: ", "))",
                                         fix: "allow the JWT Bearer grant in an access policy rule of \(asIssuer) for agent '\(plan.agent?.id ?? "")'"))
                     continue
                 }
-                serverScopes[name] = Set(doc["scopes_supported"] as? [String] ?? [])
+                serverScopes[name] = Set(doc["scopes_supported"]?.array?.compactMap(\.string) ?? [])
                 checks.append(.pass("as:\(name)", "authorization server '\(name)' (\(asIssuer)): metadata reachable, JWT-bearer grant advertised"))
             } catch {
                 checks.append(.fail("as:\(name)", "authorization server '\(name)' metadata not reachable", detail: "\(error)",
@@ -157,7 +157,7 @@ public struct Doctor: Sendable {
         guard let url = URL(string: upstream), let scheme = url.scheme, let host = url.host else { return [] }
         let origin = "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
         let path = url.path == "/" ? "" : url.path
-        var doc: [String: Any]?
+        var doc: [String: JSONValue]?
         var lastError: (any Error)?
         for candidate in [origin + "/.well-known/oauth-protected-resource" + path, origin + "/.well-known/oauth-protected-resource"] {
             do {
@@ -172,7 +172,7 @@ public struct Doctor: Sendable {
                           fix: "the MCP server must publish /.well-known/oauth-protected-resource (RFC 9728); check upstream: of '\(name)'")]
         }
         var checks: [DoctorCheck] = []
-        let published = doc["resource"] as? String ?? ""
+        let published = doc["resource"]?.string ?? ""
         if published == resource {
             checks.append(.pass("resource:\(name)", "'\(name)': the server's resource is the connection's resource indicator (\(resource))"))
         } else {
@@ -180,7 +180,7 @@ public struct Doctor: Sendable {
                                 fix: "set resource: of '\(name)' to \(published) (the aud its access tokens must carry), or correct the server's configured resource"))
         }
         if let server = needs.authorizationServer, let asIssuer = plan.connections.first(where: { $0.descriptor.name == server })?.descriptor.issuer {
-            let named = doc["authorization_servers"] as? [String] ?? []
+            let named = doc["authorization_servers"]?.array?.compactMap(\.string) ?? []
             if named.map(Self.trimmed).contains(Self.trimmed(asIssuer)) {
                 checks.append(.pass("resource-as:\(name)", "'\(name)': the server names authorization server '\(server)'"))
             } else {
@@ -210,7 +210,7 @@ public struct Doctor: Sendable {
         }
     }
 
-    private func getJSON(_ url: String) async throws -> [String: Any] {
+    private func getJSON(_ url: String) async throws -> [String: JSONValue] {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/json")
         let response: HTTPClientResponse
@@ -221,7 +221,7 @@ public struct Doctor: Sendable {
         }
         let body = try await response.body.collect(upTo: 1 << 20)
         guard response.status == .ok else { throw DoctorFailure("\(url) answered \(response.status.code)") }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+        guard case .object(let object)? = JSONValue.parse(body.readableBytesView) else {
             throw DoctorFailure("\(url) did not answer a JSON object")
         }
         return object
@@ -231,13 +231,6 @@ public struct Doctor: Sendable {
 
     /// Shaped like a JWT so that an endpoint reads it as one, and signed by no one.
     static let invalidSubjectToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJkb2N0b3IifQ.aW52YWxpZA"
-
-    /// RFC 7638 thumbprint of a public JWK (base64url SHA-256 of its required members).
-    static func thumbprint(_ jwk: [String: String]) -> String {
-        let members: [String] = jwk["kty"] == "RSA" ? ["e", "kty", "n"] : ["crv", "kty", "x", "y"]
-        let json = "{" + members.map { "\"\($0)\":\"\(jwk[$0] ?? "")\"" }.joined(separator: ",") + "}"
-        return Base64URL.encode(Data(SHA256.hash(data: Data(json.utf8))))
-    }
 }
 
 /// One line of doctor's report.

@@ -1,5 +1,4 @@
 public import AsyncHTTPClient
-import Crypto
 import Foundation
 import OAuthCore
 import SwitchboardJSON
@@ -130,13 +129,12 @@ public struct OktaBootstrap: Sendable {
         // Its kid is its RFC 7638 thumbprint, so a key file replaced by another key is registered
         // anew rather than taken for the one recorded.
         if let pem = try? String(contentsOfFile: options.keyPath, encoding: .utf8), let loaded = try? SigningKey(pem: pem, kid: "") {
-            key = try SigningKey(pem: pem, kid: Doctor.thumbprint(loaded.publicJWK))
+            key = try SigningKey(pem: pem, kid: loaded.thumbprint)
             keyCreated = key.kid != state.agentKeyID
         } else {
             let fresh = try SigningKey.generateRSA(kid: "pending")
-            let kid = Doctor.thumbprint(fresh.publicJWK)
-            key = try SigningKey(pem: fresh.pemRepresentation, kid: kid)
-            try OktaState.writePrivately(Data(key.pemRepresentation.utf8), to: options.keyPath)
+            key = try SigningKey(pem: fresh.pemRepresentation, kid: fresh.thumbprint)
+            try key.writePrivateKey(to: options.keyPath)
             keyCreated = true
         }
         state.agentKeyID = key.kid
@@ -250,7 +248,7 @@ public struct OktaBootstrap: Sendable {
         if let todo0ClientID { env.append(("TODO0_CLIENT_ID", todo0ClientID)) }
         let text = "# Written by `switchboard okta bootstrap` for \(client.org). Secrets: keep this file private (mode 600).\n"
             + env.map { "\($0.0)=\(Self.quoted($0.1))" }.joined(separator: "\n") + "\n"
-        try OktaState.writePrivately(Data(text.utf8), to: options.envPath)
+        try writePrivateFile(Data(text.utf8), to: options.envPath)
         return steps
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import OAuthCore
 
 /// `.switchboard/okta-state.json`: the id of every object bootstrap created or adopted, written
 /// after each step (so a failure leaves a file describing what exists), read by re-runs (to
@@ -47,15 +48,7 @@ public struct OktaState: Codable, Sendable, Equatable {
     public func save(_ path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try OktaState.writePrivately(try encoder.encode(self), to: path)
-    }
-
-    static func writePrivately(_ data: Data, to path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]) else { throw OktaToolError("cannot write \(tmp)") }
-        guard rename(tmp, path) == 0 else { throw OktaToolError("cannot move \(tmp) to \(path)") }
+        try writePrivateFile(try encoder.encode(self), to: path)
     }
 }
 

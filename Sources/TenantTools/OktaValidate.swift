@@ -66,11 +66,11 @@ public struct OktaValidate: Sendable {
         // The key file's public key is one the agent has registered (by RFC 7638 thumbprint).
         if let agentID = state.agentID, let keyFile = state.agentKeyFile {
             if let pem = try? String(contentsOfFile: keyFile, encoding: .utf8), let key = try? SigningKey(pem: pem, kid: state.agentKeyID ?? "") {
-                let thumbprint = Doctor.thumbprint(key.publicJWK)
+                let thumbprint = key.thumbprint
                 do {
                     let registered = try await client.call(.GET, "\(agents)/\(agentID)/credentials/jwks", what: "the AI agent's keys").body?.array ?? []
                     let prints = registered.map { jwk in
-                        Doctor.thumbprint(Dictionary(uniqueKeysWithValues: ["kty", "n", "e", "crv", "x", "y"].compactMap { name in jwk[name]?.string.map { (name, $0) } }))
+                        jwkThumbprint(Dictionary(uniqueKeysWithValues: ["kty", "n", "e", "crv", "x", "y"].compactMap { name in jwk[name]?.string.map { (name, $0) } }))
                     }
                     if prints.contains(thumbprint) {
                         checks.append(.pass("okta:agent-key", "\(keyFile) is a key registered for agent \(agentID) (thumbprint \(thumbprint))"))
