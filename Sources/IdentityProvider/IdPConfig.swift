@@ -42,7 +42,8 @@ public struct IdPConfig: Codable, Sendable {
         /// Public JWKs registered in the file (in addition to those `--init-agent` stores).
         public var jwks: [[String: String]]?
         /// Managed connections (an agent created through the Management API): the authorization
-        /// servers it may get ID-JAGs for. Nil: any (an agent of the file).
+        /// servers it may get ID-JAGs for and the third-party apps it may get STS tokens for.
+        /// Nil: any (an agent of the file).
         var connections: [ManagedConnection]?
 
         enum CodingKeys: String, CodingKey {
@@ -52,10 +53,18 @@ public struct IdPConfig: Codable, Sendable {
         }
     }
 
-    /// An agent's managed connection to a custom authorization server.
+    /// An agent's managed connection: to a custom authorization server (Okta's
+    /// `IDENTITY_ASSERTION_CUSTOM_AS`, ID-JAG) or to a third-party app through OAuth STS
+    /// (`STS_ACCESS_TOKEN`, brokered consent).
     struct ManagedConnection: Sendable {
-        var authorizationServer: String
-        var resource: String
+        enum Target: Equatable, Sendable {
+            case authorizationServer(String)
+            case app(String)
+        }
+        var target: Target
+        /// The resource indicator the agent asks for; nil: any of the server's (a connection whose
+        /// indicator is the server's ORN, Okta's default).
+        var resource: String?
         /// Nil: every scope of the server.
         var scopes: [String]?
     }

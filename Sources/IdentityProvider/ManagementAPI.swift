@@ -10,7 +10,8 @@ import SwitchboardJSON
 /// `errorLink`, `errorId`, `errorCauses`): authorization servers (scopes, policies, rules,
 /// lifecycle), OIDC apps (user assignments, lifecycle), trusted origins, `users/me`, `org`,
 /// and AI agents (asynchronous register/activate/deactivate/delete answered 202 + `Location`
-/// of an operation, JWKS credentials, managed connections). Every call needs
+/// of an operation, JWKS credentials, managed connections to authorization servers and, through
+/// OAuth STS, to idp.yaml's third-party apps, potential connections). Every call needs
 /// `Authorization: SSWS {token}` (idp.yaml's `management_api_token`, or the data directory's
 /// `management-api-token`). What it creates is stored (``TenantObjects``) and takes effect.
 struct ManagementAPI: Sendable {
@@ -18,6 +19,11 @@ struct ManagementAPI: Sendable {
     typealias T = TenantObjects
 
     static let agentsPath = "/workload-principals/api/v1/ai-agents"
+    static let customASConnectionType = "IDENTITY_ASSERTION_CUSTOM_AS"
+    /// An app's resource server connector reached through OAuth STS (brokered consent). Not in
+    /// Okta's published OpenAPI spec (2026-07); the shape is the one public clients of live orgs
+    /// use (docs/okta-management-api-notes.md §8).
+    static let stsConnectionType = "STS_ACCESS_TOKEN"
 
     func register(on router: Router<BasicRequestContext>) {
         let api = router.group("api/v1")
@@ -31,6 +37,7 @@ struct ManagementAPI: Sendable {
         api.post("authorizationServers/:as/lifecycle/:op") { r, c in guarded(r) { try lifecycle(.authorizationServer, c.parameters.get("as"), c.parameters.get("op"), answer: .noContent) } }
         api.post("authorizationServers/:as/scopes") { r, c in await guardedBody(r) { try createScope(server: c.parameters.get("as"), $0) } }
         api.get("authorizationServers/:as/scopes") { r, c in guarded(r) { try children(.scope, of: .authorizationServer, c.parameters.get("as")) } }
+        api.get("authorizationServers/:as/scopes/:id") { r, c in guarded(r) { try show(.scope, c.parameters.get("id"), parent: c.parameters.get("as")) } }
         api.delete("authorizationServers/:as/scopes/:id") { r, c in guarded(r) { try removeChild(.scope, c.parameters.get("id"), of: c.parameters.get("as")) } }
         api.post("authorizationServers/:as/policies") { r, c in await guardedBody(r) { try createPolicy(server: c.parameters.get("as"), $0) } }
         api.get("authorizationServers/:as/policies") { r, c in guarded(r) { try children(.policy, of: .authorizationServer, c.parameters.get("as")) } }
@@ -56,11 +63,14 @@ struct ManagementAPI: Sendable {
         api.post("apps/:app/lifecycle/:op") { r, c in guarded(r) { try lifecycle(.app, c.parameters.get("app"), c.parameters.get("op"), answer: .ok) } }
         api.post("apps/:app/users") { r, c in await guardedBody(r) { try assign(app: c.parameters.get("app"), $0) } }
         api.get("apps/:app/users") { r, c in guarded(r) { try children(.appUser, of: .app, c.parameters.get("app")) } }
+        api.get("apps/:app/users/:user") { r, c in guarded(r) { try showAssignment(.appUser, app: c.parameters.get("app"), c.parameters.get("user")) } }
         api.delete("apps/:app/users/:user") { r, c in guarded(r) { try removeChild(.appUser, c.parameters.get("user"), of: c.parameters.get("app")) } }
 
         api.get("groups") { r, _ in guarded(r) { groups(query: r.uri.queryParameters.get("q")) } }
+        api.get("groups/:id") { r, c in guarded(r) { try group(c.parameters.get("id")) } }
         api.put("apps/:app/groups/:group") { r, c in guarded(r) { try assignGroup(app: c.parameters.get("app"), group: c.parameters.get("group")) } }
         api.get("apps/:app/groups") { r, c in guarded(r) { try children(.appGroup, of: .app, c.parameters.get("app")) } }
+        api.get("apps/:app/groups/:group") { r, c in guarded(r) { try showAssignment(.appGroup, app: c.parameters.get("app"), c.parameters.get("group")) } }
         api.delete("apps/:app/groups/:group") { r, c in guarded(r) { try removeChild(.appGroup, c.parameters.get("group"), of: c.parameters.get("app")) } }
 
         api.post("trustedOrigins") { r, _ in await guardedBody(r) { try createOrigin($0) } }
@@ -75,18 +85,16 @@ struct ManagementAPI: Sendable {
         agents.delete(":agent") { r, c in guarded(r) { try agentOperation(c.parameters.get("agent"), "delete") } }
         agents.post(":agent/lifecycle/:op") { r, c in guarded(r) { try agentOperation(c.parameters.get("agent"), c.parameters.get("op") ?? "") } }
         agents.post(":agent/credentials/jwks") { r, c in await guardedBody(r) { try addAgentKey(c.parameters.get("agent"), $0) } }
-        agents.get(":agent/credentials/jwks") { r, c in guarded(r) { try children(.agentKey, of: .agent, c.parameters.get("agent")) } }
+        agents.get(":agent/credentials/jwks") { r, c in guarded(r) { try dataList(.agentKey, of: c.parameters.get("agent"), "credentials/jwks") } }
+        agents.get(":agent/credentials/jwks/:key") { r, c in guarded(r) { try show(.agentKey, c.parameters.get("key"), parent: c.parameters.get("agent")) } }
         agents.post(":agent/connections") { r, c in await guardedBody(r) { try createConnection(c.parameters.get("agent"), $0) } }
-        agents.get(":agent/connections") { r, c in
-            guarded(r) {
-                _ = try existing(.agent, c.parameters.get("agent"))
-                return json(["data": .array(idp.tenant.all(.connection, parent: c.parameters.get("agent")).map { .object($0.json) })])
-            }
-        }
+        agents.get(":agent/connections") { r, c in guarded(r) { try dataList(.connection, of: c.parameters.get("agent"), "connections") } }
+        agents.get(":agent/connections/:id") { r, c in guarded(r) { try show(.connection, c.parameters.get("id"), parent: c.parameters.get("agent")) } }
         agents.post(":agent/connections/:id/lifecycle/:op") { r, c in
             guarded(r) { try lifecycle(.connection, c.parameters.get("id"), c.parameters.get("op"), answer: .ok, parent: c.parameters.get("agent"), body: true) }
         }
         agents.delete(":agent/connections/:id") { r, c in guarded(r) { try removeChild(.connection, c.parameters.get("id"), of: c.parameters.get("agent")) } }
+        router.get("workload-principals/api/v1/potential-connections") { r, _ in guarded(r) { try potentialConnections(filter: r.uri.queryParameters.get("filter")) } }
         router.get("workload-principals/api/v1/operations/:id") { r, c in guarded(r) { try operation(c.parameters.get("id")) } }
     }
 
@@ -133,8 +141,9 @@ struct ManagementAPI: Sendable {
     }
 
     private func authorized(_ request: Request) -> Bool {
-        guard let value = request.headers[.authorization], value.hasPrefix("SSWS ") else { return false }
-        return constantTimeEquals(String(value.dropFirst(5)), idp.managementToken)
+        // `SSWS {token}` as Okta documents it; the okta SDKs send `SSWS{token}`, which Okta accepts too.
+        guard let value = request.headers[.authorization], value.hasPrefix("SSWS") else { return false }
+        return constantTimeEquals(value.dropFirst(4).trimmingCharacters(in: .whitespaces), idp.managementToken)
     }
 
     // MARK: generic object handling
@@ -173,6 +182,20 @@ struct ManagementAPI: Sendable {
     private func children(_ kind: T.Kind, of parentKind: T.Kind, _ parent: String?) throws -> Response {
         let owner = try existing(parentKind, parent)
         return json(.array(idp.tenant.all(kind, parent: owner.id).map { .object($0.json) }))
+    }
+
+    /// An agent's keys or connections as the workload-principals API lists them: `{data, _links}`.
+    private func dataList(_ kind: T.Kind, of agentID: String?, _ path: String) throws -> Response {
+        let agent = try existing(.agent, agentID)
+        return json([
+            "data": .array(idp.tenant.all(kind, parent: agent.id).map { .object($0.json) }),
+            "_links": ["self": ["href": .string(idp.issuer + Self.agentsPath + "/" + agent.id + "/" + path)]],
+        ])
+    }
+
+    private func showAssignment(_ kind: T.Kind, app: String?, _ member: String?) throws -> Response {
+        let owner = try existing(.app, app)
+        return json(.object(try existing(kind, member.map { Self.assignmentKey(owner.id, $0) }, parent: owner.id).json))
     }
 
     private func remove(_ kind: T.Kind, _ id: String?, mustBeInactive: Bool) throws -> Response {
@@ -385,6 +408,11 @@ struct ManagementAPI: Sendable {
         "00g" + String(SHA256Hex.of(name).prefix(17))
     }
 
+    private func group(_ id: String?) throws -> Response {
+        guard let found = groupObjects().first(where: { $0["id"]?.string == id }) else { throw Failure.notFound(id ?? "", "UserGroup") }
+        return json(found)
+    }
+
     private func groups(query: String?) -> Response {
         let q = query?.lowercased() ?? ""
         return json(.array(groupObjects().filter { q.isEmpty || $0["profile"]?["name"]?.string?.lowercased().hasPrefix(q) == true }))
@@ -466,7 +494,10 @@ struct ManagementAPI: Sendable {
         let now = Self.now()
         let o: [String: JSONValue] = [
             "id": .string(id), "type": .string(type), "status": "IN_PROGRESS", "created": .string(now), "started": .string(now),
-            "resource": ["id": agent["id"] ?? .null, "type": "AI_AGENT", "status": agent["status"] ?? .null], "polls": 0,
+            "resource": [
+                "id": agent["id"] ?? .null, "type": "AI_AGENT", "status": agent["status"] ?? .null,
+                "_links": ["self": ["href": .string(idp.issuer + Self.agentsPath + "/" + (agent["id"]?.string ?? ""))]],
+            ], "polls": 0,
         ]
         try idp.tenant.put(.operation, id, o)
         var h = HTTPFields()
@@ -502,27 +533,81 @@ struct ManagementAPI: Sendable {
         return json(.object(o), status: .created)
     }
 
+    /// What an agent could be connected to, of one `connectionType` (`filter=connectionType eq "…"`):
+    /// the active authorization servers created here, or the third-party apps (idp.yaml's
+    /// `third_party_apps`) whose resource server connector is reached through OAuth STS.
+    private func potentialConnections(filter: String?) throws -> Response {
+        let parts = (filter ?? "").split(separator: " ", maxSplits: 2).map(String.init)
+        guard parts.count == 3, parts[0] == "connectionType", parts[1] == "eq", parts[2].count > 2, parts[2].hasPrefix("\""), parts[2].hasSuffix("\"") else {
+            throw Failure.validation("filter: must be connectionType eq \"<type>\"")
+        }
+        let type = String(parts[2].dropFirst().dropLast())
+        let found: [JSONValue]
+        switch type {
+        case Self.customASConnectionType:
+            let org = try orgID()
+            found = idp.tenant.all(.authorizationServer).filter { $0.json["status"]?.string == "ACTIVE" }.map { server in
+                [
+                    "connectionType": .string(type), "resourceIndicator": server.json["audiences"]?.array?.first ?? .null,
+                    "authorizationServer": ["orn": .string("orn:okta:idp:\(org):authorization_servers:\(server.id)"), "name": server.json["name"] ?? .null,
+                                            "issuerUrl": server.json["issuer"] ?? .null,
+                                            "_links": ["self": ["href": .string(idp.issuer + "/api/v1/authorizationServers/" + server.id)]]],
+                ]
+            }
+        case Self.stsConnectionType:
+            let org = try orgID()
+            found = idp.config.thirdPartyApps.map { .object(stsResource($0, org: org)) }.map { ["connectionType": .string(type), "resourceIndicator": $0["orn"] ?? .null, "resource": $0] }
+        default:
+            found = []
+        }
+        return json(["data": .array(found), "_links": ["self": ["href": .string(idp.issuer + "/workload-principals/api/v1/potential-connections")]]])
+    }
+
+    /// A third-party app as an STS connection's `resource`.
+    private func stsResource(_ app: IdPConfig.ThirdPartyApp, org: String) -> [String: JSONValue] {
+        [
+            "appInstanceId": .string(app.id), "appInstanceName": .string(app.name), "resourceType": "APP", "orn": .string(app.resource),
+            "clientAuthSettings": ["name": .string("\(app.name) resource server"), "orn": .string("orn:okta:idp:\(org):apps:\(app.id):client_auth_settings:default")],
+        ]
+    }
+
     private func createConnection(_ agentID: String?, _ fields: [String: JSONValue]) throws -> Response {
         let agent = try existing(.agent, agentID)
         guard agent.json["status"]?.string == "ACTIVE" else { throw Failure.validation("status: connections can be made only from an ACTIVE agent") }
-        guard fields["connectionType"]?.string == "IDENTITY_ASSERTION_CUSTOM_AS" else {
-            throw Failure.validation("connectionType: only IDENTITY_ASSERTION_CUSTOM_AS is supported here")
-        }
-        guard let orn = fields["authorizationServer"]?["orn"]?.string, let serverID = orn.split(separator: ":").last.map(String.init),
-              let server = idp.tenant.get(.authorizationServer, serverID)
-        else { throw Failure.validation("authorizationServer.orn: no such authorization server") }
-        let resource = try required(fields, "resourceIndicator")
-        guard server.json["audiences"]?.array?.contains(.string(resource)) == true else {
-            throw Failure.validation("resourceIndicator: '\(resource)' is not an audience of authorization server \(serverID)")
-        }
         let id = T.newID("mcn")
         var o = stamped(fields, id: id)
         o["orn"] = .string("orn:okta:idp:\(try orgID()):connections:\(id)")
-        o["scopeCondition"] = fields["scopeCondition"] ?? "ALL_SCOPES"
-        var serverInfo = fields["authorizationServer"]?.object ?? [:]
-        serverInfo["name"] = server.json["name"]
-        serverInfo["issuerUrl"] = server.json["issuer"]
-        o["authorizationServer"] = .object(serverInfo)
+        switch fields["connectionType"]?.string {
+        case Self.customASConnectionType:
+            guard let orn = fields["authorizationServer"]?["orn"]?.string, let serverID = orn.split(separator: ":").last.map(String.init),
+                  let server = idp.tenant.get(.authorizationServer, serverID)
+            else { throw Failure.validation("authorizationServer.orn: no such authorization server") }
+            // Okta's default resource indicator is the server's ORN: any of its audiences.
+            let resource = fields["resourceIndicator"]?.string ?? orn
+            guard resource == orn || server.json["audiences"]?.array?.contains(.string(resource)) == true else {
+                throw Failure.validation("resourceIndicator: '\(resource)' is neither an audience of authorization server \(serverID) nor its ORN")
+            }
+            o["resourceIndicator"] = .string(resource)
+            o["scopeCondition"] = fields["scopeCondition"] ?? "ALL_SCOPES"
+            var serverInfo = fields["authorizationServer"]?.object ?? [:]
+            serverInfo["name"] = server.json["name"]
+            serverInfo["issuerUrl"] = server.json["issuer"]
+            serverInfo["_links"] = ["self": ["href": .string(idp.issuer + "/api/v1/authorizationServers/" + serverID)]]
+            o["authorizationServer"] = .object(serverInfo)
+        case Self.stsConnectionType:
+            guard let appID = fields["resource"]?["appInstanceId"]?.string, !appID.isEmpty else {
+                throw Failure.validation("resource.appInstanceId: The field cannot be left blank")
+            }
+            guard let app = idp.config.app(id: appID) else { throw Failure.validation("resource.appInstanceId: no app instance \(appID) with a resource server connector") }
+            let resource = stsResource(app, org: try orgID())
+            guard let settings = fields["resource"]?["clientAuthSettings"]?["orn"]?.string, settings == resource["clientAuthSettings"]?["orn"]?.string else {
+                throw Failure.validation("resource.clientAuthSettings.orn: not the resource server connector of app \(appID)")
+            }
+            o["resource"] = .object(resource)
+            o["resourceIndicator"] = .string(app.resource)
+        default:
+            throw Failure.validation("connectionType: only \(Self.customASConnectionType) and \(Self.stsConnectionType) are supported here")
+        }
         try idp.tenant.put(.connection, id, parent: agent.id, o)
         idp.tenantChanged()
         return json(.object(o), status: .created)

@@ -120,10 +120,15 @@ final class TenantObjects: Sendable {
                 return jwk
             }
             let connections: [IdPConfig.ManagedConnection] = snapshot.filter { $0.kind == .connection && $0.parent == agent.id && active($0) }.compactMap { c in
+                if c.json["connectionType"]?.string == ManagementAPI.stsConnectionType {
+                    guard let app = c.json["resource"]?["appInstanceId"]?.string, let resource = c.json["resourceIndicator"]?.string else { return nil }
+                    return .init(target: .app(app), resource: resource, scopes: nil)
+                }
                 // orn:okta:idp:{org}:authorization_servers:{id}
                 guard let orn = c.json["authorizationServer"]?["orn"]?.string, let server = orn.split(separator: ":").last else { return nil }
                 let condition = c.json["scopeCondition"]?.string ?? "ALL_SCOPES"
-                return .init(authorizationServer: String(server), resource: c.json["resourceIndicator"]?.string ?? "",
+                let indicator = c.json["resourceIndicator"]?.string
+                return .init(target: .authorizationServer(String(server)), resource: indicator?.hasPrefix("orn:") == false ? indicator : nil,
                              scopes: condition == "INCLUDE_ONLY" ? strings(c.json["scopes"]) : nil)
             }
             var entry = IdPConfig.Agent(clientID: agent.id, actsFor: actsFor, jwks: keys)

@@ -40,7 +40,7 @@ extension IdentityProvider {
         // An agent created through the Management API reaches only the servers it has a managed
         // connection to, for that connection's resource and scopes.
         if let connections = agent.connections {
-            guard let connection = connections.first(where: { $0.authorizationServer == server.id && (resource == nil || $0.resource == resource) }) else {
+            guard let connection = connections.first(where: { $0.target == .authorizationServer(server.id) && (resource == nil || $0.resource == nil || $0.resource == resource) }) else {
                 throw OAuthError.invalidTarget("agent '\(agent.clientID)' has no managed connection to \(audience)\(resource.map { " for resource '\($0)'" } ?? "")")
             }
             if let allowed = connection.scopes, let beyond = scopes.first(where: { !allowed.contains($0) }) {
@@ -70,6 +70,11 @@ extension IdentityProvider {
         let resource = try form.required("resource")
         guard let app = config.app(resource: resource), let ring = appRings[app.id] else {
             throw OAuthError.invalidTarget("resource '\(resource)' is not a configured third-party app")
+        }
+        // An agent created through the Management API reaches only the apps it has an STS
+        // managed connection to.
+        if let connections = agent.connections, !connections.contains(where: { $0.target == .app(app.id) && $0.resource == resource }) {
+            throw OAuthError.invalidTarget("agent '\(agent.clientID)' has no managed connection to \(app.name) ('\(resource)')")
         }
         let userID = subject.subject ?? ""
         let consented: Bool

@@ -40,6 +40,10 @@ struct OktaCommand: AsyncParsableCommand {
         @Option(help: "todo0's web base URL: also create its OIDC app.") var todo0URL: String?
         @Option(help: "Access-token lifetime in minutes.") var tokenLifetime = 60
         @Option(help: "Assign the apps to this group (by name) instead of the token's user.") var group: String?
+        @Option(help: ArgumentHelp(
+            "Also connect the agent through OAuth STS to this app's resource server connector (its name or id, e.g. GitHub): the oauth-sts connections' resource.",
+            discussion: "The app and its connector (your GitHub OAuth app's client id and secret) are set up in the Admin Console first; Okta's API has no call for them."
+        )) var githubApp: String?
 
         func run() async throws {
             var options = OktaBootstrap.Options(org: org.org, token: try org.token())
@@ -52,6 +56,7 @@ struct OktaCommand: AsyncParsableCommand {
             options.todo0URL = todo0URL
             options.tokenLifetimeMinutes = tokenLifetime
             options.group = group
+            options.githubApp = githubApp
             do {
                 let steps = try await TenantHTTP.with { try await OktaBootstrap(options: options, httpClient: $0).run() }
                 for step in steps { print("\(step.created ? "created" : "exists ")  \(step.object)  \(step.id)") }

@@ -7,7 +7,7 @@ import SwitchboardJSON
 /// an Okta org (or the development IdP) — the custom authorization server and its scopes, the
 /// OIDC web app for agent0 (and todo0's when asked) assigned to the token's user, the agent's
 /// key pair, the AI agent with that public key, activated, its managed connection to the
-/// server, the access policy and rule for the JWT-bearer grant, trusted origins — then writes
+/// server (and, when asked, to GitHub's resource server connector through OAuth STS), the access policy and rule for the JWT-bearer grant, trusted origins — then writes
 /// the values connections.yaml and agent0 read into an env file (mode 600).
 ///
 /// Safe to re-run: an object recorded in the state file that still exists, or found by name,
@@ -31,6 +31,9 @@ public struct OktaBootstrap: Sendable {
         public var agentName = "Switchboard agent0"
         /// Assign the apps to this group instead of the token's user (`users/me`).
         public var group: String?
+        /// Connect the agent through OAuth STS to this app's resource server connector (its
+        /// name or id, e.g. `GitHub`): the `oauth-sts` connections' resource. Nil: not asked.
+        public var githubApp: String?
 
         public init(org: String, token: String) {
             self.org = org
@@ -82,7 +85,7 @@ public struct OktaBootstrap: Sendable {
         let serverID = try Self.id(server.object, "authorization server")
         state.authorizationServerID = serverID
         try note("authorization server \(serverName)", serverID, created: server.created)
-        let existingScopes = try await client.call(.GET, "/api/v1/authorizationServers/\(serverID)/scopes", what: "scopes of \(serverName)").body?.array ?? []
+        let existingScopes = try await client.call(.GET, "/api/v1/authorizationServers/\(serverID)/scopes", what: "scopes of \(serverName)").items
         for scope in options.scopes {
             if let found = existingScopes.first(where: { $0["name"]?.string == scope }), let id = found["id"]?.string {
                 state.scopeIDs[scope] = id
@@ -99,7 +102,7 @@ public struct OktaBootstrap: Sendable {
         // 2. The web apps, assigned to the token's user or to the group given.
         let member: Member
         if let group = options.group {
-            let found = try await client.call(.GET, "/api/v1/groups?q=\(Self.query(group))", what: "group '\(group)'").body?.array ?? []
+            let found = try await client.call(.GET, "/api/v1/groups?q=\(Self.query(group))", what: "group '\(group)'").items
             guard let match = found.first(where: { $0["profile"]?["name"]?.string == group }) else {
                 throw OktaToolError("group '\(group)': no group of that name at \(client.org)")
             }
@@ -147,7 +150,7 @@ public struct OktaBootstrap: Sendable {
         if let id = state.agentID { agentObject = try await client.find("\(agentsPath)/\(id)", what: "AI agent \(id)") }
         var agentCreated = false
         if agentObject == nil {
-            let listed = try await client.call(.GET, agentsPath, what: "AI agents").body?["data"]?.array ?? []
+            let listed = try await client.call(.GET, agentsPath, what: "AI agents").items
             agentObject = listed.first { $0["profile"]?["name"]?.string == options.agentName && $0["appId"]?.string == agent0ID }
         }
         if agentObject == nil {
@@ -161,7 +164,7 @@ public struct OktaBootstrap: Sendable {
         let agentID = try Self.id(agentObject, "AI agent")
         state.agentID = agentID
         try note("AI agent \(options.agentName)", agentID, created: agentCreated)
-        let keys = try await client.call(.GET, "\(agentsPath)/\(agentID)/credentials/jwks", what: "the AI agent's keys").body?.array ?? []
+        let keys = try await client.call(.GET, "\(agentsPath)/\(agentID)/credentials/jwks", what: "the AI agent's keys").items
         if !keys.contains(where: { $0["kid"]?.string == key.kid }) {
             var jwk: [String: JSONValue] = [:]
             for (name, value) in key.publicJWK { jwk[name] = .string(value) }
@@ -175,20 +178,64 @@ public struct OktaBootstrap: Sendable {
         // 5. The managed connection from the agent to the authorization server.
         let orgID = try Self.id(try await client.call(.GET, "/api/v1/org", what: "the org").body, "org")
         let serverORN = "orn:okta:idp:\(orgID):authorization_servers:\(serverID)"
-        let connections = try await client.call(.GET, "\(agentsPath)/\(agentID)/connections", what: "the AI agent's connections").body?["data"]?.array ?? []
+        let connectionsPath = "\(agentsPath)/\(agentID)/connections"
+        let connections = try await client.call(.GET, connectionsPath, what: "the AI agent's connections").items
         if let found = connections.first(where: {
             $0["id"]?.string == state.connectionID
                 || ($0["authorizationServer"]?["orn"]?.string == serverORN && $0["resourceIndicator"]?.string == options.resource)
-        }), let id = found["id"]?.string {
-            state.connectionID = id
-            try note("managed connection to \(serverName)", id, created: false)
+        }) {
+            state.connectionID = try await reuse(connection: found, in: connectionsPath, what: "managed connection to '\(serverName)'")
+            try note("managed connection to \(serverName)", state.connectionID ?? "", created: false)
         } else {
-            let made = try await client.call(.POST, "\(agentsPath)/\(agentID)/connections", body: [
+            let made = try await client.call(.POST, connectionsPath, body: [
                 "connectionType": "IDENTITY_ASSERTION_CUSTOM_AS", "authorizationServer": ["orn": .string(serverORN)],
                 "resourceIndicator": .string(options.resource), "scopeCondition": "INCLUDE_ONLY", "scopes": .array(options.scopes.map { .string($0) }),
             ], what: "managed connection to '\(serverName)'").body
             state.connectionID = try Self.id(made, "managed connection")
             try note("managed connection to \(serverName)", state.connectionID ?? "", created: true)
+        }
+
+        // 5b. When asked: the managed connection through OAuth STS to an app's resource server
+        // connector (GitHub's, for the `oauth-sts` connections). The app and its connector (the
+        // GitHub OAuth app's client id and secret) are set up in the Admin Console: Okta's API
+        // offers no call for them.
+        var stsResource: String?
+        if let appName = options.githubApp {
+            let sts = "STS_ACCESS_TOKEN"
+            let filter = Self.query("connectionType eq \"\(sts)\"")
+            let potential = try await client.call(
+                .GET, "/workload-principals/api/v1/potential-connections?filter=\(filter)", what: "the apps the agent can reach through STS (potential connections)"
+            ).items
+            guard let target = potential.first(where: {
+                $0["resource"]?["appInstanceId"]?.string == appName || $0["resource"]?["appInstanceName"]?.string?.lowercased() == appName.lowercased()
+            }), let appID = target["resource"]?["appInstanceId"]?.string else {
+                let offered = potential.compactMap { $0["resource"]?["appInstanceName"]?.string }
+                throw OktaToolError("""
+                    app '\(appName)': no app of that name at \(client.org) has a resource server connector the agent can reach through STS \
+                    (offered: \(offered.isEmpty ? "none" : offered.joined(separator: ", "))). In the Admin Console add the app, open its \
+                    Resource server tab, enter the client ID and secret of your GitHub OAuth app and save; then run bootstrap again
+                    """)
+            }
+            let what = "managed connection to '\(appName)' (STS)"
+            if let found = connections.first(where: {
+                $0["id"]?.string == state.githubConnectionID || ($0["connectionType"]?.string == sts && $0["resource"]?["appInstanceId"]?.string == appID)
+            }) {
+                state.githubConnectionID = try await reuse(connection: found, in: connectionsPath, what: what)
+                stsResource = found["resourceIndicator"]?.string ?? found["resource"]?["orn"]?.string
+                try note("managed connection to \(appName) (STS)", state.githubConnectionID ?? "", created: false)
+            } else {
+                let made = try await client.call(.POST, connectionsPath, body: [
+                    "connectionType": .string(sts),
+                    "resource": ["appInstanceId": .string(appID), "clientAuthSettings": ["orn": target["resource"]?["clientAuthSettings"]?["orn"] ?? .null]],
+                ], what: what).body
+                state.githubConnectionID = try Self.id(made, what)
+                stsResource = made?["resourceIndicator"]?.string ?? made?["resource"]?["orn"]?.string
+                try note("managed connection to \(appName) (STS)", state.githubConnectionID ?? "", created: true)
+            }
+            guard let resource = stsResource ?? target["resourceIndicator"]?.string ?? target["resource"]?["orn"]?.string else {
+                throw OktaToolError("\(what): the API names no resource indicator for it")
+            }
+            stsResource = resource
         }
 
         // 6. The access policy and its rule: the agent may use the JWT-bearer grant for the scopes.
@@ -223,7 +270,7 @@ public struct OktaBootstrap: Sendable {
         try note("policy rule \(ruleName)", state.ruleID ?? "", created: rule.created)
 
         // 7. Trusted origins for agent0 and todo0, when absent.
-        let origins = try await client.call(.GET, "/api/v1/trustedOrigins", what: "trusted origins").body?.array ?? []
+        let origins = try await client.call(.GET, "/api/v1/trustedOrigins", what: "trusted origins").items
         for (name, url) in [("agent0", options.agent0URL), ("todo0", Self.origin(of: options.resource))] {
             let origin = Self.origin(of: url)
             if let found = origins.first(where: { $0["origin"]?.string == origin }), let id = found["id"]?.string {
@@ -246,6 +293,7 @@ public struct OktaBootstrap: Sendable {
         ]
         if let secret = agent0.object?["credentials"]?["oauthClient"]?["client_secret"]?.string { env.append(("AGENT0_CLIENT_SECRET", secret)) }
         if let todo0ClientID { env.append(("TODO0_CLIENT_ID", todo0ClientID)) }
+        if let stsResource { env.append(("OAUTH_STS_RESOURCE", stsResource)) }
         let text = "# Written by `switchboard okta bootstrap` for \(client.org). Secrets: keep this file private (mode 600).\n"
             + env.map { "\($0.0)=\(Self.quoted($0.1))" }.joined(separator: "\n") + "\n"
         try writePrivateFile(Data(text.utf8), to: options.envPath)
@@ -263,7 +311,7 @@ public struct OktaBootstrap: Sendable {
         var path: String?
         if let recorded, let object = try await client.find(recorded, what: what) {
             (found, path) = (object, recorded)
-        } else if let object = try await client.call(.GET, list, what: what).body?.array?.first(where: matching), let id = object["id"]?.string {
+        } else if let object = try await client.call(.GET, list, what: what).items.first(where: matching), let id = object["id"]?.string {
             (found, path) = (object, String(list.prefix { $0 != "?" }) + "/" + id)
         }
         guard let found, let path else { return (try await create(), true) }
@@ -272,6 +320,15 @@ public struct OktaBootstrap: Sendable {
             return (try await client.call(.GET, path, what: what).body, false)
         }
         return (found, false)
+    }
+
+    /// A managed connection found among the agent's: its id, activated again if it was deactivated.
+    private func reuse(connection found: JSONValue, in path: String, what: String) async throws -> String {
+        let id = try Self.id(found, what)
+        if found["status"]?.string == "INACTIVE" {
+            try await client.call(.POST, "\(path)/\(id)/lifecycle/activate", body: [:], what: "reactivating the \(what)")
+        }
+        return id
     }
 
     private func webApp(label: String, base: String, recorded: String?) async throws -> (object: JSONValue?, created: Bool) {
@@ -298,12 +355,12 @@ public struct OktaBootstrap: Sendable {
     private func assign(_ member: Member, to app: String, state: inout OktaState) async throws {
         switch member {
         case .user(let userID):
-            let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/users", what: "users of app \(app)").body?.array ?? []
+            let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/users", what: "users of app \(app)").items
             if assigned.contains(where: { $0["id"]?.string == userID }) { return }
             _ = try await client.call(.POST, "/api/v1/apps/\(app)/users", body: ["id": .string(userID)], what: "assigning user \(userID) to app \(app)")
             state.assignments[app] = userID
         case .group(let groupID):
-            let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/groups", what: "groups of app \(app)").body?.array ?? []
+            let assigned = try await client.call(.GET, "/api/v1/apps/\(app)/groups", what: "groups of app \(app)").items
             if assigned.contains(where: { $0["id"]?.string == groupID }) { return }
             _ = try await client.call(.PUT, "/api/v1/apps/\(app)/groups/\(groupID)", body: [:], what: "assigning group \(groupID) to app \(app)")
             state.groupAssignments[app] = groupID

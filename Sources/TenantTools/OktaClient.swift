@@ -26,6 +26,10 @@ public struct OktaClient: Sendable {
         var status: Int
         var body: JSONValue?
         var location: String?
+
+        /// A list answer's items: Okta's core API answers a JSON array, the workload-principals
+        /// API (AI agents, their keys and connections) `{data: […], _links}`.
+        var items: [JSONValue] { body?.array ?? body?["data"]?.array ?? [] }
     }
 
     /// One call; a non-2xx answer throws ``OktaAPIError`` naming `what`.

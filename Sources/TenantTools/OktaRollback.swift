@@ -3,7 +3,7 @@ import Foundation
 import SwitchboardJSON
 
 /// `switchboard okta rollback`: deletes what the state file lists, in reverse dependency order
-/// — policy rule, policy, managed connection, AI agent, app assignments, apps, authorization
+/// — policy rule, policy, managed connections, AI agent, app assignments, apps, authorization
 /// server, trusted origins — deactivating first where Okta requires it. An object already gone
 /// is reported, not an error; a failure is reported and the rest still goes. The state file is
 /// removed when nothing is left, else rewritten with what remains.
@@ -29,6 +29,7 @@ public struct OktaRollback: Sendable {
         var items: [(String, String)] = []
         if let id = state.ruleID { items.append(("policy rule", id)) }
         if let id = state.policyID { items.append(("access policy", id)) }
+        if let id = state.githubConnectionID { items.append(("managed connection (STS)", id)) }
         if let id = state.connectionID { items.append(("managed connection", id)) }
         if let id = state.agentID { items.append(("AI agent", id)) }
         for (app, user) in state.assignments.sorted(by: { $0.key < $1.key }) { items.append(("assignment of \(user) to app", app)) }
@@ -69,13 +70,15 @@ public struct OktaRollback: Sendable {
         if let server, await remove("access policy", state.policyID, { try await client.call(.DELETE, "\(server)/policies/\(state.policyID ?? "")", what: "access policy") }) {
             state.policyID = nil
         }
-        if let agent = state.agentID, let connection = state.connectionID,
-           await remove("managed connection", connection, {
-               let path = "\(agents)/\(agent)/connections/\(connection)"
-               try await client.call(.POST, "\(path)/lifecycle/deactivate", body: [:], what: "deactivating the managed connection")
-               try await client.call(.DELETE, path, what: "managed connection")
-           }) {
-            state.connectionID = nil
+        for (what, id) in [("managed connection (STS)", state.githubConnectionID), ("managed connection", state.connectionID)] {
+            guard let agent = state.agentID, let id else { continue }
+            if await remove(what, id, {
+                let path = "\(agents)/\(agent)/connections/\(id)"
+                try await client.call(.POST, "\(path)/lifecycle/deactivate", body: [:], what: "deactivating the \(what)")
+                try await client.call(.DELETE, path, what: what)
+            }) {
+                if id == state.githubConnectionID { state.githubConnectionID = nil } else { state.connectionID = nil }
+            }
         }
         if let agent = state.agentID, await remove("AI agent", agent, {
             let current = try await client.call(.GET, "\(agents)/\(agent)", what: "AI agent").body

@@ -22,6 +22,8 @@ public struct OktaState: Codable, Sendable, Equatable {
     public var agentKeyID: String?
     public var agentKeyFile: String?
     public var connectionID: String?
+    /// The managed connection through OAuth STS to the app `--github-app` named.
+    public var githubConnectionID: String?
     /// Trusted origins bootstrap created (name → id); those it found are not listed, so
     /// rollback leaves them.
     public var trustedOrigins: [String: String] = [:]
@@ -30,6 +32,7 @@ public struct OktaState: Codable, Sendable, Equatable {
         case org, scopeIDs = "scope_ids", policyID = "policy_id", ruleID = "rule_id", agent0AppID = "agent0_app_id"
         case authorizationServerID = "authorization_server_id", agent0ClientID = "agent0_client_id", todo0AppID = "todo0_app_id"
         case assignments, groupAssignments = "group_assignments", agentID = "agent_id", agentKeyID = "agent_key_id", agentKeyFile = "agent_key_file", connectionID = "connection_id"
+        case githubConnectionID = "github_connection_id"
         case trustedOrigins = "trusted_origins"
     }
 

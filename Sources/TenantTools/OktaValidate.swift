@@ -40,6 +40,12 @@ public struct OktaValidate: Sendable {
             ("OIDC web app agent0", state.agent0AppID.map { "/api/v1/apps/\($0)" }, "okta:app-agent0"),
             ("AI agent", state.agentID.map { "\(agents)/\($0)" }, "okta:agent"),
         ]
+        if let agent = state.agentID, let connection = state.connectionID {
+            objects.append(("managed connection", "\(agents)/\(agent)/connections/\(connection)", "okta:connection"))
+        }
+        if let agent = state.agentID, let connection = state.githubConnectionID {
+            objects.append(("managed connection (STS)", "\(agents)/\(agent)/connections/\(connection)", "okta:sts-connection"))
+        }
         if let server = state.authorizationServerID, let policy = state.policyID {
             objects.append(("access policy", "/api/v1/authorizationServers/\(server)/policies/\(policy)", "okta:policy"))
         }
@@ -68,7 +74,7 @@ public struct OktaValidate: Sendable {
             if let pem = try? String(contentsOfFile: keyFile, encoding: .utf8), let key = try? SigningKey(pem: pem, kid: state.agentKeyID ?? "") {
                 let thumbprint = key.thumbprint
                 do {
-                    let registered = try await client.call(.GET, "\(agents)/\(agentID)/credentials/jwks", what: "the AI agent's keys").body?.array ?? []
+                    let registered = try await client.call(.GET, "\(agents)/\(agentID)/credentials/jwks", what: "the AI agent's keys").items
                     let prints = registered.map { jwk in
                         jwkThumbprint(Dictionary(uniqueKeysWithValues: ["kty", "n", "e", "crv", "x", "y"].compactMap { name in jwk[name]?.string.map { (name, $0) } }))
                     }
