@@ -248,6 +248,22 @@ def send(driver, text: str, typed: bool = True):
     return answer
 
 
+def chips(answer) -> list[dict]:
+    """The tool chips of an answer: connection, tool, error, step-up text, arguments and result."""
+    found = []
+    for chip in qs(answer, "details.tool-chip"):
+        stepup = qs(chip, ".tool-stepup")
+        found.append({
+            "connection": chip.get_attribute("data-connection"),
+            "tool": chip.get_attribute("data-tool"),
+            "error": "error" in chip.get_attribute("class").split(),
+            "step_up": text_of(stepup[0]) if stepup else None,
+            "arguments": text_of(q(chip, "pre.tool-args")),
+            "result": text_of(q(chip, "pre.tool-result")),
+        })
+    return found
+
+
 def page_fetch_json(driver, path: str) -> dict:
     """GET `path` from inside the page (its cookie, its origin): what the page's own code sees."""
     return driver.execute_async_script(

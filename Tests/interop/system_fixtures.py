@@ -313,6 +313,34 @@ def start_gateway(binary: Path, base: Path, env_vars: dict[str, str], config: Pa
     raise RuntimeError("the gateway did not start:\n" + "\n".join(errors))
 
 
+def start_agent0(binary: Path, base: Path, port: int, env_vars: dict[str, str]) -> Service:
+    """`switchboard agent` on `port`, configured by `env_vars` alone (OKTA_ISSUER, AGENT0_CLIENT_ID,
+    AGENT0_CLIENT_SECRET, GATEWAY_URL, LLM_URL…) on top of a clean environment. The port is the
+    caller's: the redirect URI registered at the IdP names it, so there is no retry on another."""
+    stderr_log, stdout_log = base / "agent0.stderr.log", base / "agent0.stdout.log"
+    env = _base_env()
+    for var in ("AGENT0_HOST", "AGENT0_PORT", "AGENT0_PUBLIC_URL", "AGENT0_CLIENT_SECRET", "AGENT0_MODEL",
+                "GATEWAY_URL", "LLM_URL", "LLM_API_KEY"):
+        env.pop(var, None)
+    env.update(env_vars)
+    with open(stderr_log, "wb") as err, open(stdout_log, "wb") as out:
+        proc = subprocess.Popen([str(binary), "agent", "--host", HOST, "--port", str(port)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=str(base))
+    svc = Service("agent0", f"http://{HOST}:{port}", proc, stderr_log, stdout_log)
+    try:
+        wait_for_http_200(svc.url + "/health", proc, timeout=60, what="switchboard agent", log=stderr_log)
+        # Ours: still running, and our own log says it listens at that URL.
+        deadline = time.monotonic() + 5
+        while "agent0 listening" not in svc.log_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        if proc.poll() is not None or f"{HOST}:{port}" not in svc.log_text():
+            raise RuntimeError(f"{svc.url} is not our agent0 (exit code {proc.poll()})\n{svc.log_text()[-3000:]}")
+        return svc
+    except BaseException:
+        stop_process(proc)
+        raise
+
+
 # --------------------------------------------------------------------------- alice
 
 

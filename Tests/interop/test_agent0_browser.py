@@ -24,7 +24,7 @@ import requests
 from selenium.webdriver.common.keys import Keys
 
 from agent0_fixtures import (  # noqa: F401 (chrome, dev_system: fixtures)
-    HERE, TURN_TIMEOUT, ConsoleLog, answers, chrome, dev_system, page_fetch_json, q, qs, read_jsonl,
+    HERE, TURN_TIMEOUT, ConsoleLog, answers, chips, chrome, dev_system, page_fetch_json, q, qs, read_jsonl,
     screenshot_dir, send, shown, sign_in_at_idp, text_of, wait_until,
 )
 from interop_helpers import free_port, stop_process, wait_for_port, write_atomically
@@ -40,21 +40,6 @@ def console(chrome):  # noqa: F811
 
 
 # --------------------------------------------------------------------------- page helpers
-
-
-def chips(answer) -> list[dict]:
-    found = []
-    for chip in qs(answer, "details.tool-chip"):
-        stepup = qs(chip, ".tool-stepup")
-        found.append({
-            "connection": chip.get_attribute("data-connection"),
-            "tool": chip.get_attribute("data-tool"),
-            "error": "error" in chip.get_attribute("class").split(),
-            "step_up": text_of(stepup[0]) if stepup else None,
-            "arguments": text_of(q(chip, "pre.tool-args")),
-            "result": text_of(q(chip, "pre.tool-result")),
-        })
-    return found
 
 
 def message_text(answer) -> str:
