@@ -22,6 +22,7 @@ let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 let otel: Target.Dependency = .product(name: "OTel", package: "swift-otel")
+let postgresNIO: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
 let tracing: Target.Dependency = .product(name: "Tracing", package: "swift-distributed-tracing")
 let instrumentation: Target.Dependency = .product(name: "Instrumentation", package: "swift-distributed-tracing")
 let w3cTraceContext: Target.Dependency = .product(name: "W3CTraceContext", package: "swift-w3c-trace-context")
@@ -64,6 +65,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // What a plugin sees. No Hummingbird, no Gateway.
@@ -180,9 +182,16 @@ let package = Package(
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "StandardPlugins",
+                "Agent0", "Gateway", "ISVStandIn", "IdentityProvider", "LLMAdapter", "PluginAPI", "PostgresState", "StandardPlugins",
                 "OTLPTracing", "SwitchboardJSON", "TenantTools", "Todo0", argumentParser, coreMetrics, hummingbird, logging, otel, serviceLifecycle, tracing,
             ],
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+        // Replicas' shared state (`gateway.state: postgres://…`): credentials sealed with AES-GCM, leases, migrations.
+        .target(
+            name: "PostgresState",
+            dependencies: ["Gateway", "PluginAPI", crypto, httpTypes, logging, nioCore, postgresNIO, serviceLifecycle],
             exclude: ["README.md"],
             swiftSettings: strict
         ),

@@ -33,6 +33,9 @@ public struct GatewayOptions: Sendable {
     public var onServerRunning: (@Sendable (Int) async -> Void)?
     /// Where the metrics also go besides `/metrics` (the CLI's OTLP exporter, when configured).
     public var additionalMetrics: (any MetricsFactory)?
+    /// Makes the store `gateway.state` names (the CLI's: PostgreSQL). Nil: a connections.yaml
+    /// with `gateway.state` is refused.
+    public var sharedState: SharedStateFactory?
 
     public init(configPath: String, plugins: PluginRegistry) {
         self.configPath = configPath
@@ -68,11 +71,26 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     // `/metrics`: one registry per gateway (not swift-metrics' global bootstrap: tests run several).
     let exposition = PrometheusExposition(pool: upstreamPool, alsoTo: options.additionalMetrics)
 
+    // The replicas' shared state: connected and migrated before the first call (read at start).
+    var shared: (any SharedStateStore)?
+    if let state = settings.state {
+        guard let factory = options.sharedState else {
+            try? await httpClient.shutdown()
+            throw ConfigErrors([ConfigError(file: options.configPath, location: nil, message: "gateway.state: this gateway has no shared-state store built in")])
+        }
+        do {
+            shared = try await factory(state, logger)
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+    }
+
     let holder: RegistryHolder
     do {
         holder = try await RegistryHolder.start(
             configPath: options.configPath, plan: initialPlan, fingerprint: fingerprint, loader: loader, httpClient: httpClient, logger: logger, clock: options.clock,
-            metrics: exposition.metrics)
+            metrics: exposition.metrics, shared: shared)
     } catch {
         try? await httpClient.shutdown()
         throw error
@@ -111,6 +129,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
         },
         logger: logger)
     if let audit { app.addServices(audit) }
+    if let shared { app.addServices(shared) }
     app.addServices(
         ClientShutdownService(client: httpClient, upstream: upstreamClient, holder: holder, aggregate: aggregate),
         ConfigWatcher(holder: holder, logger: logger, handleSIGHUP: options.handleSIGHUP))

@@ -4,6 +4,7 @@ import Gateway
 import PluginAPI
 import Hummingbird
 import Logging
+import PostgresState
 import StandardPlugins
 
 /// `switchboard gateway`: serve the registry in connections.yaml.
@@ -30,6 +31,7 @@ struct GatewayCommand: AsyncParsableCommand {
         options.host = host ?? env["GATEWAY_HOST"] ?? "127.0.0.1"
         options.port = port ?? env["GATEWAY_PORT"].flatMap(Int.init) ?? 8080
         options.logger = CLILogging.logger("switchboard.gateway")
+        options.sharedState = PostgresStateStore.factory
         let tracing = CLITracing.start(service: "switchboard-gateway", logger: options.logger)
         let otlpMetrics = CLITracing.metrics(service: "switchboard-gateway", logger: options.logger)
         options.additionalMetrics = otlpMetrics?.factory
@@ -38,6 +40,9 @@ struct GatewayCommand: AsyncParsableCommand {
             app = try await buildGatewayApplication(options)
         } catch let error as ConfigErrors {
             FileHandle.standardError.write(Data((error.description + "\nthe gateway did not start: fix the file and try again\n").utf8))
+            throw ExitCode(1)
+        } catch let error as StateStoreError {
+            FileHandle.standardError.write(Data("\(error)\nthe gateway did not start\n".utf8))
             throw ExitCode(1)
         }
         try await CLITracing.run(app, tracing: tracing, metrics: otlpMetrics?.service, logger: options.logger)

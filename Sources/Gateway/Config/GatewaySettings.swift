@@ -38,6 +38,8 @@ public struct GatewaySettings: Sendable, Equatable {
     public var watchInterval: Duration = .milliseconds(500)
     /// `gateway.audit` as written (resolved against the file's directory at start).
     public var audit: AuditConfig?
+    /// `gateway.state` (read at start): the replicas' shared state, or nil.
+    public var state: SharedStateSettings?
 
     public init() {}
 
@@ -51,6 +53,9 @@ public struct GatewaySettings: Sendable, Equatable {
             if let v = l.maxConnectionsPerUpstream { maxConnectionsPerUpstream = v }
             if let v = l.maxReplayBody { maxReplayBody = v.bytes }
             if let v = l.maxInboundConnections { maxInboundConnections = v }
+        }
+        if let url = config.state {
+            state = SharedStateSettings(url: url, password: config.statePassword, keys: config.stateKey?.secrets ?? [])
         }
         if let t = config.timeouts {
             if let v = t.connect { connectTimeout = v.duration }

@@ -123,6 +123,33 @@ public struct GatewaySettingsConfig: Decodable, Sendable, Equatable {
     public var timeouts: TimeoutsConfig?
     public var reload: ReloadConfig?
     public var audit: AuditConfig?
+    /// State shared by replicas: `postgres://user@host:port/database` (read at start). Absent:
+    /// everything stays in the process.
+    public var state: String?
+    /// The database password when the URL has none (a secret: `file:PATH`).
+    public var statePassword: Secret?
+    /// The key(s) sealing credentials at rest (secrets, e.g. `file:PATH`): one, or a list whose
+    /// first seals and all open (rotation).
+    public var stateKey: SecretList?
+
+    enum CodingKeys: String, CodingKey {
+        case limits, timeouts, reload, audit, state
+        case statePassword = "state_password"
+        case stateKey = "state_key"
+    }
+}
+
+/// One secret or a list of them.
+public struct SecretList: Decodable, Sendable, Equatable {
+    public var secrets: [Secret]
+
+    public init(from decoder: any Decoder) throws {
+        if let list = try? [Secret](from: decoder) {
+            secrets = list
+        } else {
+            secrets = [try Secret(from: decoder)]
+        }
+    }
 }
 
 /// `gateway.audit:` — the audit trail (read at start).

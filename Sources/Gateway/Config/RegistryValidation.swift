@@ -79,6 +79,19 @@ struct RegistryValidation {
             fail(location(["gateway", "timeouts", key]), "must be more than 0", hint: "the caller's side is always timed; e.g. 60s")
         }
         if settings.watchInterval < .milliseconds(50) { fail(location(["gateway", "reload", "interval"]), "must be at least 50ms") }
+        if let state = settings.state {
+            let scheme = state.url.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+            if !["postgres", "postgresql"].contains(scheme) || URLComponents(string: state.url)?.host?.isEmpty != false {
+                fail(location(["gateway", "state"]), "'\(scheme)' is not a state store this gateway knows", hint: "write postgres://user@host:5432/database")
+            }
+            if state.keys.isEmpty {
+                fail(location(["gateway", "state"]), "a shared state needs gateway.state_key", hint: "state_key: file:/path/to/key (32 random bytes or more, e.g. from `openssl rand -base64 48`)")
+            }
+            for (i, key) in state.keys.enumerated() where key.reveal().utf8.count < 32 {
+                fail(location(["gateway", "state_key"] + (state.keys.count > 1 ? ["\(i)"] : [])), "a state key must be at least 32 characters (it is \(key.source))",
+                     hint: "e.g. `openssl rand -base64 48 > state.key`")
+            }
+        }
 
         let agent = config.agent.map { AgentIdentity(id: $0.id, keyID: $0.keyID, privateKey: $0.privateKey) }
         let disabled = DisabledConnections(environment["DISABLED_CONNECTIONS"] ?? "")

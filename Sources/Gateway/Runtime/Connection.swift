@@ -18,6 +18,8 @@ final class Connection: Sendable {
     let maxRequestBody: Int
     /// Credentials this connection's plugin issued, per user and scope set.
     let credentials: SingleFlightCache<CredentialKey, CredentialOutcome>
+    /// The replicas' shared state (`gateway.state`), or nil in a single process.
+    let shared: (any SharedStateStore)?
     /// The buckets of `rate_limits:` (kept while the connection is reused across reloads).
     let limiter = RateLimiter()
     /// Scopes a user's calls needed after a step-up: their next calls ask for these at once.
@@ -40,8 +42,9 @@ final class Connection: Sendable {
 
     init(
         plan: RegistryPlan.PlannedConnection, settings: GatewaySettings, strategy: (any AuthStrategy)?,
-        strategyContext: StrategyContext?, activity: ConnectionActivity
+        strategyContext: StrategyContext?, activity: ConnectionActivity, shared: (any SharedStateStore)? = nil
     ) {
+        self.shared = shared
         self.plan = plan
         if let upstream = plan.descriptor.upstream {
             upstreamBase = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream

@@ -35,12 +35,15 @@ final class RegistryHolder: Sendable {
 
     /// Where connections' activity and reloads are counted for `/metrics` (nil: nowhere).
     let metrics: GatewayMetrics?
+    /// The replicas' shared state (`gateway.state`, read at start), or nil.
+    let shared: (any SharedStateStore)?
 
     private init(
         configPath: String, loader: RegistryLoader, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock, metrics: GatewayMetrics?, registry: Registry,
-        fingerprint: FileFingerprint?
+        fingerprint: FileFingerprint?, shared: (any SharedStateStore)?
     ) {
         self.metrics = metrics
+        self.shared = shared
         self.configPath = configPath
         self.loader = loader
         self.httpClient = httpClient
@@ -53,11 +56,13 @@ final class RegistryHolder: Sendable {
     /// Loads the first registry; throws (and the gateway refuses to start) if it is invalid.
     static func start(
         configPath: String, plan: RegistryPlan, fingerprint: FileFingerprint?, loader: RegistryLoader, httpClient: HTTPClient, logger: Logger,
-        clock: any GatewayClock, metrics: GatewayMetrics? = nil
+        clock: any GatewayClock, metrics: GatewayMetrics? = nil, shared: (any SharedStateStore)? = nil
     ) async throws(ConfigErrors) -> RegistryHolder {
-        let registry = try await Self.provision(plan, previous: nil, generation: 1, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics)
+        let registry = try await Self.provision(
+            plan, previous: nil, generation: 1, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics, shared: shared)
         return RegistryHolder(
-            configPath: configPath, loader: loader, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics, registry: registry, fingerprint: fingerprint)
+            configPath: configPath, loader: loader, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics, registry: registry, fingerprint: fingerprint,
+            shared: shared)
     }
 
     /// Calls `observer` after each swap, with the generation that left and the one now serving
@@ -88,7 +93,7 @@ final class RegistryHolder: Sendable {
         do {
             let plan = try loader.load(path: configPath)
             let fresh = try await Self.provision(
-                plan, previous: old, generation: old.generation + 1, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics)
+                plan, previous: old, generation: old.generation + 1, httpClient: httpClient, logger: logger, clock: clock, metrics: metrics, shared: shared)
             current.withLock { $0 = fresh }
             metrics?.reloaded(applied: true)
             reloadState.withLock {
@@ -140,7 +145,7 @@ final class RegistryHolder: Sendable {
     /// Builds a runtime registry from a plan, reusing unchanged connections of `previous`.
     static func provision(
         _ plan: RegistryPlan, previous: Registry?, generation: Int, httpClient: HTTPClient, logger: Logger, clock: any GatewayClock,
-        metrics: GatewayMetrics? = nil
+        metrics: GatewayMetrics? = nil, shared: (any SharedStateStore)? = nil
     ) async throws(ConfigErrors) -> Registry {
         let sameAgent = previous?.plan.agent == plan.agent
         // Strategies capture facts about the connections they reference (an AS issuer): keep
@@ -188,7 +193,7 @@ final class RegistryHolder: Sendable {
                         message: "connection '\(name)', strategy '\(prepared.pluginID)': could not be set up: \(error)")])
                 }
             }
-            built.append(Connection(plan: planned, settings: plan.settings, strategy: strategy, strategyContext: context, activity: activity))
+            built.append(Connection(plan: planned, settings: plan.settings, strategy: strategy, strategyContext: context, activity: activity, shared: shared))
         }
         let authenticator: InboundAuthenticator
         if let old = previous?.authenticator, old.serves(plan.users) {

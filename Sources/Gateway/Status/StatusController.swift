@@ -13,7 +13,12 @@ struct StatusController: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in json(["status": "ok"]) }
         router.get("/readyz") { _, _ in
-            json(["status": "ready", "generation": "\(holder.registry.generation)"])
+            // With replicas, ready means the shared state answers: a balancer sends new calls
+            // elsewhere while it does not (calls already cached here would still work).
+            if let shared = holder.shared, !(await shared.isReachable()) {
+                return json(["status": "unavailable", "generation": "\(holder.registry.generation)", "state": "unreachable"], status: .serviceUnavailable)
+            }
+            return json(["status": "ready", "generation": "\(holder.registry.generation)", "state": holder.shared == nil ? "local" : "shared"])
         }
         router.get("/api/connections/status") { request, _ in
             var doc = status()

@@ -12,7 +12,8 @@ struct CredentialKey: Hashable, Sendable {
 ///
 /// One implementation for every plugin: the plugin says what its credential depends on
 /// (``CredentialScope``); concurrent first calls for one key run the plugin once; a
-/// credential is reused until `refreshMargin` before it expires.
+/// credential is reused until `refreshMargin` before it expires. With `gateway.state` the
+/// in-process cache has a second level every replica shares (``SharedCredentials``).
 enum CredentialResolver {
     static let refreshMargin: TimeInterval = 30
 
@@ -68,7 +69,14 @@ enum CredentialResolver {
             return outcome
         }
         guard let key = key(strategy, caller: caller, scopes: scopes) else { return await exchange() }
-        if reason != .initial { connection.credentials.remove(key) }
+        let shared = connection.shared.map { ($0, SharedCredentialKey(connection: connection.name, user: key.user, scopes: key.scopes)) }
+        if reason != .initial {
+            connection.credentials.remove(key)
+            // No replica may hand out the credential that was refused or outgrown.
+            if let (store, sharedKey) = shared {
+                do { try await store.forget(sharedKey) } catch { return SharedCredentials.unavailable }
+            }
+        }
         if metrics != nil || span != nil {  // a hit: a credential was there when asked (joining another call's exchange is a miss)
             let hit = connection.credentials.value(forKey: key) != nil
             (hit ? metrics?.cacheHits : metrics?.cacheMisses)?.increment()
@@ -76,6 +84,9 @@ enum CredentialResolver {
         }
         do {
             return try await connection.credentials.value(forKey: key) {
+                if let (store, sharedKey) = shared {
+                    return await SharedCredentials.obtain(store, key: sharedKey, refreshMargin: refreshMargin, exchange: exchange)
+                }
                 let outcome = await exchange()
                 guard case .inject(let credential) = outcome else { return (outcome, .none) }
                 guard let expiry = credential.expiresAt else { return (outcome, .forever) }

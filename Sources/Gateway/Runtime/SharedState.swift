@@ -1,0 +1,62 @@
+public import Foundation
+public import Logging
+public import PluginAPI
+public import ServiceLifecycle
+
+/// State several gateway replicas share (`gateway.state:` in connections.yaml): the credentials
+/// plugins issued, and a lease per credential so that one replica at a time runs its exchange.
+/// Without `gateway.state` there is none and everything stays in the process, as before.
+///
+/// The gateway names no database: the process passes a ``SharedStateFactory`` (the CLI's is
+/// `PostgresState`), as it passes the plugins. The store is a `Service`: it runs, and stops, with
+/// the gateway.
+public protocol SharedStateStore: Service {
+    /// The credential stored for `key` that has not expired; nil when there is none (or it cannot
+    /// be opened with the keys at hand). Throws when the store cannot be reached.
+    func credential(for key: SharedCredentialKey) async throws -> Credential?
+    /// Keeps `credential` for every replica until `until`.
+    func store(_ credential: Credential, for key: SharedCredentialKey, until: Date) async throws
+    /// Drops the credential of `key` (a step-up or a refused token: no replica may use it again).
+    func forget(_ key: SharedCredentialKey) async throws
+    /// Takes `key`'s lease for `duration` unless another replica holds one that has not run out.
+    /// True: this replica runs the exchange and stores its result.
+    func acquireLease(_ key: SharedCredentialKey, for duration: Duration) async throws -> Bool
+    /// Gives the lease back (best effort: it runs out anyway).
+    func releaseLease(_ key: SharedCredentialKey) async
+    /// Whether the store answers now (`/readyz`).
+    func isReachable() async -> Bool
+}
+
+/// Which credential: the connection, the user (empty for a shared credential) and the scope set.
+public struct SharedCredentialKey: Hashable, Sendable, CustomStringConvertible {
+    public var connection: String
+    public var user: String
+    public var scopes: String
+
+    public init(connection: String, user: String, scopes: String) {
+        self.connection = connection
+        self.user = user
+        self.scopes = scopes
+    }
+
+    public var description: String { "\(connection)/\(user.isEmpty ? "(shared)" : "(user)")/\(scopes)" }
+}
+
+/// `gateway.state`, `gateway.state_password` and `gateway.state_key`, as read at start.
+public struct SharedStateSettings: Sendable, Equatable {
+    /// `postgres://user@host:port/database` (`${VAR}`s already replaced).
+    public var url: String
+    /// The password, when not in the URL.
+    public var password: Secret?
+    /// Keys that seal credentials at rest: the first seals, every one opens (rotation).
+    public var keys: [Secret]
+
+    public init(url: String, password: Secret?, keys: [Secret]) {
+        self.url = url
+        self.password = password
+        self.keys = keys
+    }
+}
+
+/// Makes the store `gateway.state` names: connects, runs the schema migrations, and returns it.
+public typealias SharedStateFactory = @Sendable (SharedStateSettings, Logger) async throws -> any SharedStateStore

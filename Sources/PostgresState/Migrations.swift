@@ -1,0 +1,66 @@
+import Logging
+import PostgresNIO
+
+/// The shared state's schema, versioned. Every replica runs this at start; a session-level
+/// advisory lock makes replicas that start at once take turns, and each step is applied once
+/// (recorded in `switchboard_schema`), inside a transaction with its record.
+enum Migrations {
+    /// An arbitrary constant: the advisory lock all replicas agree on.
+    static let lock: Int64 = 0x5357_4244_5354_4154  // "SWBDSTAT"
+
+    /// Version → its statements. Append; never edit a released step.
+    static let steps: [(version: Int, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE switchboard_credential (
+                key bytea PRIMARY KEY,
+                key_id text NOT NULL,
+                sealed bytea NOT NULL,
+                expires_at timestamptz NOT NULL
+            )
+            """,
+            "CREATE INDEX switchboard_credential_expires ON switchboard_credential (expires_at)",
+            """
+            CREATE TABLE switchboard_lease (
+                key bytea PRIMARY KEY,
+                holder text NOT NULL,
+                expires_at timestamptz NOT NULL
+            )
+            """,
+        ]),
+    ]
+
+    /// Applies what is missing; returns the schema version now in place.
+    static func run(on client: PostgresClient, logger: Logger) async throws -> Int {
+        try await client.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(lock))", logger: logger)
+            do {
+                let version = try await apply(connection, logger: logger)
+                try await connection.query("SELECT pg_advisory_unlock(\(lock))", logger: logger)
+                return version
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(lock))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    private static func apply(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
+        try await connection.query(
+            "CREATE TABLE IF NOT EXISTS switchboard_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger)
+        var current = 0
+        for try await version in try await connection.query("SELECT coalesce(max(version), 0)::integer FROM switchboard_schema", logger: logger).decode(Int.self) {
+            current = version
+        }
+        for step in steps where step.version > current {
+            try await connection.query("BEGIN", logger: logger)
+            for sql in step.statements { try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+            try await connection.query("INSERT INTO switchboard_schema (version) VALUES (\(step.version))", logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+            logger.info("shared state schema migrated", metadata: ["version": "\(step.version)"])
+            current = step.version
+        }
+        return current
+    }
+}
