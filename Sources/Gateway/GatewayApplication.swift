@@ -105,7 +105,7 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     // Tracing (a tracer bootstrapped by the process, e.g. from OTEL_*): every call gets its spans.
     proxy.tracing = !(InstrumentationSystem.tracer is NoOpTracer)
     AuditAPI(audit: audit, holder: holder).register(on: router)
-    let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger)
+    let aggregate = AggregateEndpoint(holder: holder, proxy: proxy, logger: logger, sessions: AggregateSessions(shared: shared))
     router.get("/api/tools") { request, _ in await aggregate.toolsDocument(request) }
     let responder = GatewayResponder(proxy: proxy, aggregate: aggregate, api: router.buildResponder())
     let fast = options.fastPath && options.environment["SWITCHBOARD_FAST_PATH"]?.lowercased() != "off"

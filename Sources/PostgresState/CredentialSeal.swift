@@ -53,6 +53,33 @@ struct CredentialSeal: Sendable {
         return stored.credential
     }
 
+    /// A token of `payload` for `purpose`: base64url of key id, nonce, ciphertext and tag, so any
+    /// replica with the key opens it (and one made for another purpose does not open).
+    func sealToken(_ payload: Data, purpose: String) throws -> String {
+        let current = keys[0]
+        let box = try AES.GCM.seal(payload, using: current.key, authenticating: Data(purpose.utf8))
+        guard let combined = box.combined else { throw StateStoreError("AES-GCM gave no combined box") }
+        return current.id + "." + Self.base64url(combined)
+    }
+
+    func openToken(_ token: String, purpose: String) -> Data? {
+        let parts = token.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let key = keys.first(where: { $0.id == parts[0] }), let combined = Self.unbase64url(String(parts[1])),
+              let box = try? AES.GCM.SealedBox(combined: combined)
+        else { return nil }
+        return try? AES.GCM.open(box, using: key.key, authenticating: Data(purpose.utf8))
+    }
+
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func unbase64url(_ text: String) -> Data? {
+        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while s.count % 4 != 0 { s += "=" }
+        return Data(base64Encoded: s)
+    }
+
     /// What is sealed: the headers to inject, the expiry, the scopes.
     private struct Stored: Codable {
         var headers: [[String]]

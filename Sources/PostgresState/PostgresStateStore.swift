@@ -144,6 +144,14 @@ public final class PostgresStateStore: SharedStateStore {
         (try? await bounded { [client] in try await client.query("SELECT 1") }) != nil
     }
 
+    public func sealToken(_ payload: Data, purpose: String) throws -> String {
+        try seal.sealToken(payload, purpose: purpose)
+    }
+
+    public func openToken(_ token: String, purpose: String) -> Data? {
+        seal.openToken(token, purpose: purpose)
+    }
+
     // MARK: Service
 
     /// Sweeps expired rows now and then until the gateway stops, then closes the connections.

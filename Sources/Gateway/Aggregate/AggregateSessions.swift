@@ -7,6 +7,12 @@ import SwitchboardJSON
 /// the revision agreed, the virtual server it was opened on (if any), the upstream sessions
 /// behind it, and the open `GET` streams its notifications go to. Idle sessions expire (their
 /// upstream sessions are closed when the endpoint next opens a session).
+///
+/// With replicas (`gateway.state`) a session's id is a token the store sealed, naming its owner,
+/// revision, virtual server and start: a replica that does not know the id opens it and takes the
+/// session up (its upstream sessions are opened again there, as after an upstream's restart), so
+/// a load balancer need not be sticky. Such a session ends ``sealedLifetime`` after it started at
+/// the latest; ending it on one replica does not end it on the others.
 final class AggregateSessions: Sendable {
     final class Session: Sendable {
         let id: String
@@ -56,15 +62,35 @@ final class AggregateSessions: Sendable {
     private let sessions = Mutex<[String: Session]>([:])
     let idleTimeout: TimeInterval
     let capacity: Int
+    /// Seals and opens session ids when replicas share state; nil in a single process.
+    let shared: (any SharedStateStore)?
+    static let sealedLifetime: TimeInterval = 24 * 3600
+    static let sealPurpose = "mcp-session"
 
-    init(idleTimeout: TimeInterval = 3600, capacity: Int = 10_000) {
+    /// What a sealed session id carries.
+    private struct Sealed: Codable {
+        var owner: String
+        var version: String
+        var virtualServer: String?
+        var started: Double
+        var nonce: String
+    }
+
+    init(idleTimeout: TimeInterval = 3600, capacity: Int = 10_000, shared: (any SharedStateStore)? = nil) {
         self.idleTimeout = idleTimeout
         self.capacity = capacity
+        self.shared = shared
     }
 
     /// A new session; when full, the sessions idle longest make room (returned, to be closed).
     func open(caller: CallerIdentity, protocolVersion: String, virtualServer: String?) -> (Session, evicted: [Session]) {
-        let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let nonce = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        var id = nonce
+        if let shared, let payload = try? JSONEncoder().encode(Sealed(
+            owner: caller.userKey, version: protocolVersion, virtualServer: virtualServer, started: Date().timeIntervalSince1970, nonce: nonce)),
+            let token = try? shared.sealToken(payload, purpose: Self.sealPurpose) {
+            id = token
+        }
         let session = Session(id: id, caller: caller, protocolVersion: protocolVersion, virtualServer: virtualServer)
         let evicted = sessions.withLock { s -> [Session] in
             var out: [Session] = []
@@ -94,12 +120,26 @@ final class AggregateSessions: Sendable {
     }
 
     /// The live session `id` of `owner` on `virtualServer`; nil when unknown, expired or another's.
+    /// An id another replica sealed is taken up here.
     func find(_ id: String, caller: CallerIdentity, virtualServer: String?) -> Session? {
-        sessions.withLock { s in
-            guard let session = s[id], session.owner == caller.userKey, session.virtualServer == virtualServer,
+        let known: Session?? = sessions.withLock { s in
+            guard let session = s[id] else { return .none }
+            guard session.owner == caller.userKey, session.virtualServer == virtualServer,
                   Date().timeIntervalSince(session.lastSeen) <= idleTimeout
-            else { return nil }
+            else { return .some(nil) }
             session.touch(caller)
+            return .some(session)
+        }
+        if let known { return known }
+        guard let shared, let payload = shared.openToken(id, purpose: Self.sealPurpose),
+              let sealed = try? JSONDecoder().decode(Sealed.self, from: payload),
+              sealed.owner == caller.userKey, sealed.virtualServer == virtualServer,
+              Date().timeIntervalSince1970 - sealed.started <= Self.sealedLifetime
+        else { return nil }
+        let session = Session(id: id, caller: caller, protocolVersion: sealed.version, virtualServer: virtualServer)
+        return sessions.withLock { s in
+            if let raced = s[id] { return raced }
+            s[id] = session
             return session
         }
     }

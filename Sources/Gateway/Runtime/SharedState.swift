@@ -25,6 +25,12 @@ public protocol SharedStateStore: Service {
     func releaseLease(_ key: SharedCredentialKey) async
     /// Whether the store answers now (`/readyz`).
     func isReachable() async -> Bool
+    /// `payload` sealed (encrypted and authenticated, for `purpose` only) into a token of
+    /// visible ASCII any replica can open: what a replica hands out that another must trust
+    /// (an `/mcp` session id).
+    func sealToken(_ payload: Data, purpose: String) throws -> String
+    /// The payload of a token ``sealToken(_:purpose:)`` made for `purpose`; nil for anything else.
+    func openToken(_ token: String, purpose: String) -> Data?
 }
 
 /// Which credential: the connection, the user (empty for a shared credential) and the scope set.
