@@ -28,6 +28,11 @@ enum Migrations {
             )
             """,
         ]),
+        // Rate limits shared by the replicas: one GCRA bucket per key, its theoretical arrival
+        // time in microseconds of the database's clock.
+        (2, [
+            "CREATE TABLE switchboard_rate (key bytea PRIMARY KEY, tat bigint NOT NULL)",
+        ]),
     ]
 
     /// Applies what is missing; returns the schema version now in place.

@@ -140,6 +140,34 @@ public final class PostgresStateStore: SharedStateStore {
         _ = try? await bounded { [client, holder] in try await client.query("DELETE FROM switchboard_lease WHERE key = \(row) AND holder = \(holder)") }
     }
 
+    public func takeRate(_ key: String, emission: Duration, burst: Int) async throws -> SharedRateDecision {
+        let row = CredentialSeal.rowKey(.init(connection: "rate", user: key, scopes: ""))
+        let e = max(1, emission.components.seconds * 1_000_000 + emission.components.attoseconds / 1_000_000_000_000)
+        let tau = Int64(burst) * e
+        return try await bounded { [client] in
+            // GCRA in one statement: the bucket's next arrival time moves on by one emission
+            // interval when the call fits (a row comes back: how far ahead it now is), else
+            // nothing changes (no row).
+            let admitted = try await client.query("""
+                WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
+                INSERT INTO switchboard_rate AS r (key, tat) SELECT \(row), clock.now + \(e) FROM clock
+                ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat, (SELECT now FROM clock)) + \(e)
+                WHERE greatest(r.tat, (SELECT now FROM clock)) + \(e) - \(tau) <= (SELECT now FROM clock)
+                RETURNING r.tat - (SELECT now FROM clock)
+                """)
+            for try await ahead in admitted.decode(Int64.self) {
+                return .admitted(remaining: Int(max(0, tau - ahead) / e), reset: Double(ahead) / 1e6)
+            }
+            let waiting = try await client.query("""
+                SELECT greatest(tat, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) + \(e) - \(tau)
+                    - (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+                FROM switchboard_rate WHERE key = \(row)
+                """)
+            for try await wait in waiting.decode(Int64.self) { return .refused(retryAfter: Double(max(1, wait)) / 1e6) }
+            return .refused(retryAfter: Double(e) / 1e6)
+        }
+    }
+
     public func isReachable() async -> Bool {
         (try? await bounded { [client] in try await client.query("SELECT 1") }) != nil
     }
@@ -162,6 +190,8 @@ public final class PostgresStateStore: SharedStateStore {
                 _ = try? await bounded { [client] in
                     try await client.query("DELETE FROM switchboard_credential WHERE expires_at < now() - interval '1 hour'")
                     try await client.query("DELETE FROM switchboard_lease WHERE expires_at < now() - interval '1 hour'")
+                    // A bucket whose arrival time is a day past is full again: the row says nothing.
+                    try await client.query("DELETE FROM switchboard_rate WHERE tat < (extract(epoch FROM now()) * 1000000)::bigint - 86400000000")
                 }
             }
         }

@@ -152,7 +152,9 @@ def test_replicas_started_at_once_migrate_an_empty_database_once(tmp_path):
         with ThreadPoolExecutor(max_workers=3) as pool:
             gateways = list(pool.map(lambda n: (tmp_path / n).mkdir() or start_gateway(binary, tmp_path / n, env, config), ["a", "b", "c"]))
         started += [g.proc for g in gateways]
-        assert pg.psql("SELECT string_agg(version::text, ',') FROM switchboard_schema") == "1"
+        # Every step once, in order (three replicas raced for the advisory lock).
+        assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM switchboard_schema") == "1,2"
+        assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'switchboard_%'") == "4"  # schema, credential, lease, rate
         for g in gateways:
             ready = requests.get(g.url + "/readyz", timeout=5)
             assert ready.status_code == 200 and ready.json()["state"] == "shared", ready.text
@@ -207,3 +209,32 @@ def test_state_without_a_key_is_refused_with_its_line(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "'mysql' is not a state store" in out and "at least 32 characters" in out, out
     assert "too-short" not in out, "a secret was printed"
+
+
+def test_rate_limits_are_global_across_replicas(cluster, tmp_path):
+    """5 per minute (burst 5) per user on get-todos: 12 calls alternating two replicas admit 5 in
+    all, not 5 on each; the refusals are MCP tool errors with the retry time; bob has his own bucket."""
+    text = cluster.config.read_text()
+    anchor = "      scopes: [mcp:connect, mcp:tools:read]                   # step-up adds mcp:tools:manage when needed\n"
+    assert anchor in text
+    limited = tmp_path / "connections.yaml"
+    limited.write_text(text.replace(anchor, anchor + "    rate_limits:\n      - {name: reads, requests: 5, per: 1m, tool: get-todos}\n", 1))
+    started = []
+    try:
+        replicas = []
+        for name in ("ra", "rb"):
+            (tmp_path / name).mkdir()
+            g = start_gateway(cluster.binary, tmp_path / name, cluster.env, limited)
+            started.append(g.proc)
+            replicas.append(g)
+        alice, _ = login(cluster.idp, "alice")
+        results = [tools_call(replicas[i % 2].url, alice["id_token"]) for i in range(12)]
+        refused = [r for r in results if r.is_error]
+        assert len(results) - len(refused) == 5 and len(refused) == 7, [r.is_error for r in results]
+        for r in refused:
+            assert "rate limit 'reads'" in r.content[0].text and r.meta and r.meta["switchboard/rate_limit"]["retry_after_s"] >= 1, r
+        bob, _ = login(cluster.idp, "bob")
+        assert not tools_call(replicas[1].url, bob["id_token"]).is_error, "bob has his own bucket"
+    finally:
+        for proc in reversed(started):
+            stop_process(proc)

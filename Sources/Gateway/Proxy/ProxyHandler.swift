@@ -149,8 +149,10 @@ struct ProxyHandler: Sendable {
 
         // Authorization, then rate limits, before any credential is fetched (Pipeline/Governance).
         let check: PolicyCheck?
-        switch Governance.judge(exchange, caller: caller, body: kept, unreadBody: hasBody && kept == nil) {
-        case .pass(let c): check = c
+        var verdict = Governance.judge(exchange, caller: caller, body: kept, unreadBody: hasBody && kept == nil)
+        if case .countShared(let c) = verdict { verdict = await Governance.countShared(exchange, caller: caller, check: c) }
+        switch verdict {
+        case .pass(let c), .countShared(let c): check = c
         case .refuse(let refusal):
             let (response, error) = Governance.answer(refusal, exchange: exchange)
             recorder.log(exchange, status: Int(response.status.code), error: error)

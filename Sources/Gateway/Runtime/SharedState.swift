@@ -25,6 +25,9 @@ public protocol SharedStateStore: Service {
     func releaseLease(_ key: SharedCredentialKey) async
     /// Whether the store answers now (`/readyz`).
     func isReachable() async -> Bool
+    /// Takes one call from the GCRA bucket `key` (one call per `emission`, `burst` at once),
+    /// judged by the store's clock, so every replica counts against the same bucket.
+    func takeRate(_ key: String, emission: Duration, burst: Int) async throws -> SharedRateDecision
     /// `payload` sealed (encrypted and authenticated, for `purpose` only) into a token of
     /// visible ASCII any replica can open: what a replica hands out that another must trust
     /// (an `/mcp` session id).
@@ -46,6 +49,12 @@ public struct SharedCredentialKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(connection)/\(user.isEmpty ? "(shared)" : "(user)")/\(scopes)" }
+}
+
+/// A shared bucket's answer: admitted (calls left, seconds until full) or refused (seconds to wait).
+public enum SharedRateDecision: Sendable, Equatable {
+    case admitted(remaining: Int, reset: Double)
+    case refused(retryAfter: Double)
 }
 
 /// `gateway.state`, `gateway.state_password` and `gateway.state_key`, as read at start.

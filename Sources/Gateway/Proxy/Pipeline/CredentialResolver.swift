@@ -72,8 +72,9 @@ enum CredentialResolver {
         let shared = connection.shared.map { ($0, SharedCredentialKey(connection: connection.name, user: key.user, scopes: key.scopes)) }
         if reason != .initial {
             connection.credentials.remove(key)
-            // No replica may hand out the credential that was refused or outgrown.
-            if let (store, sharedKey) = shared {
+            // No replica may hand out a credential the upstream refused. (A step-up asks for a
+            // wider scope set, another key: what another replica stored for it is good to take.)
+            if reason == .refresh, let (store, sharedKey) = shared {
                 do { try await store.forget(sharedKey) } catch { return SharedCredentials.unavailable }
             }
         }

@@ -8,12 +8,16 @@ import SwitchboardJSON
 /// the rate limits (``RateLimitCheck``) — after the caller is verified and before any
 /// credential is fetched. The event-loop driver hands every verdict but a plain pass to the
 /// async driver, which asks again and words the refusal (the policy is pure, the rate limits
-/// are counted once per call).
+/// are counted once per call). With replicas the rate limits are counted in the shared store
+/// (global), by the async driver only.
 enum Governance {
     enum Verdict {
         /// Go on; with the policy's check when a `tools/list` answer must be filtered.
         case pass(PolicyCheck?)
         case refuse(Refusal)
+        /// The policy lets it pass; the rate limits are the replicas' (`gateway.state`) and are
+        /// counted in the shared store, which only the async driver waits for (``countShared``).
+        case countShared(PolicyCheck?)
     }
 
     enum Refusal {
@@ -40,7 +44,15 @@ enum Governance {
             if case .deny(let rule) = Policy.decide(facts, policy) { return .refuse(.policy(c, rule: rule)) }
             check = c.filtersToolList ? c : nil
         }
+        if limited, exchange.connection.shared != nil, exchange.rateLimited == nil { return .countShared(check) }
         if let refused = RateLimitCheck.count(exchange, caller: caller, facts: facts) { return .refuse(.rateLimited(refused)) }
+        return .pass(check)
+    }
+
+    /// The rest of a ``Verdict/countShared(_:)`` verdict: the rate limits counted across replicas.
+    static func countShared(_ exchange: ProxyExchange, caller: CallerIdentity, check: PolicyCheck?) async -> Verdict {
+        guard let facts = exchange.facts else { return .pass(check) }
+        if let refused = await RateLimitCheck.countShared(exchange, caller: caller, facts: facts) { return .refuse(.rateLimited(refused)) }
         return .pass(check)
     }
 

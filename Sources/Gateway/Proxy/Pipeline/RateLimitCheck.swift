@@ -43,6 +43,34 @@ enum RateLimitCheck {
         return refusal
     }
 
+    /// ``count(_:caller:facts:)`` against the replicas' shared buckets (`gateway.state`): one
+    /// query per limit that applies. When the store does not answer, the process's own buckets
+    /// decide (a limit per replica rather than none, or than refusing every call).
+    static func countShared(_ exchange: ProxyExchange, caller: CallerIdentity, facts: CallFacts) async -> RateLimiter.Refusal? {
+        if let done = exchange.rateLimited { return done }
+        let connection = exchange.connection
+        guard let store = connection.shared else { return count(exchange, caller: caller, facts: facts) }
+        var refusal: RateLimiter.Refusal?
+        for limit in connection.plan.rateLimits {
+            if let mcp = facts.mcp {
+                guard mcp.method == "tools/call" else { continue }
+                if let tool = limit.tool, !(mcp.tool.map(tool.matches) ?? false) { continue }
+            }
+            let key = [connection.name, limit.name, limit.perUser ? caller.userKey : "*", limit.perTool ? facts.mcp?.tool ?? "" : "*"].joined(separator: "\u{0}")
+            do {
+                if case .refused(let wait) = try await store.takeRate(key, emission: .nanoseconds(limit.emissionNanoseconds), burst: limit.burst) {
+                    refusal = RateLimiter.Refusal(limit: limit.name, retryAfter: wait, words: limit.words)
+                    break
+                }
+            } catch {
+                exchange.rateLimited = nil
+                return count(exchange, caller: caller, facts: facts)
+            }
+        }
+        exchange.rateLimited = .some(refusal)
+        return refusal
+    }
+
     /// The answer for a call over a limit.
     static func refusal(_ r: RateLimiter.Refusal, exchange: ProxyExchange) -> Response {
         let seconds = max(1, Int(r.retryAfter.rounded(.up)))
