@@ -1,4 +1,4 @@
-"""A real PostgreSQL 15 for the scale-out tests: Debian's server binaries, a cluster made with
+"""A real PostgreSQL 15 for the scale-out tests (and bench/run's state cells): Debian's server binaries, a cluster made with
 `initdb` in a temporary directory, listening on a free loopback port, started and stopped by the
 test (by its pid, through pg_ctl). As root the cluster belongs to the `postgres` user (PostgreSQL
 refuses to run as root). Password authentication (scram-sha-256) over TCP, as a deployment has.
@@ -13,8 +13,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from interop_helpers import HOST, free_port
 
@@ -67,6 +65,7 @@ class Postgres:
 
 def start_postgres() -> Postgres:
     if not (PG_BIN / "initdb").exists():
+        import pytest  # the benchmark imports this module too, without pytest
         pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql-15)")
     base = Path(tempfile.mkdtemp(prefix="sb-pg-"))
     os.chmod(base, 0o755)
