@@ -97,7 +97,9 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
     }
 
     let router = Router(context: BasicRequestContext.self)
-    StatusController(holder: holder, clock: options.clock, exposition: exposition).register(on: router)
+    // With replicas: this one's name in the shared store, and the status it publishes there.
+    let replica = shared.map { _ in (ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "replica") + "-" + String(UUID().uuidString.prefix(8)).lowercased() }
+    StatusController(holder: holder, clock: options.clock, exposition: exposition, replica: replica).register(on: router)
     var proxy = ProxyHandler(holder: holder, upstreamClient: upstreamClient, logger: logger, clock: options.clock)
     // The audit trail: on unless `gateway.audit.sqlite: off` (and no JSON lines asked for).
     let audit = try auditLog(settings.audit, configPath: options.configPath, logger: logger)
@@ -129,7 +131,9 @@ public func buildGatewayApplication(_ options: GatewayOptions) async throws -> s
         },
         logger: logger)
     if let audit { app.addServices(audit) }
-    if let shared { app.addServices(shared) }
+    if let shared, let replica {
+        app.addServices(shared, StatusSharing(holder: holder, store: shared, replica: replica, logger: logger))
+    }
     app.addServices(
         ClientShutdownService(client: httpClient, upstream: upstreamClient, holder: holder, aggregate: aggregate),
         ConfigWatcher(holder: holder, logger: logger, handleSIGHUP: options.handleSIGHUP))

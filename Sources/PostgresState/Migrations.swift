@@ -33,6 +33,29 @@ enum Migrations {
         (2, [
             "CREATE TABLE switchboard_rate (key bytea PRIMARY KEY, tat bigint NOT NULL)",
         ]),
+        // What each replica saw, for every replica's status: connections' activity per replica,
+        // and users' views (the user as a hash; no token is ever in a view).
+        (3, [
+            """
+            CREATE TABLE switchboard_replica_activity (
+                replica text NOT NULL,
+                connection text NOT NULL,
+                activity text NOT NULL,
+                updated timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (replica, connection)
+            )
+            """,
+            """
+            CREATE TABLE switchboard_user_view (
+                key bytea PRIMARY KEY,
+                user_key bytea NOT NULL,
+                connection text NOT NULL,
+                view text NOT NULL,
+                at timestamptz NOT NULL
+            )
+            """,
+            "CREATE INDEX switchboard_user_view_user ON switchboard_user_view (user_key)",
+        ]),
     ]
 
     /// Applies what is missing; returns the schema version now in place.

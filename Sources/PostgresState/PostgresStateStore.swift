@@ -140,6 +140,50 @@ public final class PostgresStateStore: SharedStateStore {
         _ = try? await bounded { [client, holder] in try await client.query("DELETE FROM switchboard_lease WHERE key = \(row) AND holder = \(holder)") }
     }
 
+    public func publish(replica: String, connections: [String: Data], users: [SharedUserView]) async throws {
+        try await bounded { [client] in
+            for (connection, activity) in connections {
+                let text = String(decoding: activity, as: UTF8.self)
+                try await client.query("""
+                    INSERT INTO switchboard_replica_activity (replica, connection, activity, updated) VALUES (\(replica), \(connection), \(text), now())
+                    ON CONFLICT (replica, connection) DO UPDATE SET activity = EXCLUDED.activity, updated = now()
+                    """)
+            }
+            for u in users {
+                let key = CredentialSeal.rowKey(.init(connection: u.connection, user: u.user, scopes: "view"))
+                let userKey = CredentialSeal.rowKey(.init(connection: "", user: u.user, scopes: "view"))
+                let text = String(decoding: u.view, as: UTF8.self)
+                try await client.query("""
+                    INSERT INTO switchboard_user_view (key, user_key, connection, view, at) VALUES (\(key), \(userKey), \(u.connection), \(text), \(u.at))
+                    ON CONFLICT (key) DO UPDATE SET view = EXCLUDED.view, at = EXCLUDED.at WHERE switchboard_user_view.at < EXCLUDED.at
+                    """)
+            }
+        }
+    }
+
+    public func peerActivity(excluding replica: String, within: Duration) async throws -> [String: [Data]] {
+        let seconds = Double(within.components.seconds)
+        return try await bounded { [client] in
+            var out: [String: [Data]] = [:]
+            let rows = try await client.query("""
+                SELECT connection, activity FROM switchboard_replica_activity
+                WHERE replica <> \(replica) AND updated > now() - make_interval(secs => \(seconds))
+                """)
+            for try await (connection, activity) in rows.decode((String, String).self) { out[connection, default: []].append(Data(activity.utf8)) }
+            return out
+        }
+    }
+
+    public func userViews(_ user: String) async throws -> [String: Data] {
+        let userKey = CredentialSeal.rowKey(.init(connection: "", user: user, scopes: "view"))
+        return try await bounded { [client] in
+            var out: [String: Data] = [:]
+            let rows = try await client.query("SELECT connection, view FROM switchboard_user_view WHERE user_key = \(userKey)")
+            for try await (connection, view) in rows.decode((String, String).self) { out[connection] = Data(view.utf8) }
+            return out
+        }
+    }
+
     public func takeRate(_ key: String, emission: Duration, burst: Int) async throws -> SharedRateDecision {
         let row = CredentialSeal.rowKey(.init(connection: "rate", user: key, scopes: ""))
         let e = max(1, emission.components.seconds * 1_000_000 + emission.components.attoseconds / 1_000_000_000_000)
@@ -190,6 +234,8 @@ public final class PostgresStateStore: SharedStateStore {
                 _ = try? await bounded { [client] in
                     try await client.query("DELETE FROM switchboard_credential WHERE expires_at < now() - interval '1 hour'")
                     try await client.query("DELETE FROM switchboard_lease WHERE expires_at < now() - interval '1 hour'")
+                    try await client.query("DELETE FROM switchboard_replica_activity WHERE updated < now() - interval '1 day'")
+                    try await client.query("DELETE FROM switchboard_user_view WHERE at < now() - interval '30 days'")
                     // A bucket whose arrival time is a day past is full again: the row says nothing.
                     try await client.query("DELETE FROM switchboard_rate WHERE tat < (extract(epoch FROM now()) * 1000000)::bigint - 86400000000")
                 }

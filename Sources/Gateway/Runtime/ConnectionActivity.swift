@@ -6,13 +6,13 @@ import Synchronization
 /// One per connection name, carried over across reloads while the name stays. Updated on
 /// every proxied request under a short lock; read by the status endpoint.
 final class ConnectionActivity: Sendable {
-    struct Failure: Sendable, Equatable {
+    struct Failure: Sendable, Equatable, Codable {
         var at: Date
         var code: String
         var message: String
     }
 
-    struct Snapshot: Sendable {
+    struct Snapshot: Sendable, Codable {
         var requests: Int = 0
         var failures: Int = 0
         var upstreamErrors: Int = 0
@@ -29,7 +29,7 @@ final class ConnectionActivity: Sendable {
     }
 
     /// One user's view of this connection (for the status endpoint with a user token).
-    struct UserView: Sendable {
+    struct UserView: Sendable, Codable {
         var state: String  // "live", "consent_required", "error"
         var at: Date
         var interactionURI: String?
@@ -40,22 +40,64 @@ final class ConnectionActivity: Sendable {
     /// The same events as Prometheus series (`/metrics`); nil where nothing exports them (tests).
     let metrics: ConnectionMetrics?
 
-    init(metrics: ConnectionMetrics? = nil) { self.metrics = metrics }
+    /// `shared`: replicas share state (`gateway.state`), so users' views that change are kept
+    /// for ``StatusSharing`` to publish.
+    init(metrics: ConnectionMetrics? = nil, shared: Bool = false) {
+        self.metrics = metrics
+        self.tracksChanges = shared
+    }
 
     private let state = Mutex(Snapshot())
     private let users = Mutex<[String: UserView]>([:])
+    /// Users whose view changed (its state, credential expiry or interaction) since the last
+    /// publication; kept only with replicas (`tracksChanges`).
+    private let changedUsers = Mutex<[String: UserView]>([:])
+    private let tracksChanges: Bool
     static let maxUsers = 10_000
 
     func user(_ key: String) -> UserView? { users.withLock { $0[key] } }
 
     func recordUser(_ key: String, _ view: UserView) {
-        users.withLock { u in
+        let changed = users.withLock { u in
             if u.count >= Self.maxUsers, u[key] == nil, let oldest = u.min(by: { $0.value.at < $1.value.at })?.key { u[oldest] = nil }
+            let old = u[key]
             u[key] = view
+            return old?.state != view.state || old?.credentialExpiresAt != view.credentialExpiresAt || old?.interactionURI != view.interactionURI
         }
+        if changed, tracksChanges { changedUsers.withLock { $0[key] = view } }
+    }
+
+    /// The changed views, handed over once (``StatusSharing``); `requeue` puts back those a
+    /// publication could not deliver (unless a newer one came meanwhile).
+    func takeChangedUsers() -> [String: UserView] { changedUsers.withLock { c in defer { c = [:] }; return c } }
+    func requeue(_ views: [String: UserView]) {
+        changedUsers.withLock { c in for (k, v) in views where c[k] == nil { c[k] = v } }
     }
 
     var snapshot: Snapshot { state.withLock { $0 } }
+
+    /// This replica's snapshot with other replicas' (`gateway.state`): counts added, the latest
+    /// success and failure kept, and whether the latest attempt anywhere succeeded.
+    static func merged(_ own: Snapshot, with others: [Snapshot]) -> Snapshot {
+        var m = own
+        for o in others {
+            m.requests += o.requests
+            m.failures += o.failures
+            m.upstreamErrors += o.upstreamErrors
+            m.stepUps += o.stepUps
+            m.denied += o.denied
+            m.rateLimited += o.rateLimited
+            if let at = o.lastSuccessAt, at > (m.lastSuccessAt ?? .distantPast) {
+                m.lastSuccessAt = at
+                m.credentialExpiresAt = o.credentialExpiresAt
+            }
+            if let f = o.lastFailure, f.at > (m.lastFailure?.at ?? .distantPast) { m.lastFailure = f }
+        }
+        if !others.isEmpty, m.lastSuccessAt != nil || m.lastFailure != nil {
+            m.lastAttemptSucceeded = (m.lastSuccessAt ?? .distantPast) >= (m.lastFailure?.at ?? .distantPast)
+        }
+        return m
+    }
 
     func recordSuccess(at: Date, credentialExpiresAt: Date?) {
         state.withLock {

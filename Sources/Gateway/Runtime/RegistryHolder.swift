@@ -155,7 +155,10 @@ final class RegistryHolder: Sendable {
         }
         // Activities survive reloads by name; plugins report use of other connections through them.
         var activities: [String: ConnectionActivity] = [:]
-        for p in plan.connections { activities[p.descriptor.name] = previous?.byName[p.descriptor.name]?.activity ?? ConnectionActivity(metrics: metrics?.connection(p.descriptor.name)) }
+        for p in plan.connections {
+            activities[p.descriptor.name] = previous?.byName[p.descriptor.name]?.activity
+                ?? ConnectionActivity(metrics: metrics?.connection(p.descriptor.name), shared: shared != nil)
+        }
         let directory = activities
         let reportUse: @Sendable (String, Date?) -> Void = { name, until in directory[name]?.recordUse(at: clock.now(), validUntil: until) }
         let descriptors = Dictionary(plan.connections.map { ($0.descriptor.name, $0.descriptor) }, uniquingKeysWith: { a, _ in a })
@@ -171,7 +174,7 @@ final class RegistryHolder: Sendable {
                 built.append(old)
                 continue
             }
-            let activity = activities[name] ?? ConnectionActivity(metrics: metrics?.connection(name))
+            let activity = activities[name] ?? ConnectionActivity(metrics: metrics?.connection(name), shared: shared != nil)
             var strategy: (any AuthStrategy)?
             var context: StrategyContext?
             if planned.enabled, let prepared = planned.strategy, let factory = planned.factory {

@@ -25,6 +25,13 @@ public protocol SharedStateStore: Service {
     func releaseLease(_ key: SharedCredentialKey) async
     /// Whether the store answers now (`/readyz`).
     func isReachable() async -> Bool
+    /// Publishes this replica's view of the connections (each its activity, encoded by the
+    /// gateway) and the users' views that changed.
+    func publish(replica: String, connections: [String: Data], users: [SharedUserView]) async throws
+    /// What the other replicas published within `within`: connection → their activities.
+    func peerActivity(excluding replica: String, within: Duration) async throws -> [String: [Data]]
+    /// One user's newest view of each connection, whichever replica published it.
+    func userViews(_ user: String) async throws -> [String: Data]
     /// Takes one call from the GCRA bucket `key` (one call per `emission`, `burst` at once),
     /// judged by the store's clock, so every replica counts against the same bucket.
     func takeRate(_ key: String, emission: Duration, burst: Int) async throws -> SharedRateDecision
@@ -49,6 +56,21 @@ public struct SharedCredentialKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(connection)/\(user.isEmpty ? "(shared)" : "(user)")/\(scopes)" }
+}
+
+/// A user's view of a connection as one replica saw it (encoded by the gateway).
+public struct SharedUserView: Sendable {
+    public var connection: String
+    public var user: String
+    public var view: Data
+    public var at: Date
+
+    public init(connection: String, user: String, view: Data, at: Date) {
+        self.connection = connection
+        self.user = user
+        self.view = view
+        self.at = at
+    }
 }
 
 /// A shared bucket's answer: admitted (calls left, seconds until full) or refused (seconds to wait).

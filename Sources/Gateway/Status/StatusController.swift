@@ -9,6 +9,8 @@ struct StatusController: Sendable {
     let holder: RegistryHolder
     let clock: any GatewayClock
     let exposition: PrometheusExposition
+    /// This replica's name in the shared store (``StatusSharing``); nil without replicas.
+    var replica: String? = nil
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in json(["status": "ok"]) }
@@ -21,15 +23,16 @@ struct StatusController: Sendable {
             return json(["status": "ready", "generation": "\(holder.registry.generation)", "state": holder.shared == nil ? "local" : "shared"])
         }
         router.get("/api/connections/status") { request, _ in
-            var doc = status()
+            var doc = status(peers: await peers())
             if let authorization = request.headers[.authorization] {
                 // With the user's ID token, the answer adds that user's view of each connection.
+                let caller: CallerIdentity
                 do throws(GatewayError) {
-                    let caller = try await holder.registry.authenticator.authenticate(authorization)
-                    doc.user = userView(caller)
+                    caller = try await holder.registry.authenticator.authenticate(authorization)
                 } catch {
                     return error.response()
                 }
+                doc.user = userView(caller, shared: await sharedViews(of: caller))
             }
             return json(doc)
         }
@@ -43,7 +46,24 @@ struct StatusController: Sendable {
         }
     }
 
-    func status() -> StatusDocument {
+    /// The other replicas' activities (`gateway.state`); none without replicas, or when the store
+    /// does not answer (this replica's own view is shown then).
+    func peers() async -> [String: [ConnectionActivity.Snapshot]] {
+        guard let store = holder.shared, let replica,
+              let published = try? await store.peerActivity(excluding: replica, within: StatusSharing.peerWindow)
+        else { return [:] }
+        let decoder = JSONDecoder()
+        return published.mapValues { $0.compactMap { try? decoder.decode(ConnectionActivity.Snapshot.self, from: $0) } }
+    }
+
+    /// A user's views as any replica published them.
+    func sharedViews(of caller: CallerIdentity) async -> [String: ConnectionActivity.UserView] {
+        guard let store = holder.shared, let views = try? await store.userViews(caller.userKey) else { return [:] }
+        let decoder = JSONDecoder()
+        return views.compactMapValues { try? decoder.decode(ConnectionActivity.UserView.self, from: $0) }
+    }
+
+    func status(peers: [String: [ConnectionActivity.Snapshot]] = [:]) -> StatusDocument {
         let registry = holder.registry
         let state = holder.state
         let now = clock.now()
@@ -55,12 +75,14 @@ struct StatusController: Sendable {
         let config = StatusDocument.ConfigInfo(
             path: holder.configPath, loadedAt: registry.loadedAt, generation: registry.generation,
             lastReloadAttemptAt: state.lastAttemptAt, lastError: problem, watch: registry.settings.watch)
-        let connections = registry.connections.map { c in Self.status(of: c, registry: registry, now: now) }
+        let connections = registry.connections.map { c in
+            Self.status(of: c, registry: registry, now: now, snapshot: ConnectionActivity.merged(c.activity.snapshot, with: peers[c.name] ?? []))
+        }
         return StatusDocument(config: config, connections: connections)
     }
 
-    static func status(of c: Connection, registry: Registry, now: Date) -> StatusDocument.ConnectionStatus {
-        let snap = c.activity.snapshot
+    static func status(of c: Connection, registry: Registry, now: Date, snapshot: ConnectionActivity.Snapshot? = nil) -> StatusDocument.ConnectionStatus {
+        let snap = snapshot ?? c.activity.snapshot
         let d = c.descriptor
         var status: String
         var reason: String?
@@ -97,11 +119,14 @@ struct StatusController: Sendable {
             counts: .init(requests: snap.requests, failures: snap.failures, upstreamErrors: snap.upstreamErrors, stepUps: snap.stepUps, denied: snap.denied, rateLimited: snap.rateLimited))
     }
 
-    func userView(_ caller: CallerIdentity) -> StatusDocument.UserView {
+    /// `shared`: the user's views other replicas published (the newest of each is shown).
+    func userView(_ caller: CallerIdentity, shared: [String: ConnectionActivity.UserView] = [:]) -> StatusDocument.UserView {
         let registry = holder.registry
         let now = clock.now()
         return StatusDocument.UserView(subject: caller.subject, connections: registry.connections.compactMap { c in
-            guard c.tracksUsers, let v = c.activity.user(caller.userKey) else { return nil }
+            let own = c.activity.user(caller.userKey)
+            let other = shared[c.name]
+            guard c.tracksUsers, let v = (own.map { o in other.map { $0.at > o.at ? $0 : o } ?? o } ?? other) else { return nil }
             var state = v.state
             if state == "live", let exp = v.credentialExpiresAt, exp <= now { state = "expired" }
             return .init(name: c.name, state: state, at: v.at, interactionURI: v.interactionURI, credentialExpiresAt: v.credentialExpiresAt, error: v.error)
