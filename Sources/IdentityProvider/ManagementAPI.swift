@@ -68,7 +68,13 @@ struct ManagementAPI: Sendable {
 
         api.get("groups") { r, _ in guarded(r) { groups(query: r.uri.queryParameters.get("q")) } }
         api.get("groups/:id") { r, c in guarded(r) { try group(c.parameters.get("id")) } }
-        api.put("apps/:app/groups/:group") { r, c in guarded(r) { try assignGroup(app: c.parameters.get("app"), group: c.parameters.get("group")) } }
+        api.put("apps/:app/groups/:group") { r, c in
+            // The body is optional (Okta's examples send a profile and a priority, bootstrap none).
+            if (r.headers[.contentLength].flatMap(Int.init) ?? 0) == 0, r.headers[.transferEncoding] == nil {
+                return guarded(r) { try assignGroup(app: c.parameters.get("app"), group: c.parameters.get("group"), [:]) }
+            }
+            return await guardedBody(r) { try assignGroup(app: c.parameters.get("app"), group: c.parameters.get("group"), $0) }
+        }
         api.get("apps/:app/groups") { r, c in guarded(r) { try children(.appGroup, of: .app, c.parameters.get("app")) } }
         api.get("apps/:app/groups/:group") { r, c in guarded(r) { try showAssignment(.appGroup, app: c.parameters.get("app"), c.parameters.get("group")) } }
         api.delete("apps/:app/groups/:group") { r, c in guarded(r) { try removeChild(.appGroup, c.parameters.get("group"), of: c.parameters.get("app")) } }
@@ -418,12 +424,12 @@ struct ManagementAPI: Sendable {
         return json(.array(groupObjects().filter { q.isEmpty || $0["profile"]?["name"]?.string?.lowercased().hasPrefix(q) == true }))
     }
 
-    private func assignGroup(app: String?, group: String?) throws -> Response {
+    private func assignGroup(app: String?, group: String?, _ fields: [String: JSONValue]) throws -> Response {
         let owner = try existing(.app, app)
         guard let group, groupObjects().contains(where: { $0["id"]?.string == group }) else { throw Failure.notFound(group ?? "", "UserGroup") }
         let now = Self.now()
         let o: [String: JSONValue] = [
-            "id": .string(group), "priority": 0, "profile": [:], "lastUpdated": .string(now),
+            "id": .string(group), "priority": fields["priority"] ?? 0, "profile": fields["profile"] ?? [:], "lastUpdated": .string(now),
             "_links": ["app": ["href": .string(idp.issuer + "/api/v1/apps/" + owner.id)], "group": ["href": .string(idp.issuer + "/api/v1/groups/" + group)]],
         ]
         try idp.tenant.put(.appGroup, Self.assignmentKey(owner.id, group), parent: owner.id, o)

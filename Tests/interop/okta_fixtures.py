@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from idp_fixtures import CLIENT_ASSERTION_TYPE, ID_JAG_TYPE, ID_TOKEN_TYPE, REDIRECT_URI, TOKEN_EXCHANGE, IdP, start_idp
 from interop_helpers import HOST, built_switchboard, stop_process
-from system_fixtures import TODO0_RESOURCE, _base_env
+from system_fixtures import TODO0_RESOURCE, RecordingRelay, _base_env
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
@@ -179,10 +179,12 @@ def oauth_error(r: requests.Response, code: str) -> dict:
 
 
 def okta(binary: Path, idp: IdP, cwd: Path, command: str, *args: str, token_file: Path | None = None,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+         env: dict[str, str] | None = None, org: str | None = None) -> subprocess.CompletedProcess:
+    """`switchboard okta COMMAND --org … --token-file …` with `idp`'s management token; `org`:
+    another --org than the IdP's issuer (a relay in front of it)."""
     full = _base_env()
     full.update(env or {})
-    cmd = [str(binary), "okta", command, "--org", idp.issuer, "--token-file", str(token_file or idp.data_dir / "management-api-token"), *args]
+    cmd = [str(binary), "okta", command, "--org", org or idp.issuer, "--token-file", str(token_file or idp.data_dir / "management-api-token"), *args]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=CLI_TIMEOUT, env=full, cwd=str(cwd))
 
 
@@ -225,6 +227,84 @@ def read_state(cwd: Path) -> dict:
     return json.loads((cwd / STATE).read_text())
 
 
+# --------------------------------------------------------------------------- HTTP a RecordingRelay saw
+
+
+@dataclass
+class HTTPMessage:
+    """One HTTP/1.1 request or answer: its start line's parts, headers (names lower-cased), body."""
+    start: tuple[str, ...]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class Exchange:
+    """A request a client sent through the relay and the answer it got."""
+    request: HTTPMessage
+    answer: HTTPMessage
+
+    @property
+    def method(self) -> str:
+        return self.request.start[0]
+
+    @property
+    def path(self) -> str:
+        return self.request.start[1].split("?", 1)[0]
+
+    @property
+    def status(self) -> int:
+        return int(self.answer.start[1])
+
+
+def http_messages(data: bytes, answers: bool) -> list[HTTPMessage]:
+    """The HTTP/1.1 messages of one direction of a connection, in order (bodies framed by
+    Content-Length or chunked; an answer to a request without a body says so)."""
+    out = []
+    i = 0
+    while i < len(data):
+        end = data.find(b"\r\n\r\n", i)
+        assert end >= 0, f"an incomplete HTTP message: {data[i:i + 200]!r}"
+        lines = data[i:end].decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        start = tuple(lines[0].split(" ", 2))
+        i = end + 4
+        body = bytearray()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                eol = data.index(b"\r\n", i)
+                size = int(data[i:eol].split(b";")[0], 16)
+                i = eol + 2
+                if size == 0:
+                    i = data.index(b"\r\n\r\n", i - 2) + 4  # (no trailers are sent)
+                    break
+                body += data[i:i + size]
+                i += size + 2
+        elif not (answers and (start[1] in ("204", "304") or start[1].startswith("1"))):
+            n = int(headers.get("content-length", "0"))
+            body += data[i:i + n]
+            i += n
+        out.append(HTTPMessage(start, headers, bytes(body)))
+    return out
+
+
+def relay_exchanges(relay: RecordingRelay) -> list[Exchange]:
+    """Every request that passed `relay` with the answer it got, in order per connection (read
+    once the client is done: a connection still in use may hold half a message)."""
+    exchanges = []
+    for sent, received in relay.connections():
+        requests_, answers = http_messages(sent, answers=False), http_messages(received, answers=True)
+        assert len(requests_) == len(answers), f"{len(requests_)} requests, {len(answers)} answers on one connection"
+        exchanges += [Exchange(q, a) for q, a in zip(requests_, answers)]
+    return exchanges
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -246,10 +326,10 @@ class Tenant:
         return self.env["MCP_AUTHORIZATION_SERVER"]
 
 
-def bootstrapped(binary: Path, idp: IdP, cwd: Path, *args: str) -> Tenant:
-    """`okta bootstrap` (with `args`) into `idp`, run in `cwd`; it must succeed."""
+def bootstrapped(binary: Path, idp: IdP, cwd: Path, *args: str, org: str | None = None) -> Tenant:
+    """`okta bootstrap` (with `args`) into `idp` (through `org` when given), run in `cwd`; it must succeed."""
     cwd.mkdir(parents=True, exist_ok=True)
-    r = bootstrap(binary, idp, cwd, *args)
+    r = bootstrap(binary, idp, cwd, *args, org=org)
     assert r.returncode == 0, explain(r) + idp.log_tail()
     return Tenant(idp=idp, cwd=cwd, run=r, env=read_env_file(cwd / ENV_FILE), state=read_state(cwd))
 

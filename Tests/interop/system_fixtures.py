@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -42,7 +43,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
 from idp_fixtures import REDIRECT_URI, USERS, WEB_CLIENT_ID, WEB_CLIENT_SECRET, IdP, start_idp, parse_forms, sign_in
-from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, built_switchboard, wait_for_http_200, write_atomically
+from interop_helpers import HOST, free_port, port_is_free, require_our_gateway, stop_process, built_switchboard, wait_for_http_200, wait_for_port, write_atomically
 from todo0_fixtures import Todo0
 
 HERE = Path(__file__).resolve().parent
@@ -127,6 +128,11 @@ class RecordingRelay:
         """What the upstream answered (status lines, headers, bodies), all connections."""
         with self._lock:
             return "".join(bytes(r).decode("latin-1") for r in self._received)
+
+    def connections(self) -> list[tuple[bytes, bytes]]:
+        """Per connection, in the order they were accepted: (bytes sent, bytes received)."""
+        with self._lock:
+            return [(bytes(s), bytes(r)) for s, r in zip(self._sent, self._received)]
 
     def request_lines(self) -> list[str]:
         """`METHOD /path HTTP/1.1` of every request the gateway sent, in order per connection.
@@ -339,6 +345,102 @@ def start_agent0(binary: Path, base: Path, port: int, env_vars: dict[str, str]) 
     except BaseException:
         stop_process(proc)
         raise
+
+
+@dataclass
+class Nginx(Service):
+    """nginx as a load balancer: its own prefix directory, config, pid file and logs."""
+    access_log: Path = Path()
+    servers: tuple[str, ...] = ()
+
+    def access(self) -> list[dict]:
+        """The access log, one dict per request (the `balanced` log_format below): `msec` (time
+        of the answer, epoch seconds), `method`, `uri`, `status`, `upstream` (`host:port`, or
+        several comma-separated when nginx passed the request on), `upstream_status`, `session`
+        (the request's Mcp-Session-Id), `new_session` (the answer's), `body` (the request body)."""
+        if not self.access_log.exists():
+            return []
+        return [json.loads(line) for line in self.access_log.read_text(errors="replace").splitlines() if line.strip()]
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    log_format balanced escape=json '{{"msec":"$msec","method":"$request_method","uri":"$request_uri","status":"$status",'
+        '"upstream":"$upstream_addr","upstream_status":"$upstream_status","session":"$http_mcp_session_id",'
+        '"new_session":"$sent_http_mcp_session_id","body":"$request_body"}}';
+    access_log {prefix}/access.log balanced;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    # Round-robin, no stickiness; a server that failed once is left out for 5 s. The default
+    # proxy_next_upstream (error timeout) passes on only what was not sent yet to a server that
+    # failed, for a POST too (no non_idempotent).
+    upstream replicas {{
+{servers}
+        keepalive 16;
+    }}
+    server {{
+        listen {host}:{port};
+        location / {{
+            proxy_pass http://replicas;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_buffering off;            # SSE answers and GET streams go out as they come
+            proxy_read_timeout 120s;
+            # Every request header (Authorization, Mcp-Session-Id, MCP-Protocol-Version…) goes
+            # through as sent, and every answer header (Mcp-Session-Id…) comes back.
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(base: Path, upstreams: list[str], name: str = "nginx") -> Nginx:
+    """Debian's nginx in the foreground (`daemon off;`, a child process stopped by its pid) on a
+    free loopback port, balancing round-robin over `upstreams` (URLs such as a Service's `url`)
+    with `max_fails=1 fail_timeout=5s`. Its prefix directory is `base/name`: config, pid file,
+    error log and a JSON access log (Nginx.access()). Skips when nginx is not installed."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(binary, os.X_OK):
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    servers = tuple(urlsplit(u).netloc for u in upstreams)
+    prefix = base / name
+    prefix.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for attempt in range(3):
+        port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(prefix=prefix, host=HOST, port=port, servers="\n".join(
+            f"        server {s} max_fails=1 fail_timeout=5s;" for s in servers)))
+        stderr_log, stdout_log = prefix / f"stderr-{attempt}.log", prefix / f"stdout-{attempt}.log"
+        with open(stderr_log, "wb") as err, open(stdout_log, "wb") as out:
+            proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=str(prefix))
+        svc = Nginx(name, f"http://{HOST}:{port}", proc, stderr_log, stdout_log, access_log=prefix / "access.log", servers=servers)
+        try:
+            wait_for_port(port, proc, timeout=15, what="nginx", log=prefix / "error.log")
+            # Ours: still running, and the pid file it wrote is this process's.
+            deadline = time.monotonic() + 5
+            while not (prefix / "nginx.pid").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pid = (prefix / "nginx.pid").read_text().strip() if (prefix / "nginx.pid").exists() else ""
+            if proc.poll() is not None or pid != str(proc.pid):
+                raise RuntimeError(f"{svc.url} is not our nginx (pid file {pid!r}, exit code {proc.poll()})")
+            return svc
+        except (RuntimeError, TimeoutError) as e:
+            stop_process(proc)
+            errors.append(f"{e}\n{(prefix / 'error.log').read_text(errors='replace')[-2000:] if (prefix / 'error.log').exists() else ''}")
+            time.sleep(0.5)
+    raise RuntimeError("nginx did not start:\n" + "\n".join(errors))
 
 
 # --------------------------------------------------------------------------- alice

@@ -1,5 +1,6 @@
 """Several gateway replicas sharing state in PostgreSQL (`gateway.state`): Sources/PostgresState,
-Sources/Gateway/Proxy/Pipeline/SharedCredentials.swift.
+Sources/Gateway/Proxy/Pipeline/SharedCredentials.swift. The cluster is replica_fixtures.py's;
+test_scale_out_nginx.py puts nginx in front of it.
 
     mcp SDK / requests ──> replica A ─┐                      ┌─ IdP (counts ID-JAG exchanges in its log)
                         └─> replica B ─┴─ PostgreSQL 15 ────┤
@@ -19,75 +20,20 @@ import re
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from idp_fixtures import start_idp
 from cryptography.hazmat.primitives import serialization
 
+from idp_fixtures import start_idp
 from interop_helpers import HOST, built_switchboard, new_rsa_key, stop_process, wait_until
 from mcp_client import call_tools
 from postgres_fixtures import remove_postgres, start_postgres, wait_for_postgres_down
-from system_fixtures import SHIPPED_CONFIG, TODO0_RESOURCE, _base_env, login, start_gateway, start_todo0
+from replica_fixtures import REPO_ROOT, shared_config, cluster  # noqa: F401  (cluster is a fixture)
+from system_fixtures import SHIPPED_CONFIG, _base_env, login, start_gateway
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
-STATE_KEY = "state-key-" + "k" * 40
-
-
-def shared_config(base: Path, pg, key_file: Path) -> Path:
-    """The shipped connections.yaml with a `gateway:` block naming the shared state."""
-    text = SHIPPED_CONFIG.read_text()
-    (base / "pg-password").write_text(pg.password + "\n")
-    key_file.write_text(STATE_KEY + "\n")
-    block = (f"gateway:\n  state: {pg.url}\n  state_password: file:{base / 'pg-password'}\n  state_key: file:{key_file}\n"
-             f"  audit:\n    sqlite: off\n\n")
-    path = base / "connections.yaml"
-    path.write_text(text.replace("version: 1\n", "version: 1\n\n" + block, 1))
-    return path
-
-
-class Cluster:
-    def __init__(self, base: Path):
-        self.base = base
-        self.binary = built_switchboard(REPO_ROOT)
-        self.started: list = []
-        self.pg = start_postgres()
-        self.idp = start_idp(self.binary, base)
-        self.started.append(self.idp.proc)
-        self.todo0 = start_todo0(self.binary, base, self.idp.issuer)
-        self.started.append(self.todo0.proc)
-        self.config = shared_config(base, self.pg, base / "state.key")
-        self.env = {
-            "OKTA_ISSUER": self.idp.issuer, "MCP_AUTHORIZATION_SERVER": self.idp.issuer + "/oauth2/todo-mcp",
-            "TODO0_MCP_URL": self.todo0.mcp_url, "TODO0_RESOURCE": TODO0_RESOURCE, "AGENT_KEY_FILE": str(self.idp.agent_key_file),
-            "GITHUB_API_URL": f"http://{HOST}:9", "GITHUB_MCP_SERVER_URL": f"http://{HOST}:9/mcp",
-        }
-        self.replicas = []
-        for name in ("a", "b"):
-            (base / name).mkdir()
-            gw = start_gateway(self.binary, base / name, self.env, self.config)
-            self.started.append(gw.proc)
-            self.replicas.append(gw)
-
-    def exchanges(self) -> int:
-        return sum(1 for line in self.idp.log_text().splitlines() if "issued ID-JAG" in line)
-
-    def close(self) -> None:
-        for proc in reversed(self.started):
-            stop_process(proc)
-        remove_postgres(self.pg)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("scale-out"))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def tools_call(gateway_url: str, id_token: str, tool: str = "get-todos", args: dict | None = None):
@@ -153,8 +99,8 @@ def test_replicas_started_at_once_migrate_an_empty_database_once(tmp_path):
             gateways = list(pool.map(lambda n: (tmp_path / n).mkdir() or start_gateway(binary, tmp_path / n, env, config), ["a", "b", "c"]))
         started += [g.proc for g in gateways]
         # Every step once, in order (three replicas raced for the advisory lock).
-        assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM switchboard_schema") == "1,2"
-        assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'switchboard_%'") == "4"  # schema, credential, lease, rate
+        assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM switchboard_schema") == "1,2,3"
+        assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'switchboard_%'") == "6"  # schema, credential, lease, rate, replica_activity, user_view
         for g in gateways:
             ready = requests.get(g.url + "/readyz", timeout=5)
             assert ready.status_code == 200 and ready.json()["state"] == "shared", ready.text
@@ -238,3 +184,32 @@ def test_rate_limits_are_global_across_replicas(cluster, tmp_path):
     finally:
         for proc in reversed(started):
             stop_process(proc)
+
+
+def test_every_replica_shows_the_same_status(cluster, tmp_path):
+    """A replica that served nobody shows what the others saw: alice's view of todo0 (from a call
+    on A) and the connection's counts, equal on every replica once each has published (every 2 s)."""
+    alice, _ = login(cluster.idp, "alice")
+    assert not tools_call(cluster.replicas[0].url, alice["id_token"]).is_error
+    (tmp_path / "c").mkdir()
+    c = start_gateway(cluster.binary, tmp_path / "c", cluster.env, cluster.config)
+    try:
+        auth = {"Authorization": f"Bearer {alice['id_token']}"}
+
+        def todo0(url: str) -> tuple[dict, dict | None]:
+            doc = requests.get(url + "/api/connections/status", headers=auth, timeout=10).json()
+            conn = next(x for x in doc["connections"] if x["name"] == "todo0")
+            mine = next((x for x in doc.get("user", {}).get("connections", []) if x["name"] == "todo0"), None)
+            return conn, mine
+
+        conn_c, mine_c = wait_until(lambda: (lambda r: r if r[1] and r[1]["state"] == "live" else None)(todo0(c.url)), 15,
+                                    "replica C showing alice's todo0 as live")
+        assert conn_c["status"] == "LIVE" and conn_c["counts"]["requests"] > 0, conn_c
+        # Every replica, the same counts (no traffic meanwhile; each has published).
+        def same_counts():
+            counts = [todo0(g.url)[0]["counts"] for g in (*cluster.replicas, c)]
+            return counts if all(x == counts[0] for x in counts) else None
+        counts = wait_until(same_counts, 15, "the same todo0 counts on A, B and C")
+        assert counts[0]["requests"] >= 40, counts  # the 40 concurrent calls and those since
+    finally:
+        stop_process(c.proc)

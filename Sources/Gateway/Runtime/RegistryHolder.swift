@@ -215,8 +215,11 @@ struct FileFingerprint: Equatable, Sendable {
     var modified: Double
     var inode: UInt64
 
+    /// The file's, through symlinks: Kubernetes mounts a ConfigMap's file as a symlink through
+    /// `..data` and updates it by swapping that link, so the link itself never changes.
     static func of(_ path: String) -> FileFingerprint? {
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: target) else { return nil }
         return FileFingerprint(
             size: (attrs[.size] as? NSNumber)?.uint64Value ?? 0,
             modified: (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,

@@ -46,7 +46,8 @@ enum SharedCredentials {
         }
         let outcome = await exchange()
         if case .inject(let credential) = outcome {
-            let until = credential.expiresAt ?? Date().addingTimeInterval(foreverShared)
+            // Shared as long as the process keeps it: to the refresh margin before it expires.
+            let until = credential.expiresAt.map { $0.addingTimeInterval(-refreshMargin) } ?? Date().addingTimeInterval(foreverShared)
             try? await store.store(credential, for: key, until: until)
         }
         await store.releaseLease(key)
