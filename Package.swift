@@ -292,6 +292,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "OAuthCoreTests", dependencies: ["OAuthCore", "SwitchboardTesting", asyncHTTPClient], swiftSettings: strict),
+        .testTarget(name: "PostgresStateTests", dependencies: ["PluginAPI", "PostgresState", httpTypes], swiftSettings: strict),
         .testTarget(
             name: "Agent0Tests",
             dependencies: [
