@@ -56,6 +56,10 @@ enum Migrations {
             """,
             "CREATE INDEX switchboard_user_view_user ON switchboard_user_view (user_key)",
         ]),
+        // The scope sets users' calls were widened to by a step-up (the user as a hash).
+        (4, [
+            "CREATE TABLE switchboard_scopes (key bytea PRIMARY KEY, scopes text NOT NULL, updated timestamptz NOT NULL DEFAULT now())",
+        ]),
     ]
 
     /// Applies what is missing; returns the schema version now in place.

@@ -140,6 +140,26 @@ public final class PostgresStateStore: SharedStateStore {
         _ = try? await bounded { [client, holder] in try await client.query("DELETE FROM switchboard_lease WHERE key = \(row) AND holder = \(holder)") }
     }
 
+    public func rememberScopes(_ scopes: Set<String>, connection: String, user: String) async throws {
+        let row = CredentialSeal.rowKey(.init(connection: connection, user: user, scopes: "widened"))
+        let text = scopes.sorted().joined(separator: " ")
+        try await bounded { [client] in
+            try await client.query("""
+                INSERT INTO switchboard_scopes (key, scopes, updated) VALUES (\(row), \(text), now())
+                ON CONFLICT (key) DO UPDATE SET scopes = EXCLUDED.scopes, updated = now()
+                """)
+        }
+    }
+
+    public func widenedScopes(connection: String, user: String) async throws -> Set<String>? {
+        let row = CredentialSeal.rowKey(.init(connection: connection, user: user, scopes: "widened"))
+        return try await bounded { [client] in
+            let rows = try await client.query("SELECT scopes FROM switchboard_scopes WHERE key = \(row)")
+            for try await text in rows.decode(String.self) { return Set(text.split(separator: " ").map(String.init)) }
+            return nil
+        }
+    }
+
     public func publish(replica: String, connections: [String: Data], users: [SharedUserView]) async throws {
         try await bounded { [client] in
             for (connection, activity) in connections {

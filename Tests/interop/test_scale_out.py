@@ -99,8 +99,8 @@ def test_replicas_started_at_once_migrate_an_empty_database_once(tmp_path):
             gateways = list(pool.map(lambda n: (tmp_path / n).mkdir() or start_gateway(binary, tmp_path / n, env, config), ["a", "b", "c"]))
         started += [g.proc for g in gateways]
         # Every step once, in order (three replicas raced for the advisory lock).
-        assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM switchboard_schema") == "1,2,3"
-        assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'switchboard_%'") == "6"  # schema, credential, lease, rate, replica_activity, user_view
+        assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM switchboard_schema") == "1,2,3,4"
+        assert pg.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'switchboard_%'") == "7"  # schema, credential, lease, rate, replica_activity, user_view, scopes
         for g in gateways:
             ready = requests.get(g.url + "/readyz", timeout=5)
             assert ready.status_code == 200 and ready.json()["state"] == "shared", ready.text
@@ -213,3 +213,32 @@ def test_every_replica_shows_the_same_status(cluster, tmp_path):
         assert counts[0]["requests"] >= 40, counts  # the 40 concurrent calls and those since
     finally:
         stop_process(c.proc)
+
+
+def mcp_call_raw(url: str, id_token: str, tool: str, args: dict) -> requests.Response:
+    """initialize, initialized, then one tools/call on `url` (/mcp/{name}), raw: the answer's
+    headers show whether the gateway stepped up during the call (Switchboard-Step-Up)."""
+    base = {"Authorization": f"Bearer {id_token}", "Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "scale-out-test", "version": "1"}}}, headers=base, timeout=30)
+    assert init.status_code == 200, init.text[:300]
+    session = {**base, "Mcp-Session-Id": init.headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-06-18"}
+    requests.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session, timeout=30)
+    return requests.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": args}},
+                         headers=session, timeout=30)
+
+
+def test_a_step_up_on_one_replica_widens_the_users_calls_on_the_others(cluster, tmp_path):
+    """bob creates a todo on A: A steps up (mcp:tools:manage) and says so. On a replica that never
+    saw bob, his first call asks for the widened set at once: no step-up, no new exchange (A's
+    widened credential is taken from the shared level)."""
+    bob, _ = login(cluster.idp, "bob")
+    first = mcp_call_raw(cluster.replicas[0].url + "/mcp/todo0", bob["id_token"], "create-todo", {"title": f"step-up {uuid.uuid4().hex[:6]}"})
+    assert first.status_code == 200 and "mcp:tools:manage" in first.headers.get("Switchboard-Step-Up", ""), (first.headers, first.text[:300])
+    c = cluster.start_replica(tmp_path / "c")
+    before = cluster.exchanges()
+    again = mcp_call_raw(c.url + "/mcp/todo0", bob["id_token"], "create-todo", {"title": f"no step-up {uuid.uuid4().hex[:6]}"})
+    assert again.status_code == 200 and '"isError":true' not in again.text.replace(" ", ""), again.text[:300]
+    assert "Switchboard-Step-Up" not in again.headers, again.headers
+    assert cluster.exchanges() == before, "the widened credential was exchanged again"
+    stop_process(c.proc)

@@ -27,10 +27,15 @@ final class Connection: Sendable {
 
     func scopes(for user: String) -> Set<String>? { widenedScopes.withLock { $0[user] } }
 
-    func remember(scopes: Set<String>, for user: String) {
+    /// `share`: tell the other replicas too (`gateway.state`; a step-up is rare, so off the call's path).
+    func remember(scopes: Set<String>, for user: String, share: Bool = true) {
         widenedScopes.withLock { m in
             if m.count >= 100_000 { m.removeAll(keepingCapacity: true) }
             m[user] = scopes
+        }
+        if share, let shared {
+            let name = self.name
+            Task { try? await shared.rememberScopes(scopes, connection: name, user: user) }
         }
     }
 

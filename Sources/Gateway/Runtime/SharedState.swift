@@ -25,6 +25,10 @@ public protocol SharedStateStore: Service {
     func releaseLease(_ key: SharedCredentialKey) async
     /// Whether the store answers now (`/readyz`).
     func isReachable() async -> Bool
+    /// Keeps the scope set a user's calls on `connection` were widened to (after a step-up).
+    func rememberScopes(_ scopes: Set<String>, connection: String, user: String) async throws
+    /// The widened scope set another replica kept for the user, if any.
+    func widenedScopes(connection: String, user: String) async throws -> Set<String>?
     /// Publishes this replica's view of the connections (each its activity, encoded by the
     /// gateway) and the users' views that changed.
     func publish(replica: String, connections: [String: Data], users: [SharedUserView]) async throws

@@ -51,10 +51,10 @@ enum CredentialResolver {
             return .inject(Credential())
         }
         if let fixed = strategy.fixedCredential { return .inject(fixed) }
-        let request = CredentialRequest(caller: caller, scopes: scopes, reason: reason)
         let metrics = connection.activity.metrics
         // The plugin's work (its token exchanges), timed and counted by outcome.
-        @Sendable func exchange() async -> CredentialOutcome {
+        @Sendable func exchange(_ scopes: Set<String>? = scopes) async -> CredentialOutcome {
+            let request = CredentialRequest(caller: caller, scopes: scopes, reason: reason)
             let started = ContinuousClock.now
             let outcome = await strategy.credential(for: request, context: context)
             if let metrics {
@@ -86,7 +86,15 @@ enum CredentialResolver {
         do {
             return try await connection.credentials.value(forKey: key) {
                 if let (store, sharedKey) = shared {
-                    return await SharedCredentials.obtain(store, key: sharedKey, refreshMargin: refreshMargin, exchange: exchange)
+                    // A user another replica stepped up: ask for the widened set at once, as this
+                    // replica would had the step-up been its own (one read, on a miss only).
+                    if scopes == nil, reason == .initial, strategy.credentialScope == .perUser,
+                       let widened = try? await store.widenedScopes(connection: connection.name, user: caller.userKey), !widened.isEmpty {
+                        connection.remember(scopes: widened, for: caller.userKey, share: false)
+                        let wideKey = SharedCredentialKey(connection: connection.name, user: key.user, scopes: widened.sorted().joined(separator: " "))
+                        return await SharedCredentials.obtain(store, key: wideKey, refreshMargin: refreshMargin, exchange: { await exchange(widened) })
+                    }
+                    return await SharedCredentials.obtain(store, key: sharedKey, refreshMargin: refreshMargin, exchange: { await exchange() })
                 }
                 let outcome = await exchange()
                 guard case .inject(let credential) = outcome else { return (outcome, .none) }
