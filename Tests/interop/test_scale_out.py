@@ -17,6 +17,7 @@ test_scale_out_nginx.py puts nginx in front of it.
 from __future__ import annotations
 
 import re
+import time
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -242,3 +243,31 @@ def test_a_step_up_on_one_replica_widens_the_users_calls_on_the_others(cluster, 
     assert "Switchboard-Step-Up" not in again.headers, again.headers
     assert cluster.exchanges() == before, "the widened credential was exchanged again"
     stop_process(c.proc)
+
+
+def test_a_lease_whose_holder_died_is_taken_over_when_it_runs_out(cluster, tmp_path):
+    """A replica died holding alice's lease (its row left behind, no credential stored): another
+    replica waits for the lease to run out, then takes it and exchanges itself — the call is late,
+    not lost, and causes exactly one exchange."""
+    alice, _ = login(cluster.idp, "alice")
+    assert not tools_call(cluster.replicas[0].url, alice["id_token"]).is_error
+    # alice's default-scope credential row: its key is the lease's key too.
+    keys = cluster.pg.psql("SELECT encode(key, 'hex') FROM switchboard_credential").splitlines()
+    assert keys, "no credential row"
+    for key in keys:  # every credential gone, every key leased by a replica that died
+        cluster.pg.psql(f"DELETE FROM switchboard_credential WHERE key = decode('{key}', 'hex')")
+        cluster.pg.psql(f"INSERT INTO switchboard_lease (key, holder, expires_at) VALUES (decode('{key}', 'hex'), 'dead-replica', now() + interval '3 seconds') "
+                        "ON CONFLICT (key) DO UPDATE SET holder = 'dead-replica', expires_at = now() + interval '3 seconds'")
+    c = cluster.start_replica(tmp_path / "c")
+    try:
+        before = cluster.exchanges()
+        started = time.monotonic()
+        result = tools_call(c.url, alice["id_token"])
+        took = time.monotonic() - started
+        assert not result.is_error, result
+        assert took >= 2.0, f"answered in {took:.1f}s: the dead replica's lease was not waited for"
+        assert took < 15, f"answered in {took:.1f}s"
+        assert cluster.exchanges() - before == 1, cluster.idp.log_tail()
+        assert cluster.pg.psql("SELECT count(*) FROM switchboard_lease WHERE holder = 'dead-replica'") != str(len(keys))
+    finally:
+        stop_process(c.proc)
