@@ -35,6 +35,16 @@ final class ConnectionActivity: Sendable {
         var interactionURI: String?
         var credentialExpiresAt: Date?
         var error: String?
+
+        /// What a change is judged by (not `at`, which every call moves).
+        var digest: Int {
+            var h = Hasher()
+            h.combine(state)
+            h.combine(interactionURI)
+            h.combine(credentialExpiresAt)
+            h.combine(error)
+            return h.finalize()
+        }
     }
 
     /// The same events as Prometheus series (`/metrics`); nil where nothing exports them (tests).
@@ -53,23 +63,35 @@ final class ConnectionActivity: Sendable {
     /// publication; kept only with replicas (`tracksChanges`).
     private let changedUsers = Mutex<[String: UserView]>([:])
     private let tracksChanges: Bool
+    /// What was last published per user (a digest, by the user's hash): a view is published again
+    /// only when it changed. Apart from `users` (10,000, evicting): with many more active users a
+    /// user evicted there would otherwise count as changed on every call.
+    private let published = Mutex<[Int: Int]>([:])
+    static let maxPublished = 200_000
     static let maxUsers = 10_000
 
     func user(_ key: String) -> UserView? { users.withLock { $0[key] } }
 
     func recordUser(_ key: String, _ view: UserView) {
-        let changed = users.withLock { u in
+        users.withLock { u in
             if u.count >= Self.maxUsers, u[key] == nil, let oldest = u.min(by: { $0.value.at < $1.value.at })?.key { u[oldest] = nil }
-            let old = u[key]
             u[key] = view
-            return old?.state != view.state || old?.credentialExpiresAt != view.credentialExpiresAt || old?.interactionURI != view.interactionURI
         }
-        if changed, tracksChanges { changedUsers.withLock { $0[key] = view } }
+        guard tracksChanges else { return }
+        let digest = view.digest
+        if published.withLock({ $0[key.hashValue] }) != digest { changedUsers.withLock { $0[key] = view } }
     }
 
     /// The changed views, handed over once (``StatusSharing``); `requeue` puts back those a
     /// publication could not deliver (unless a newer one came meanwhile).
     func takeChangedUsers() -> [String: UserView] { changedUsers.withLock { c in defer { c = [:] }; return c } }
+    /// The views a publication delivered: not published again until they change.
+    func markPublished(_ views: [String: UserView]) {
+        published.withLock { p in
+            if p.count + views.count > Self.maxPublished { p.removeAll(keepingCapacity: true) }
+            for (k, v) in views { p[k.hashValue] = v.digest }
+        }
+    }
     func requeue(_ views: [String: UserView]) {
         changedUsers.withLock { c in for (k, v) in views where c[k] == nil { c[k] = v } }
     }

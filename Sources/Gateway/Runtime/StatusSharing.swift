@@ -42,6 +42,7 @@ struct StatusSharing: Service {
         }
         do {
             try await store.publish(replica: replica, connections: connections, users: users)
+            for (activity, views) in taken { activity.markPublished(views) }
         } catch {
             for (activity, views) in taken { activity.requeue(views) }
             logger.debug("shared state: status not published", metadata: ["error": "\(error)"])
