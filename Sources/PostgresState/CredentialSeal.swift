@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Gateway
 import HTTPTypes
 import PluginAPI
 
@@ -29,10 +30,12 @@ struct CredentialSeal: Sendable {
         }
     }
 
-    /// The row key of a credential: SHA-256 of its connection, user and scope set.
-    static func rowKey(_ key: SharedCredentialKeyParts) -> Data {
-        Data(SHA256.hash(data: Data("\(key.connection)\u{0}\(key.user)\u{0}\(key.scopes)".utf8)))
+    /// A row's key: SHA-256 of its parts joined by NUL (a credential's: connection, user, scopes).
+    static func rowKey(_ parts: String...) -> Data {
+        Data(SHA256.hash(data: Data(parts.joined(separator: "\u{0}").utf8)))
     }
+
+    static func rowKey(_ key: SharedCredentialKey) -> Data { rowKey(key.connection, key.user, key.scopes) }
 
     func seal(_ credential: Credential, rowKey: Data) throws -> (keyID: String, sealed: Data) {
         let current = keys[0]
@@ -101,13 +104,6 @@ struct CredentialSeal: Sendable {
             return Credential(headers: fields, expiresAt: expiresAt, scopes: Set(scopes))
         }
     }
-}
-
-/// The parts of a credential's key (the gateway's `SharedCredentialKey`).
-struct SharedCredentialKeyParts {
-    var connection: String
-    var user: String
-    var scopes: String
 }
 
 /// Why the shared state could not start or answer (no secret in it).

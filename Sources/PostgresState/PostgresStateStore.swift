@@ -88,7 +88,7 @@ public final class PostgresStateStore: SharedStateStore {
     // MARK: SharedStateStore
 
     public func credential(for key: SharedCredentialKey) async throws -> Credential? {
-        let row = CredentialSeal.rowKey(.init(connection: key.connection, user: key.user, scopes: key.scopes))
+        let row = CredentialSeal.rowKey(key)
         let found: (String, Data)? = try await bounded { [client] in
             let rows = try await client.query("SELECT key_id, sealed FROM switchboard_credential WHERE key = \(row) AND expires_at > now()")
             for try await (keyID, sealed) in rows.decode((String, Data).self) { return (keyID, sealed) }
@@ -103,7 +103,7 @@ public final class PostgresStateStore: SharedStateStore {
     }
 
     public func store(_ credential: Credential, for key: SharedCredentialKey, until: Date) async throws {
-        let row = CredentialSeal.rowKey(.init(connection: key.connection, user: key.user, scopes: key.scopes))
+        let row = CredentialSeal.rowKey(key)
         let (keyID, sealed) = try seal.seal(credential, rowKey: row)
         try await bounded { [client] in
             try await client.query("""
@@ -114,12 +114,12 @@ public final class PostgresStateStore: SharedStateStore {
     }
 
     public func forget(_ key: SharedCredentialKey) async throws {
-        let row = CredentialSeal.rowKey(.init(connection: key.connection, user: key.user, scopes: key.scopes))
+        let row = CredentialSeal.rowKey(key)
         try await bounded { [client] in try await client.query("DELETE FROM switchboard_credential WHERE key = \(row)") }
     }
 
     public func acquireLease(_ key: SharedCredentialKey, for duration: Duration) async throws -> Bool {
-        let row = CredentialSeal.rowKey(.init(connection: key.connection, user: key.user, scopes: key.scopes))
+        let row = CredentialSeal.rowKey(key)
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         return try await bounded { [client, holder] in
             // Inserted, or taken over from a holder whose lease ran out: a row comes back. Held
@@ -136,12 +136,12 @@ public final class PostgresStateStore: SharedStateStore {
     }
 
     public func releaseLease(_ key: SharedCredentialKey) async {
-        let row = CredentialSeal.rowKey(.init(connection: key.connection, user: key.user, scopes: key.scopes))
+        let row = CredentialSeal.rowKey(key)
         _ = try? await bounded { [client, holder] in try await client.query("DELETE FROM switchboard_lease WHERE key = \(row) AND holder = \(holder)") }
     }
 
     public func rememberScopes(_ scopes: Set<String>, connection: String, user: String) async throws {
-        let row = CredentialSeal.rowKey(.init(connection: connection, user: user, scopes: "widened"))
+        let row = CredentialSeal.rowKey(connection, user, "widened")
         let text = scopes.sorted().joined(separator: " ")
         try await bounded { [client] in
             try await client.query("""
@@ -152,7 +152,7 @@ public final class PostgresStateStore: SharedStateStore {
     }
 
     public func widenedScopes(connection: String, user: String) async throws -> Set<String>? {
-        let row = CredentialSeal.rowKey(.init(connection: connection, user: user, scopes: "widened"))
+        let row = CredentialSeal.rowKey(connection, user, "widened")
         return try await bounded { [client] in
             let rows = try await client.query("SELECT scopes FROM switchboard_scopes WHERE key = \(row)")
             for try await text in rows.decode(String.self) { return Set(text.split(separator: " ").map(String.init)) }
@@ -170,8 +170,8 @@ public final class PostgresStateStore: SharedStateStore {
                     """)
             }
             for u in users {
-                let key = CredentialSeal.rowKey(.init(connection: u.connection, user: u.user, scopes: "view"))
-                let userKey = CredentialSeal.rowKey(.init(connection: "", user: u.user, scopes: "view"))
+                let key = CredentialSeal.rowKey(u.connection, u.user, "view")
+                let userKey = CredentialSeal.rowKey("", u.user, "view")
                 let text = String(decoding: u.view, as: UTF8.self)
                 try await client.query("""
                     INSERT INTO switchboard_user_view (key, user_key, connection, view, at) VALUES (\(key), \(userKey), \(u.connection), \(text), \(u.at))
@@ -195,7 +195,7 @@ public final class PostgresStateStore: SharedStateStore {
     }
 
     public func userViews(_ user: String) async throws -> [String: Data] {
-        let userKey = CredentialSeal.rowKey(.init(connection: "", user: user, scopes: "view"))
+        let userKey = CredentialSeal.rowKey("", user, "view")
         return try await bounded { [client] in
             var out: [String: Data] = [:]
             let rows = try await client.query("SELECT connection, view FROM switchboard_user_view WHERE user_key = \(userKey)")
@@ -205,7 +205,7 @@ public final class PostgresStateStore: SharedStateStore {
     }
 
     public func takeRate(_ key: String, emission: Duration, burst: Int) async throws -> SharedRateDecision {
-        let row = CredentialSeal.rowKey(.init(connection: "rate", user: key, scopes: ""))
+        let row = CredentialSeal.rowKey("rate", key, "")
         let e = max(1, emission.components.seconds * 1_000_000 + emission.components.attoseconds / 1_000_000_000_000)
         let tau = Int64(burst) * e
         return try await bounded { [client] in

@@ -16,7 +16,7 @@ struct CredentialSealTests {
         .bearer("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln", expiresAt: Date(timeIntervalSince1970: 2_000_000_000), scopes: ["mcp:connect", "mcp:tools:read"])
     }
 
-    static func row(_ user: String) -> Data { CredentialSeal.rowKey(.init(connection: "todo0", user: user, scopes: "mcp:connect mcp:tools:read")) }
+    static func row(_ user: String) -> Data { CredentialSeal.rowKey("todo0", user, "mcp:connect mcp:tools:read") }
 
     @Test("a sealed credential opens whole under its row key, and nothing of it is in clear")
     func roundTrip() throws {
