@@ -133,13 +133,12 @@ struct StatusController: Sendable {
         })
     }
 
-    /// Prometheus text exposition of the per-connection counters.
     /// Prometheus text (format 0.0.4): the counters and histograms kept as calls happen, and
     /// the gauges read now. Names and labels: README, "Metrics".
     func metrics() -> Response {
         let registry = holder.registry
         let now = clock.now()
-        let connections = registry.connections.map { c in (name: c.name, live: Self.status(of: c, registry: registry, now: now).status == "LIVE") }
+        let connections = registry.connections.map { c in (name: c.name, live: Self.status(of: c, registry: registry, now: now).status == "LIVE", metrics: c.activity.metrics) }
         let text = exposition.render(generation: registry.generation, connections: connections)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
     }

@@ -17,8 +17,14 @@ final class GatewayMetrics: Sendable {
     let inboundOpen: Gauge
     let inboundRefused: Counter
 
-    init(factory: any MetricsFactory) {
+    /// Where per-connection counters go besides `/metrics` (OTLP), if anywhere.
+    private let other: (any MetricsFactory)?
+
+    /// `factory`: every series' backend (Prometheus, multiplexed with OTLP when configured);
+    /// `alsoTo`: the OTLP backend alone (see ``ConnectionMetrics``).
+    init(factory: any MetricsFactory, alsoTo other: (any MetricsFactory)? = nil) {
         self.factory = factory
+        self.other = other
         reloadsApplied = Counter(label: "switchboard_registry_reloads_total", dimensions: [("outcome", "applied")], factory: factory)
         reloadsRejected = Counter(label: "switchboard_registry_reloads_total", dimensions: [("outcome", "rejected")], factory: factory)
         inboundOpen = Gauge(label: "switchboard_inbound_connections", dimensions: [], factory: factory)
@@ -26,23 +32,41 @@ final class GatewayMetrics: Sendable {
     }
 
     /// One connection's series (kept across reloads with its ``ConnectionActivity``).
-    func connection(_ name: String) -> ConnectionMetrics { ConnectionMetrics(name: name, factory: factory) }
+    func connection(_ name: String) -> ConnectionMetrics { ConnectionMetrics(name: name, factory: factory, alsoTo: other) }
 
     func reloaded(applied: Bool) { (applied ? reloadsApplied : reloadsRejected).increment() }
 }
 
 /// One connection's series. Per-call series (method × status) are made on first use and kept.
+///
+/// The counters every connection has from the start are kept here, not in swift-prometheus'
+/// registry, and ``PrometheusExposition`` writes them out: that registry copies a metric's whole
+/// table of label sets for each new one, so eight series per connection made at start cost
+/// O(n²) — 34 s to start 10,000 connections. Here making them costs nothing and a call pays
+/// one relaxed atomic add, as before.
 final class ConnectionMetrics: Sendable {
     let name: String
     private let factory: any MetricsFactory
-    let failures: Counter
-    let upstreamErrors: Counter
-    let stepUps: Counter
-    let consentPrompts: Counter
-    let policyDenials: Counter
-    let rateLimited: Counter
-    let cacheHits: Counter
-    let cacheMisses: Counter
+    let failures: ConnectionCounter
+    let upstreamErrors: ConnectionCounter
+    let stepUps: ConnectionCounter
+    let consentPrompts: ConnectionCounter
+    let policyDenials: ConnectionCounter
+    let rateLimited: ConnectionCounter
+    let cacheHits: ConnectionCounter
+    let cacheMisses: ConnectionCounter
+
+    /// The counters' families as `/metrics` shows them: name, help, a further label, the counter.
+    static let counterFamilies: [(name: String, help: String, label: (String, String)?, counter: @Sendable (ConnectionMetrics) -> ConnectionCounter)] = [
+        ("switchboard_failures_total", "Calls that failed (5xx and authorization errors).", nil, \.failures),
+        ("switchboard_upstream_errors_total", "Failed calls the upstream caused.", nil, \.upstreamErrors),
+        ("switchboard_step_ups_total", "Scope step-ups.", nil, \.stepUps),
+        ("switchboard_consent_prompts_total", "Calls answered interaction_required.", nil, \.consentPrompts),
+        ("switchboard_policy_denials_total", "Calls refused by a policy rule.", nil, \.policyDenials),
+        ("switchboard_rate_limited_total", "Calls refused by a rate limit.", nil, \.rateLimited),
+        ("switchboard_credential_cache_lookups_total", "Credential cache lookups.", ("result", "hit"), \.cacheHits),
+        ("switchboard_credential_cache_lookups_total", "Credential cache lookups.", ("result", "miss"), \.cacheMisses),
+    ]
 
     /// A count and a duration histogram with the same labels.
     private struct Timed: Sendable {
@@ -73,11 +97,13 @@ final class ConnectionMetrics: Sendable {
         }
     }
 
-    init(name: String, factory: any MetricsFactory) {
+    /// `factory`: where per-call series go (Prometheus, and OTLP when configured); `alsoTo`: the
+    /// OTLP backend alone, which gets the counters too (Prometheus gets them from here).
+    init(name: String, factory: any MetricsFactory, alsoTo other: (any MetricsFactory)? = nil) {
         self.name = name
         self.factory = factory
-        func counter(_ label: String, _ more: [(String, String)] = []) -> Counter {
-            Counter(label: label, dimensions: [("connection", name)] + more, factory: factory)
+        func counter(_ label: String, _ more: [(String, String)] = []) -> ConnectionCounter {
+            ConnectionCounter(other.map { Counter(label: label, dimensions: [("connection", name)] + more, factory: $0) })
         }
         failures = counter("switchboard_failures_total")
         upstreamErrors = counter("switchboard_upstream_errors_total")
@@ -111,4 +137,20 @@ final class ConnectionMetrics: Sendable {
                   [("connection", name), ("strategy", strategy), ("outcome", outcome)], factory: factory)
         }.record(duration)
     }
+}
+
+/// One of a connection's counters: an atomic that `/metrics` reads, and the same count sent to
+/// a second backend (OTLP) when one is configured.
+final class ConnectionCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    private let other: Counter?
+
+    init(_ other: Counter? = nil) { self.other = other }
+
+    func increment() {
+        count.add(1, ordering: .relaxed)
+        other?.increment()
+    }
+
+    var value: Int { count.load(ordering: .relaxed) }
 }

@@ -1,12 +1,12 @@
 import CoreMetrics
 import Foundation
 import Prometheus
-import Synchronization
 import Upstream
 
-/// `/metrics`: swift-prometheus' registry, fed by ``GatewayMetrics`` through swift-metrics, and a
-/// few gauges read when scraped (what is, rather than what happened: the registry generation,
-/// which connections are LIVE, the upstream connection pool).
+/// `/metrics`: swift-prometheus' registry, fed by ``GatewayMetrics`` through swift-metrics; each
+/// connection's counters (kept by ``ConnectionMetrics``, written here); and a few gauges read
+/// when scraped (what is, rather than what happened: the registry generation, which
+/// connections are LIVE, the upstream connection pool).
 final class PrometheusExposition: Sendable {
     let registry = PrometheusCollectorRegistry()
     let metrics: GatewayMetrics
@@ -15,13 +15,11 @@ final class PrometheusExposition: Sendable {
     private let poolIdle: Prometheus.Gauge
     private let poolWaiting: Prometheus.Gauge
     private let pool: HTTP1ConnectionPool?
-    /// `switchboard_connection_live` per connection now in the registry (a removed one's series goes).
-    private let live = Mutex<[String: Prometheus.Gauge]>([:])
 
     /// `alsoTo`: a second backend the same series go to (OTLP), besides this registry.
     init(pool: HTTP1ConnectionPool?, alsoTo other: (any MetricsFactory)? = nil) {
         let prometheus = PrometheusMetricsFactory(registry: registry)
-        metrics = GatewayMetrics(factory: other.map { MultiplexMetricsHandler(factories: [prometheus, $0]) } ?? prometheus)
+        metrics = GatewayMetrics(factory: other.map { MultiplexMetricsHandler(factories: [prometheus, $0]) } ?? prometheus, alsoTo: other)
         self.pool = pool
         generation = Self.gauge(in: registry, "switchboard_registry_generation", labels: [], help: "The registry generation serving now.")
         let help = "Connections of the event-loop driver's upstream pool, by state."
@@ -30,28 +28,43 @@ final class PrometheusExposition: Sendable {
         poolWaiting = Self.gauge(in: registry, "switchboard_upstream_pool_waiters", labels: [], help: "Calls waiting for an upstream connection.")
     }
 
-    /// The exposition (text format 0.0.4), with the gauges read now. `connections`: each
-    /// connection's name and whether it is LIVE.
-    func render(generation value: Int, connections: [(name: String, live: Bool)]) -> [UInt8] {
+    /// The exposition (text format 0.0.4), with the gauges read now. `connections`: the
+    /// registry's connections (a removed one's series go), whether each is LIVE, its counters.
+    func render(generation value: Int, connections: [(name: String, live: Bool, metrics: ConnectionMetrics?)]) -> [UInt8] {
         generation.set(Int64(value))
         if let usage = pool?.usage() {
             poolOpen.set(Int64(usage.open))
             poolIdle.set(Int64(usage.idle))
             poolWaiting.set(Int64(usage.waiting))
         }
-        live.withLock { gauges in
-            let names = Set(connections.map(\.name))
-            for (name, gauge) in gauges where !names.contains(name) {
-                registry.unregisterGauge(gauge)
-                gauges[name] = nil
+        var text = registry.emitToBuffer()
+        let labels = connections.map { Self.labelValue($0.name) }
+        var family = ""
+        func line(_ name: String, help: String, type: String, connection i: Int, _ label: (String, String)?, _ value: Int) {
+            if family != name {
+                family = name
+                text.append(contentsOf: "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n".utf8)
             }
-            for c in connections {
-                let gauge = gauges[c.name] ?? Self.gauge(in: registry, "switchboard_connection_live", labels: [("connection", c.name)], help: "1 when the connection is LIVE.")
-                gauges[c.name] = gauge
-                gauge.set(Int64(c.live ? 1 : 0))
+            let more = label.map { ",\($0.0)=\"\($0.1)\"" } ?? ""
+            text.append(contentsOf: "\(name){connection=\"\(labels[i])\"\(more)} \(value)\n".utf8)
+        }
+        for (i, c) in connections.enumerated() {
+            line("switchboard_connection_live", help: "1 when the connection is LIVE.", type: "gauge", connection: i, nil, c.live ? 1 : 0)
+        }
+        // A family's lines come together, as the format asks (the table lists hit, then miss).
+        for f in ConnectionMetrics.counterFamilies {
+            for (i, c) in connections.enumerated() {
+                guard let m = c.metrics else { continue }
+                line(f.name, help: f.help, type: "counter", connection: i, f.label, f.counter(m).value)
             }
         }
-        return registry.emitToBuffer()
+        return text
+    }
+
+    /// A label value as the text format writes it: `\`, `"` and newlines escaped.
+    static func labelValue(_ s: String) -> String {
+        guard s.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return s }
+        return s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// A gauge by its whole name (the descriptor's parts are not how these names were chosen).
