@@ -92,12 +92,18 @@ struct UpstreamCaller: Sendable {
             let timer = Task {
                 try? await Task.sleep(until: deadline, clock: .continuous)
                 guard !Task.isCancelled else { return }
-                reader.cancel()
+                // The deadline's answer first, then the read cancelled: the other way round, the
+                // cancelled read could end first and its error (a 502, "unreachable") won the
+                // race — a flaky 502 where a stalled body must be a 504.
                 shot.finish(.failure(HTTPClientError.deadlineExceeded))
+                reader.cancel()
             }
             Task {
-                let result = await reader.result
+                var result = await reader.result
                 timer.cancel()
+                // A read that failed at or past the deadline failed because of it (the HTTP
+                // client's own deadline, or the cancellation above): a timeout, whatever its error.
+                if case .failure = result, ContinuousClock.now >= deadline { result = .failure(HTTPClientError.deadlineExceeded) }
                 shot.finish(result)
             }
         }
