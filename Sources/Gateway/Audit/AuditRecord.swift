@@ -1,5 +1,4 @@
 import Foundation
-import NIOCore
 import SwitchboardJSON
 
 /// One proxied call as the audit trail keeps it: who, where, what, the decision and the outcome.
@@ -36,9 +35,11 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     /// The writer's number for this record: its id is the process's prefix and this, in hex
     /// (made into text only where it is written, not per record).
     var serial: UInt64 = 0
-    /// An MCP call's body, kept by the request path for the writer to read the method and tool
-    /// from (parsing off the request path); never stored.
-    var body: ByteBuffer?
+    /// An MCP call's body, copied by the request path for the writer to read the method and tool
+    /// from (parsing off the request path); never stored. A copy, not the request's buffer: that
+    /// is a slice of the connection's receive buffer, and holding it until the writer runs (up
+    /// to 100 ms) kept NIO from reusing that buffer — a fresh one allocated for every read.
+    var body: [UInt8]?
     /// The arguments as the pipeline read them, and the fields to redact (nil: not kept).
     var argumentsValue: JSONValue?
     var redacting: Set<String>?
@@ -68,9 +69,8 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     /// method and tool read from its body.
     mutating func complete(serial: UInt64) {
         self.serial = serial
-        if let body {
+        if let bytes = body {
             self.body = nil
-            let bytes = Array(body.readableBytesView)
             if let peek = JSONRPCPeek(bytes) {
                 if mcpMethod == nil || mcpMethod == "" { mcpMethod = peek.method }
                 if tool == nil, mcpMethod == "tools/call" { tool = peek.name }

@@ -95,7 +95,7 @@ struct CallRecorder: Sendable {
         record.redacting = redacting
         record.argumentsValue = redacting == nil ? nil : mcp?.arguments
         if !isREST, facts == nil || (redacting != nil && record.argumentsValue == nil) {
-            record.body = exchange.auditBody  // read by the writer, off the request path
+            record.body = exchange.auditBody.map { Array($0.readableBytesView) }  // read by the writer, off the request path
         }
         return record
     }
