@@ -219,5 +219,14 @@ def test_the_gateways_metrics_also_go_over_otlp(traced):
     points = requests_total()
     assert points and points[-1].kind == "sum" and points[-1].value >= 1, points[-3:]
     assert any(p.metric == "switchboard_request_duration_seconds" and p.kind == "histogram" for p in receiver.metric_points())
+
+    # A connection's counters too (made for OTLP on their first increment, not at start).
+    def lookups():
+        return [p for p in receiver.metric_points() if p.service == "switchboard-gateway"
+                and p.metric == "switchboard_credential_cache_lookups_total" and p.attributes.get("connection") == "todo0"]
+
+    while not lookups() and time.monotonic() < deadline + 10:
+        time.sleep(0.2)
+    assert lookups() and lookups()[-1].kind == "sum" and lookups()[-1].value >= 1, lookups()[-3:]
     for p in receiver.metric_points():
         assert set(p.attributes) <= {"connection", "method", "status", "strategy", "outcome", "result"}, (p.metric, p.attributes)

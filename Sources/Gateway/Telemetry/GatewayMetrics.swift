@@ -98,12 +98,15 @@ final class ConnectionMetrics: Sendable {
     }
 
     /// `factory`: where per-call series go (Prometheus, and OTLP when configured); `alsoTo`: the
-    /// OTLP backend alone, which gets the counters too (Prometheus gets them from here).
+    /// OTLP backend alone, which gets the counters too, each from its first increment
+    /// (Prometheus gets them from here, zero included).
     init(name: String, factory: any MetricsFactory, alsoTo other: (any MetricsFactory)? = nil) {
         self.name = name
         self.factory = factory
         func counter(_ label: String, _ more: [(String, String)] = []) -> ConnectionCounter {
-            ConnectionCounter(other.map { Counter(label: label, dimensions: [("connection", name)] + more, factory: $0) })
+            guard let other else { return ConnectionCounter() }
+            let dimensions = [("connection", name)] + more
+            return ConnectionCounter { Counter(label: label, dimensions: dimensions, factory: other) }
         }
         failures = counter("switchboard_failures_total")
         upstreamErrors = counter("switchboard_upstream_errors_total")
@@ -140,16 +143,22 @@ final class ConnectionMetrics: Sendable {
 }
 
 /// One of a connection's counters: an atomic that `/metrics` reads, and the same count sent to
-/// a second backend (OTLP) when one is configured.
+/// a second backend (OTLP) when one is configured — that series made on the first increment:
+/// made at start, 80,000 of them for 10,000 connections held the start back 22 s.
 final class ConnectionCounter: Sendable {
     private let count = Atomic<Int>(0)
-    private let other: Counter?
+    private let other = Mutex<Counter?>(nil)
+    private let make: (@Sendable () -> Counter)?
 
-    init(_ other: Counter? = nil) { self.other = other }
+    init(_ make: (@Sendable () -> Counter)? = nil) { self.make = make }
 
     func increment() {
         count.add(1, ordering: .relaxed)
-        other?.increment()
+        guard let make else { return }  // no second backend: no lock
+        other.withLock { made in
+            if made == nil { made = make() }
+            return made!
+        }.increment()
     }
 
     var value: Int { count.load(ordering: .relaxed) }
