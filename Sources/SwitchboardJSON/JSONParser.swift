@@ -9,23 +9,35 @@
 struct JSONParser {
     static let maxDepth = 512
 
-    let bytes: [UInt8]
+    /// The text, borrowed for the parse (``with(_:_:)``): read in place, with no array bounds
+    /// check or retain per byte or key — every read is behind an `i < bytes.count` of the
+    /// parser's own (debug builds check each one again; the fuzz corpus runs there).
+    let bytes: UnsafeBufferPointer<UInt8>
     var i = 0
     /// An object naming a member twice is not JSON this parser accepts (JOSE headers and JWT
     /// claims, RFC 7515 §4: parsers disagree on which of two values counts, so an attacker can
     /// show one reader one value and another reader the other).
     var refusesDuplicateNames = false
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    /// A parser over `bytes`, for the length of `body` only (it must not escape).
+    static func with<R>(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (inout JSONParser) -> R) -> R {
+        var parser = JSONParser(bytes)
+        return body(&parser)
+    }
 
     static func parse(_ bytes: [UInt8], refusingDuplicateNames: Bool = false) -> JSONValue? {
-        var parser = JSONParser(bytes)
-        parser.refusesDuplicateNames = refusingDuplicateNames
-        guard let value = parser.value(depth: 0) else { return nil }
-        parser.skipWhitespace()
-        // (Not `? value : nil`: JSONValue is ExpressibleByNilLiteral, that nil would be `.null`.)
-        guard parser.i == bytes.count else { return Optional.none }
-        return value
+        bytes.withUnsafeBufferPointer { buffer in
+            with(buffer) { parser -> JSONValue? in
+                parser.refusesDuplicateNames = refusingDuplicateNames
+                guard let value = parser.value(depth: 0) else { return nil }
+                parser.skipWhitespace()
+                // (Not `? value : nil`: JSONValue is ExpressibleByNilLiteral, that nil would be `.null`.)
+                guard parser.i == buffer.count else { return Optional.none }
+                return value
+            }
+        }
     }
 
     mutating func skipWhitespace() {
@@ -203,7 +215,7 @@ struct JSONParser {
 extension JSONParser {
     /// Reads an object's members (at its `{`), handing each key's UTF-8 to `member`, which must
     /// read or skip the value; false when the object is not well formed (or `member` says so).
-    mutating func members(_ member: (inout JSONParser, ArraySlice<UInt8>) -> Bool) -> Bool {
+    mutating func members(_ member: (inout JSONParser, UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         i += 1  // {
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
@@ -212,11 +224,16 @@ extension JSONParser {
         }
         while true {
             skipWhitespace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = keyBytes() else { return false }
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = keyToken() else { return false }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return false }
             i += 1
-            guard member(&self, key) else { return false }
+            let ok: Bool
+            switch key {
+            case .raw(let range): ok = member(&self, UnsafeBufferPointer(rebasing: bytes[range]))
+            case .decoded(let decoded): ok = decoded.withUnsafeBufferPointer { member(&self, $0) }
+            }
+            guard ok else { return false }
             skipWhitespace()
             guard i < bytes.count else { return false }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -255,15 +272,21 @@ extension JSONParser {
         }
     }
 
+    private enum Key {
+        /// Where the key's bytes are in the text (no escapes).
+        case raw(Range<Int>)
+        case decoded([UInt8])
+    }
+
     /// A key's UTF-8 (at its opening quote): the bytes themselves when it has no escapes (no
     /// string is built for the keys a peek compares), else the decoded string's.
-    private mutating func keyBytes() -> ArraySlice<UInt8>? {
+    private mutating func keyToken() -> Key? {
         let start = i
         guard skipString() else { return nil }
-        let raw = bytes[(start + 1)..<(i - 1)]
-        guard raw.contains(UInt8(ascii: "\\")) else { return raw }
+        let range = (start + 1)..<(i - 1)
+        guard bytes[range].contains(UInt8(ascii: "\\")) else { return .raw(range) }
         i = start
-        return string().map { ArraySlice($0.utf8) }
+        return string().map { .decoded(Array($0.utf8)) }
     }
 
     /// A string token checked without building it when it has no escapes (the common case).

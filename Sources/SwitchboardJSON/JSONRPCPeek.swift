@@ -28,7 +28,23 @@ package struct JSONRPCPeek: Sendable {
 
     /// Nil when `bytes` are not a JSON object.
     package init?(_ bytes: [UInt8]) {
-        var p = JSONParser(bytes)
+        guard let peek = bytes.withUnsafeBufferPointer({ Self(buffer: $0) }) else { return nil }
+        self = peek
+    }
+
+    /// The same, over bytes borrowed for the call (a request's buffer, with no copy).
+    package init?(_ bytes: UnsafeRawBufferPointer) {
+        guard let peek = Self(buffer: bytes.assumingMemoryBound(to: UInt8.self)) else { return nil }
+        self = peek
+    }
+
+    private init?(buffer bytes: UnsafeBufferPointer<UInt8>) {
+        guard let peek = JSONParser.with(bytes, { p in Self(parser: &p) }) else { return nil }
+        self = peek
+    }
+
+    private init?(parser p: inout JSONParser) {
+        let bytes = p.bytes
         p.skipWhitespace()
         guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { return nil }
         var seen: UInt8 = 0
@@ -90,15 +106,13 @@ package struct JSONRPCPeek: Sendable {
     }
 }
 
-extension ArraySlice<UInt8> {
+extension UnsafeBufferPointer<UInt8> {
     /// Whether these bytes are `word`'s (a member name compared without building a string;
     /// the generic `elementsEqual` was a visible part of a peek's cost).
     fileprivate func spells(_ word: StaticString) -> Bool {
         guard count == word.utf8CodeUnitCount else { return false }
-        return withUnsafeBufferPointer { bytes in
-            var i = 0
-            while i < bytes.count, bytes[i] == word.utf8Start[i] { i += 1 }
-            return i == bytes.count
-        }
+        var i = 0
+        while i < count, self[i] == word.utf8Start[i] { i += 1 }
+        return i == count
     }
 }

@@ -90,8 +90,10 @@ extension CallFacts {
             facts.mcp = .init(method: exchange.method.rawValue)
             return facts
         }
-        let bytes = body.map { Array($0.readableBytesView) } ?? []
-        guard let peek = JSONRPCPeek(bytes) else {
+        // Read in place; copied out only when a rule reads the arguments (parsed from the copy).
+        let bytes = arguments ? body.map { Array($0.readableBytesView) } ?? [] : []
+        let found = arguments ? JSONRPCPeek(bytes) : body.flatMap { $0.withUnsafeReadableBytes { JSONRPCPeek($0) } }
+        guard let peek = found else {
             facts.mcp = .init(method: "")
             facts.malformed = "the body must be one JSON-RPC message (a JSON object; batches are not accepted where a policy or rate limit applies)"
             return facts
