@@ -9,35 +9,30 @@
 struct JSONParser {
     static let maxDepth = 512
 
-    /// The text, borrowed for the parse (``with(_:_:)``): read in place, with no array bounds
-    /// check or retain per byte or key — every read is behind an `i < bytes.count` of the
-    /// parser's own (debug builds check each one again; the fuzz corpus runs there).
-    let bytes: UnsafeBufferPointer<UInt8>
+    /// The text, borrowed for the parse (the parser must not outlive it): read in place, with no
+    /// array bounds check or retain per byte or key — every read is behind an `i < bytes.count`
+    /// of the parser's own (debug builds check each one again; the fuzz corpus runs there).
+    let bytes: UnsafeRawBufferPointer
     var i = 0
     /// An object naming a member twice is not JSON this parser accepts (JOSE headers and JWT
     /// claims, RFC 7515 §4: parsers disagree on which of two values counts, so an attacker can
     /// show one reader one value and another reader the other).
     var refusesDuplicateNames = false
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
-
-    /// A parser over `bytes`, for the length of `body` only (it must not escape).
-    static func with<R>(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (inout JSONParser) -> R) -> R {
-        var parser = JSONParser(bytes)
-        return body(&parser)
-    }
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     static func parse(_ bytes: [UInt8], refusingDuplicateNames: Bool = false) -> JSONValue? {
-        bytes.withUnsafeBufferPointer { buffer in
-            with(buffer) { parser -> JSONValue? in
-                parser.refusesDuplicateNames = refusingDuplicateNames
-                guard let value = parser.value(depth: 0) else { return nil }
-                parser.skipWhitespace()
-                // (Not `? value : nil`: JSONValue is ExpressibleByNilLiteral, that nil would be `.null`.)
-                guard parser.i == buffer.count else { return Optional.none }
-                return value
-            }
-        }
+        bytes.withUnsafeBytes { parse($0, refusingDuplicateNames: refusingDuplicateNames) }
+    }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer, refusingDuplicateNames: Bool = false) -> JSONValue? {
+        var parser = JSONParser(bytes)
+        parser.refusesDuplicateNames = refusingDuplicateNames
+        guard let value = parser.value(depth: 0) else { return nil }
+        parser.skipWhitespace()
+        // (Not `? value : nil`: JSONValue is ExpressibleByNilLiteral, that nil would be `.null`.)
+        guard parser.i == bytes.count else { return Optional.none }
+        return value
     }
 
     mutating func skipWhitespace() {
@@ -215,7 +210,7 @@ struct JSONParser {
 extension JSONParser {
     /// Reads an object's members (at its `{`), handing each key's UTF-8 to `member`, which must
     /// read or skip the value; false when the object is not well formed (or `member` says so).
-    mutating func members(_ member: (inout JSONParser, UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+    mutating func members(_ member: (inout JSONParser, UnsafeRawBufferPointer) -> Bool) -> Bool {
         i += 1  // {
         skipWhitespace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
@@ -230,8 +225,8 @@ extension JSONParser {
             i += 1
             let ok: Bool
             switch key {
-            case .raw(let range): ok = member(&self, UnsafeBufferPointer(rebasing: bytes[range]))
-            case .decoded(let decoded): ok = decoded.withUnsafeBufferPointer { member(&self, $0) }
+            case .raw(let range): ok = member(&self, UnsafeRawBufferPointer(rebasing: bytes[range]))
+            case .decoded(let decoded): ok = decoded.withUnsafeBytes { member(&self, $0) }
             }
             guard ok else { return false }
             skipWhitespace()

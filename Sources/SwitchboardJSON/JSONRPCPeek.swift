@@ -28,23 +28,13 @@ package struct JSONRPCPeek: Sendable {
 
     /// Nil when `bytes` are not a JSON object.
     package init?(_ bytes: [UInt8]) {
-        guard let peek = bytes.withUnsafeBufferPointer({ Self(buffer: $0) }) else { return nil }
+        guard let peek = bytes.withUnsafeBytes({ Self($0) }) else { return nil }
         self = peek
     }
 
-    /// The same, over bytes borrowed for the call (a request's buffer, with no copy).
+    /// The same, over bytes borrowed for the call (a request's buffer, read with no copy).
     package init?(_ bytes: UnsafeRawBufferPointer) {
-        guard let peek = Self(buffer: bytes.assumingMemoryBound(to: UInt8.self)) else { return nil }
-        self = peek
-    }
-
-    private init?(buffer bytes: UnsafeBufferPointer<UInt8>) {
-        guard let peek = JSONParser.with(bytes, { p in Self(parser: &p) }) else { return nil }
-        self = peek
-    }
-
-    private init?(parser p: inout JSONParser) {
-        let bytes = p.bytes
+        var p = JSONParser(bytes)
         p.skipWhitespace()
         guard p.i < bytes.count, bytes[p.i] == UInt8(ascii: "{") else { return nil }
         var seen: UInt8 = 0
@@ -102,11 +92,15 @@ package struct JSONRPCPeek: Sendable {
 
     /// `params.arguments`, parsed from `bytes` (the same bytes the peek read).
     package func arguments(in bytes: [UInt8]) -> JSONValue? {
-        argumentsRange.flatMap { JSONParser.parse(Array(bytes[$0])) }
+        bytes.withUnsafeBytes { arguments(in: $0) }
+    }
+
+    package func arguments(in bytes: UnsafeRawBufferPointer) -> JSONValue? {
+        argumentsRange.flatMap { JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[$0])) }
     }
 }
 
-extension UnsafeBufferPointer<UInt8> {
+extension UnsafeRawBufferPointer {
     /// Whether these bytes are `word`'s (a member name compared without building a string;
     /// the generic `elementsEqual` was a visible part of a peek's cost).
     fileprivate func spells(_ word: StaticString) -> Bool {

@@ -46,7 +46,15 @@ enum BodyScan {
     /// The request id of an MCP request body as JSON text (`1`, `"abc"`); nil for a notification
     /// or a body that is not one JSON object.
     static func idJSON(of body: ByteBuffer) -> String? {
-        guard let id = JSONRPCPeek(Array(body.readableBytesView))?.id, id != .null else { return nil }
+        guard let id = JSONRPCPeek(body)?.id, id != .null else { return nil }
         return String(decoding: id.encoded(), as: UTF8.self)
+    }
+}
+
+extension JSONRPCPeek {
+    /// A peek at a request's buffer, read in place (no copy of the body).
+    init?(_ body: ByteBuffer) {
+        guard let peek = body.withUnsafeReadableBytes({ JSONRPCPeek($0) }) else { return nil }
+        self = peek
     }
 }

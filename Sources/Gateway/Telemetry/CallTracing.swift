@@ -75,7 +75,7 @@ enum CallTracing {
         var method = exchange.facts?.mcp?.method
         var tool = exchange.facts?.mcp?.tool
         var id = exchange.facts?.rpcID
-        if exchange.facts == nil, let mcpBody, let peek = JSONRPCPeek(Array(mcpBody.readableBytesView)) {
+        if exchange.facts == nil, let mcpBody, let peek = JSONRPCPeek(mcpBody) {
             (method, id) = (peek.method, peek.id)
             tool = peek.method == "tools/call" || peek.method == "prompts/get" ? peek.name : nil
             exchange.traceMetaAt = MetaInsertion(peek, bodySize: mcpBody.readableBytes)
@@ -155,7 +155,7 @@ enum CallTracing {
     /// not one JSON-RPC request with an object `params`, or a `_meta` already there.
     static func withTraceMeta(_ body: ByteBuffer, traceparent: String, tracestate: String?, known: MetaInsertion? = nil) -> ByteBuffer? {
         let found: Int?? = known.map(\.paramsStart)
-        guard let start = found ?? JSONRPCPeek(Array(body.readableBytesView)).flatMap({ MetaInsertion($0, bodySize: body.readableBytes).paramsStart })
+        guard let start = found ?? JSONRPCPeek(body).flatMap({ MetaInsertion($0, bodySize: body.readableBytes).paramsStart })
         else { return nil }
         let view = body.readableBytesView
         var rest = view.startIndex + start + 1

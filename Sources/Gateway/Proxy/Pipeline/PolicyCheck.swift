@@ -90,17 +90,18 @@ extension CallFacts {
             facts.mcp = .init(method: exchange.method.rawValue)
             return facts
         }
-        // Read in place; copied out only when a rule reads the arguments (parsed from the copy).
-        let bytes = arguments ? body.map { Array($0.readableBytesView) } ?? [] : []
-        let found = arguments ? JSONRPCPeek(bytes) : body.flatMap { $0.withUnsafeReadableBytes { JSONRPCPeek($0) } }
-        guard let peek = found else {
+        // Read in place, the request's buffer borrowed (no copy of the body).
+        let found = body?.withUnsafeReadableBytes { bytes in
+            JSONRPCPeek(bytes).map { peek in (peek, arguments ? peek.arguments(in: bytes) : nil) }
+        } ?? nil
+        guard let (peek, parsedArguments) = found else {
             facts.mcp = .init(method: "")
             facts.malformed = "the body must be one JSON-RPC message (a JSON object; batches are not accepted where a policy or rate limit applies)"
             return facts
         }
         let method = peek.method ?? ""
         facts.rpcID = peek.id
-        facts.mcp = .init(method: method, tool: method == "tools/call" ? peek.name : nil, arguments: arguments ? peek.arguments(in: bytes) : nil)
+        facts.mcp = .init(method: method, tool: method == "tools/call" ? peek.name : nil, arguments: parsedArguments)
         if peek.ambiguous {
             facts.malformed = "a member the gateway judges calls by (jsonrpc, method, id, params, params.name, params.arguments) appears twice"
         }
