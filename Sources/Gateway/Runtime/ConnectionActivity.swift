@@ -133,9 +133,9 @@ final class ConnectionActivity: Sendable {
     /// A request that the gateway or the upstream failed (5xx, auth errors).
     func recordFailure(at: Date, code: String, message: String, upstream: Bool) {
         if let metrics {
-            metrics.failures.increment()
-            if upstream { metrics.upstreamErrors.increment() }
-            if code == "interaction_required" { metrics.consentPrompts.increment() }
+            metrics[.failures].increment()
+            if upstream { metrics[.upstreamErrors].increment() }
+            if code == "interaction_required" { metrics[.consentPrompts].increment() }
         }
         state.withLock {
             $0.requests += 1
@@ -147,17 +147,17 @@ final class ConnectionActivity: Sendable {
     }
 
     func recordStepUp() {
-        metrics?.stepUps.increment()
+        metrics?[.stepUps].increment()
         state.withLock { $0.stepUps += 1 }
     }
 
     func recordDenied() {
-        metrics?.policyDenials.increment()
+        metrics?[.policyDenials].increment()
         state.withLock { $0.denied += 1 }
     }
 
     func recordRateLimited() {
-        metrics?.rateLimited.increment()
+        metrics?[.rateLimited].increment()
         state.withLock { $0.rateLimited += 1 }
     }
 

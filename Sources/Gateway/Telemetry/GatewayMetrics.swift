@@ -47,26 +47,9 @@ final class GatewayMetrics: Sendable {
 final class ConnectionMetrics: Sendable {
     let name: String
     private let factory: any MetricsFactory
-    let failures: ConnectionCounter
-    let upstreamErrors: ConnectionCounter
-    let stepUps: ConnectionCounter
-    let consentPrompts: ConnectionCounter
-    let policyDenials: ConnectionCounter
-    let rateLimited: ConnectionCounter
-    let cacheHits: ConnectionCounter
-    let cacheMisses: ConnectionCounter
-
-    /// The counters' families as `/metrics` shows them: name, help, a further label, the counter.
-    static let counterFamilies: [(name: String, help: String, label: (String, String)?, counter: @Sendable (ConnectionMetrics) -> ConnectionCounter)] = [
-        ("switchboard_failures_total", "Calls that failed (5xx and authorization errors).", nil, \.failures),
-        ("switchboard_upstream_errors_total", "Failed calls the upstream caused.", nil, \.upstreamErrors),
-        ("switchboard_step_ups_total", "Scope step-ups.", nil, \.stepUps),
-        ("switchboard_consent_prompts_total", "Calls answered interaction_required.", nil, \.consentPrompts),
-        ("switchboard_policy_denials_total", "Calls refused by a policy rule.", nil, \.policyDenials),
-        ("switchboard_rate_limited_total", "Calls refused by a rate limit.", nil, \.rateLimited),
-        ("switchboard_credential_cache_lookups_total", "Credential cache lookups.", ("result", "hit"), \.cacheHits),
-        ("switchboard_credential_cache_lookups_total", "Credential cache lookups.", ("result", "miss"), \.cacheMisses),
-    ]
+    /// The counters, in ``ConnectionCounter/Kind``'s order.
+    private let counters: [ConnectionCounter]
+    subscript(_ kind: ConnectionCounter.Kind) -> ConnectionCounter { counters[kind.rawValue] }
 
     /// A count and a duration histogram with the same labels.
     private struct Timed: Sendable {
@@ -103,19 +86,11 @@ final class ConnectionMetrics: Sendable {
     init(name: String, factory: any MetricsFactory, alsoTo other: (any MetricsFactory)? = nil) {
         self.name = name
         self.factory = factory
-        func counter(_ label: String, _ more: [(String, String)] = []) -> ConnectionCounter {
+        counters = ConnectionCounter.Kind.allCases.map { kind in
             guard let other else { return ConnectionCounter() }
-            let dimensions = [("connection", name)] + more
-            return ConnectionCounter { Counter(label: label, dimensions: dimensions, factory: other) }
+            let dimensions = [("connection", name)] + (kind.label.map { [$0] } ?? [])
+            return ConnectionCounter { Counter(label: kind.family, dimensions: dimensions, factory: other) }
         }
-        failures = counter("switchboard_failures_total")
-        upstreamErrors = counter("switchboard_upstream_errors_total")
-        stepUps = counter("switchboard_step_ups_total")
-        consentPrompts = counter("switchboard_consent_prompts_total")
-        policyDenials = counter("switchboard_policy_denials_total")
-        rateLimited = counter("switchboard_rate_limited_total")
-        cacheHits = counter("switchboard_credential_cache_lookups_total", [("result", "hit")])
-        cacheMisses = counter("switchboard_credential_cache_lookups_total", [("result", "miss")])
     }
 
     /// The HTTP methods a label may name; anything else is `other` (a caller chooses the method).
@@ -146,6 +121,44 @@ final class ConnectionMetrics: Sendable {
 /// a second backend (OTLP) when one is configured — that series made on the first increment:
 /// made at start, 80,000 of them for 10,000 connections held the start back 22 s.
 final class ConnectionCounter: Sendable {
+    /// Each counter a connection has: its family's name and help in the exposition, and a
+    /// further label (the cache lookups' result).
+    enum Kind: Int, CaseIterable {
+        case failures, upstreamErrors, stepUps, consentPrompts, policyDenials, rateLimited, cacheHits, cacheMisses
+
+        var family: String {
+            switch self {
+            case .failures: "switchboard_failures_total"
+            case .upstreamErrors: "switchboard_upstream_errors_total"
+            case .stepUps: "switchboard_step_ups_total"
+            case .consentPrompts: "switchboard_consent_prompts_total"
+            case .policyDenials: "switchboard_policy_denials_total"
+            case .rateLimited: "switchboard_rate_limited_total"
+            case .cacheHits, .cacheMisses: "switchboard_credential_cache_lookups_total"
+            }
+        }
+
+        var help: String {
+            switch self {
+            case .failures: "Calls that failed (5xx and authorization errors)."
+            case .upstreamErrors: "Failed calls the upstream caused."
+            case .stepUps: "Scope step-ups."
+            case .consentPrompts: "Calls answered interaction_required."
+            case .policyDenials: "Calls refused by a policy rule."
+            case .rateLimited: "Calls refused by a rate limit."
+            case .cacheHits, .cacheMisses: "Credential cache lookups."
+            }
+        }
+
+        var label: (String, String)? {
+            switch self {
+            case .cacheHits: ("result", "hit")
+            case .cacheMisses: ("result", "miss")
+            default: nil
+            }
+        }
+    }
+
     private let count = Atomic<Int>(0)
     private let other = Mutex<Counter?>(nil)
     private let make: (@Sendable () -> Counter)?

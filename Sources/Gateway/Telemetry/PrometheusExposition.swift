@@ -38,33 +38,28 @@ final class PrometheusExposition: Sendable {
             poolWaiting.set(Int64(usage.waiting))
         }
         var text = registry.emitToBuffer()
-        let labels = connections.map { Self.labelValue($0.name) }
+        // Label values as they are: connection names are a-z, 0-9, '-' and '_' (ConnectionName),
+        // nothing the text format escapes.
         var family = ""
-        func line(_ name: String, help: String, type: String, connection i: Int, _ label: (String, String)?, _ value: Int) {
+        func line(_ name: String, help: String, type: String, connection: String, _ label: (String, String)?, _ value: Int) {
             if family != name {
                 family = name
                 text.append(contentsOf: "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n".utf8)
             }
             let more = label.map { ",\($0.0)=\"\($0.1)\"" } ?? ""
-            text.append(contentsOf: "\(name){connection=\"\(labels[i])\"\(more)} \(value)\n".utf8)
+            text.append(contentsOf: "\(name){connection=\"\(connection)\"\(more)} \(value)\n".utf8)
         }
-        for (i, c) in connections.enumerated() {
-            line("switchboard_connection_live", help: "1 when the connection is LIVE.", type: "gauge", connection: i, nil, c.live ? 1 : 0)
+        for c in connections {
+            line("switchboard_connection_live", help: "1 when the connection is LIVE.", type: "gauge", connection: c.name, nil, c.live ? 1 : 0)
         }
-        // A family's lines come together, as the format asks (the table lists hit, then miss).
-        for f in ConnectionMetrics.counterFamilies {
-            for (i, c) in connections.enumerated() {
+        // A family's lines come together, as the format asks (Kind lists hit, then miss).
+        for kind in ConnectionCounter.Kind.allCases {
+            for c in connections {
                 guard let m = c.metrics else { continue }
-                line(f.name, help: f.help, type: "counter", connection: i, f.label, f.counter(m).value)
+                line(kind.family, help: kind.help, type: "counter", connection: c.name, kind.label, m[kind].value)
             }
         }
         return text
-    }
-
-    /// A label value as the text format writes it: `\`, `"` and newlines escaped.
-    static func labelValue(_ s: String) -> String {
-        guard s.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return s }
-        return s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// A gauge by its whole name (the descriptor's parts are not how these names were chosen).

@@ -39,7 +39,7 @@ enum CredentialResolver {
         guard let key = key(strategy, caller: caller, scopes: connection.scopes(for: caller.userKey)),
               case .inject(let credential)? = connection.credentials.value(forKey: key)
         else { return nil }  // the async driver asks again, and counts the lookup
-        connection.activity.metrics?.cacheHits.increment()
+        connection.activity.metrics?[.cacheHits].increment()
         return credential
     }
 
@@ -80,7 +80,7 @@ enum CredentialResolver {
         }
         if metrics != nil || span != nil {  // a hit: a credential was there when asked (joining another call's exchange is a miss)
             let hit = connection.credentials.value(forKey: key) != nil
-            (hit ? metrics?.cacheHits : metrics?.cacheMisses)?.increment()
+            (hit ? metrics?[.cacheHits] : metrics?[.cacheMisses])?.increment()
             span?.attributes["switchboard.cache"] = hit ? "hit" : "miss"
         }
         do {
