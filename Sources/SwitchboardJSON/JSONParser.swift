@@ -97,6 +97,16 @@ struct JSONParser {
         }
     }
 
+    /// `bytes[range]` as a string; nil when it is not UTF-8. ASCII (nearly every member a call is
+    /// judged by) is built by `String(decoding:)`, which needs no check: `String(validating:as:)`
+    /// looked up generic metadata at run time on every call (its `_validate` is not specialized),
+    /// most of the cost of a short string.
+    func text(_ range: Range<Int>) -> String? {
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
+        for b in slice where b >= 0x80 { return String(validating: slice, as: UTF8.self) }
+        return String(decoding: slice, as: UTF8.self)
+    }
+
     /// A string token (at its opening quote).
     mutating func string() -> String? {
         i += 1  // "
@@ -106,7 +116,7 @@ struct JSONParser {
             let b = bytes[i]
             if b == UInt8(ascii: "\"") {
                 defer { i += 1 }
-                return String(validating: bytes[start..<i], as: UTF8.self)
+                return text(start..<i)
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { return nil }
@@ -202,7 +212,8 @@ struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
             guard digits() > 0 else { return nil }
         }
-        guard let text = String(validating: bytes[start..<i], as: UTF8.self), let d = Double(text), d.isFinite else { return nil }
+        // ASCII by construction (digits, sign, point, exponent): no UTF-8 to check.
+        guard let d = Double(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)), d.isFinite else { return nil }
         return .number(d)
     }
 }

@@ -129,6 +129,26 @@ def test_records_match_the_calls_one_to_one_and_hold_no_secret(audited):
     assert card["counts"]["denied"] >= 1, card["counts"]
 
 
+def test_a_call_no_step_reads_is_recorded_with_its_method_and_tool(audited):
+    """Without a policy or a rate limit nothing on the way reads the body: the record still names
+    the MCP method and tool (read from the body when the record is made), arguments kept too."""
+    system, _, _, db = audited
+    governed = system.config_path.read_text()
+    assert POLICY in governed
+    system.apply_config(governed.replace(POLICY, ""))
+    try:
+        start = time.time()
+        answers = mcp_session(system.mcp_url("todo0"), system.alice_id_token, [("get-todos", {}), ("create-todo", {"title": "plain"})])
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        time.sleep(0.5)  # the writer's batch interval is 100 ms
+        records = [r for r in audit_cli(db, "--since", str(start)) if r["connection"] == "todo0"][::-1]
+    finally:
+        system.apply_config(governed)
+    assert [r.get("mcp_method") for r in records] == ["initialize", "notifications/initialized", "tools/call", "tools/call", "DELETE"], records
+    assert [r.get("tool") for r in records if r.get("mcp_method") == "tools/call"] == ["get-todos", "create-todo"], records
+    assert [json.loads(r["arguments"]) for r in records if r.get("mcp_method") == "tools/call"] == [{}, {"title": "<redacted>"}], records
+
+
 def test_records_of_answered_calls_survive_a_kill_9(audited):
     system, _, _, db = audited
     start = time.time()

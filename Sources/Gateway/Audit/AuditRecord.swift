@@ -35,10 +35,11 @@ public struct AuditRecord: Sendable, Codable, Equatable {
     /// The writer's number for this record: its id is the process's prefix and this, in hex
     /// (made into text only where it is written, not per record).
     var serial: UInt64 = 0
-    /// An MCP call's body, copied by the request path for the writer to read the method and tool
-    /// from (parsing off the request path); never stored. A copy, not the request's buffer: that
-    /// is a slice of the connection's receive buffer, and holding it until the writer runs (up
-    /// to 100 ms) kept NIO from reusing that buffer — a fresh one allocated for every read.
+    /// A `tools/call` body whose arguments the connection keeps (`audit.arguments`) and no step
+    /// parsed: copied by the request path for the writer to parse them (off the request path);
+    /// never stored. A copy, not the request's buffer: that is a slice of the connection's
+    /// receive buffer, and holding it until the writer runs (up to 100 ms) kept NIO from reusing
+    /// that buffer — a fresh one allocated for every read.
     var body: [UInt8]?
     /// The arguments as the pipeline read them, and the fields to redact (nil: not kept).
     var argumentsValue: JSONValue?
@@ -65,17 +66,13 @@ public struct AuditRecord: Sendable, Codable, Equatable {
         (self.status, self.error, self.durationMS, self.stepUps, self.consentNeeded, self.via) = (status, error, durationMS, stepUps, consentNeeded, via)
     }
 
-    /// Fills in what the request path left to the writer: its serial (the id), and an MCP call's
-    /// method and tool read from its body.
+    /// Fills in what the request path left to the writer: its serial (the id), and the arguments
+    /// of a `tools/call` whose body it copied.
     mutating func complete(serial: UInt64) {
         self.serial = serial
         if let bytes = body {
             self.body = nil
-            if let peek = JSONRPCPeek(bytes) {
-                if mcpMethod == nil || mcpMethod == "" { mcpMethod = peek.method }
-                if tool == nil, mcpMethod == "tools/call" { tool = peek.name }
-                if redacting != nil, argumentsValue == nil, mcpMethod == "tools/call" { argumentsValue = peek.arguments(in: bytes) }
-            }
+            if redacting != nil, argumentsValue == nil { argumentsValue = JSONRPCPeek(bytes).flatMap { $0.arguments(in: bytes) } }
         }
         if let redacting, let value = argumentsValue {
             arguments = String(decoding: Self.redact(value, redacting).encoded(), as: UTF8.self)

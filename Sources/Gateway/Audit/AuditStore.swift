@@ -50,10 +50,7 @@ public final class AuditStore: Sendable {
             // A chunk's text goes into one byte arena bound in place (SQLITE_STATIC): SQLite's
             // copy of each bound string (SQLITE_TRANSIENT) was one malloc per text column per row,
             // most of the writer's allocations.
-            var arena: [UInt8] = []
-            var slots: [(offset: Int, count: Int)?] = []
-            arena.reserveCapacity(32 * 256)
-            slots.reserveCapacity(32 * Self.textColumns)
+            var text = RowText()
             var rest = records[...]
             while !rest.isEmpty {
                 let chunk = rest.prefix(32)
@@ -68,44 +65,28 @@ public final class AuditStore: Sendable {
                     statements[chunk.count] = made
                     statement = made
                 }
-                arena.removeAll(keepingCapacity: true)
-                slots.removeAll(keepingCapacity: true)
-                func keep(_ value: String?) {
-                    guard var value else { slots.append(nil); return }
-                    let offset = arena.count
-                    value.withUTF8 { arena.append(contentsOf: $0) }
-                    slots.append((offset, arena.count - offset))
-                }
+                text.removeAll()
                 // Fields read through the array, never a record copied whole (a copy retains and
                 // releases every one of its strings: a visible part of the writer's time).
                 for i in chunk.indices {  // the text columns, in insertSQL's order
                     if records[i].requestID.isEmpty {
-                        let offset = arena.count
-                        arena.append(contentsOf: idPrefix.utf8)
-                        Self.appendHex(records[i].serial, to: &arena)
-                        slots.append((offset, arena.count - offset))
+                        text.keepID(prefix: idPrefix, serial: records[i].serial)
                     } else {
-                        keep(records[i].requestID)
+                        text.keep(records[i].requestID)
                     }
-                    keep(records[i].sub); keep(records[i].email); keep(records[i].connection); keep(records[i].kind); keep(records[i].mcpMethod)
-                    keep(records[i].tool); keep(records[i].restMethod); keep(records[i].path); keep(records[i].decision); keep(records[i].rule)
-                    keep(records[i].error); keep(records[i].via); keep(records[i].arguments)
+                    text.keep(records[i].sub); text.keep(records[i].email); text.keep(records[i].connection); text.keep(records[i].kind)
+                    text.keep(records[i].mcpMethod); text.keep(records[i].tool); text.keep(records[i].restMethod); text.keep(records[i].path)
+                    text.keep(records[i].decision); text.keep(records[i].rule); text.keep(records[i].error); text.keep(records[i].via)
+                    text.keep(records[i].arguments)
                 }
-                let code = arena.withUnsafeBufferPointer { bytes -> CInt in
-                    var index: CInt = 0
-                    var slot = 0
-                    func text() {
-                        index += 1
-                        defer { slot += 1 }
-                        guard let s = slots[slot] else { sqlite3_bind_null(statement, index); return }
-                        sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress! + s.offset).assumingMemoryBound(to: CChar.self), CInt(s.count), Self.static)
-                    }
-                    func number(_ value: Double) { index += 1; sqlite3_bind_double(statement, index, value) }
-                    func integer(_ value: Int) { index += 1; sqlite3_bind_int64(statement, index, Int64(value)) }
+                let slots = text.slots
+                let code = text.arena.withUnsafeBufferPointer { bytes -> CInt in
+                    var bind = Binder(statement: statement, bytes: bytes, slots: slots)
                     for i in chunk.indices {  // in insertSQL's column order
-                        number(records[i].time); text(); text(); text(); text(); text(); text()
-                        text(); text(); text(); text(); text(); integer(records[i].status); text()
-                        number(records[i].durationMS); integer(records[i].stepUps); integer(records[i].consentNeeded ? 1 : 0); text(); text()
+                        bind.number(records[i].time); bind.text(); bind.text(); bind.text(); bind.text(); bind.text(); bind.text()
+                        bind.text(); bind.text(); bind.text(); bind.text(); bind.text(); bind.integer(records[i].status); bind.text()
+                        bind.number(records[i].durationMS); bind.integer(records[i].stepUps); bind.integer(records[i].consentNeeded ? 1 : 0)
+                        bind.text(); bind.text()
                     }
                     let code = sqlite3_step(statement)
                     sqlite3_reset(statement)
@@ -120,6 +101,58 @@ public final class AuditStore: Sendable {
     /// The text columns per row (`slots` per record in ``insert(_:idPrefix:)``).
     static let textColumns = 14
 
+    /// A chunk's text columns: their bytes one after another in `arena`, and where each is (nil:
+    /// NULL). A struct with mutating methods, not local functions over captured variables: those
+    /// were checked for exclusive access at run time on every append (8 % of the writer's time).
+    struct RowText {
+        var arena: [UInt8] = []
+        var slots: [(offset: Int, count: Int)?] = []
+
+        init() {
+            arena.reserveCapacity(32 * 256)
+            slots.reserveCapacity(32 * AuditStore.textColumns)
+        }
+
+        mutating func removeAll() {
+            arena.removeAll(keepingCapacity: true)
+            slots.removeAll(keepingCapacity: true)
+        }
+
+        mutating func keep(_ value: String?) {
+            guard let value else { slots.append(nil); return }
+            let offset = arena.count
+            arena.append(contentsOf: value.utf8)
+            slots.append((offset, arena.count - offset))
+        }
+
+        /// A record id: the process's prefix and the record's serial in hex.
+        mutating func keepID(prefix: String, serial: UInt64) {
+            let offset = arena.count
+            arena.append(contentsOf: prefix.utf8)
+            AuditStore.appendHex(serial, to: &arena)
+            slots.append((offset, arena.count - offset))
+        }
+    }
+
+    /// Binds one statement's parameters in order: numbers as given, text from the arena's slots.
+    struct Binder {
+        let statement: OpaquePointer
+        let bytes: UnsafeBufferPointer<UInt8>
+        let slots: [(offset: Int, count: Int)?]
+        var index: CInt = 0
+        var slot = 0
+
+        mutating func text() {
+            index += 1
+            defer { slot += 1 }
+            guard let s = slots[slot] else { sqlite3_bind_null(statement, index); return }
+            sqlite3_bind_text(statement, index, UnsafeRawPointer(bytes.baseAddress! + s.offset).assumingMemoryBound(to: CChar.self), CInt(s.count), AuditStore.static)
+        }
+
+        mutating func number(_ value: Double) { index += 1; sqlite3_bind_double(statement, index, value) }
+        mutating func integer(_ value: Int) { index += 1; sqlite3_bind_int64(statement, index, Int64(value)) }
+    }
+
     static func appendHex(_ value: UInt64, to bytes: inout [UInt8]) {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)
         var shift = 60
@@ -131,7 +164,7 @@ public final class AuditStore: Sendable {
     }
 
     /// The arena outlives each statement's step (bindings are cleared before it goes).
-    private static let `static` = unsafeBitCast(OpaquePointer(bitPattern: 0), to: sqlite3_destructor_type.self)
+    fileprivate static let `static` = unsafeBitCast(OpaquePointer(bitPattern: 0), to: sqlite3_destructor_type.self)
 
     static func insertSQL(rows: Int) -> String {
         let row = "(" + Array(repeating: "?", count: 19).joined(separator: ", ") + ")"
