@@ -97,30 +97,51 @@ struct JSONParser {
         }
     }
 
+    /// What a string token holds, scanned once (at its opening quote).
+    enum StringScan {
+        /// No escape: the bytes between the quotes are the string (`ascii`: no byte ≥ 0x80, so
+        /// nothing left to check). The parser is past the closing quote.
+        case plain(Range<Int>, ascii: Bool)
+        /// An escape at `at` (the parser has not moved).
+        case escaped(at: Int)
+        /// A control character, or no closing quote.
+        case invalid
+    }
+
+    func scanString() -> StringScan {
+        var j = i + 1
+        var ascii = true
+        while j < bytes.count {
+            let b = bytes[j]
+            if b == UInt8(ascii: "\"") { return .plain((i + 1)..<j, ascii: ascii) }
+            if b == UInt8(ascii: "\\") { return .escaped(at: j) }
+            if b < 0x20 { return .invalid }
+            if b >= 0x80 { ascii = false }
+            j += 1
+        }
+        return .invalid
+    }
+
     /// `bytes[range]` as a string; nil when it is not UTF-8. ASCII (nearly every member a call is
     /// judged by) is built by `String(decoding:)`, which needs no check: `String(validating:as:)`
     /// looked up generic metadata at run time on every call (its `_validate` is not specialized),
     /// most of the cost of a short string.
-    func text(_ range: Range<Int>) -> String? {
+    func text(_ range: Range<Int>, ascii: Bool) -> String? {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
-        for b in slice where b >= 0x80 { return String(validating: slice, as: UTF8.self) }
-        return String(decoding: slice, as: UTF8.self)
+        return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
     }
 
     /// A string token (at its opening quote).
     mutating func string() -> String? {
-        i += 1  // "
-        let start = i
-        // The common case: no escapes, so the bytes are the string (validated as UTF-8).
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == UInt8(ascii: "\"") {
-                defer { i += 1 }
-                return text(start..<i)
-            }
-            if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { return nil }
-            i += 1
+        let start = i + 1
+        switch scanString() {
+        case .plain(let range, let ascii):  // the common case: the bytes are the string
+            i = range.upperBound + 1
+            return text(range, ascii: ascii)
+        case .invalid:
+            return nil
+        case .escaped(let at):
+            i = at
         }
         var out = Array(bytes[start..<i])
         while i < bytes.count {
@@ -287,32 +308,29 @@ extension JSONParser {
     /// A key's UTF-8 (at its opening quote): the bytes themselves when it has no escapes (no
     /// string is built for the keys a peek compares), else the decoded string's.
     private mutating func keyToken() -> Key? {
-        let start = i
-        guard skipString() else { return nil }
-        let range = (start + 1)..<(i - 1)
-        guard bytes[range].contains(UInt8(ascii: "\\")) else { return .raw(range) }
-        i = start
-        return string().map { .decoded(Array($0.utf8)) }
+        switch scanString() {
+        case .plain(let range, let ascii):
+            guard ascii || text(range, ascii: false) != nil else { return nil }
+            i = range.upperBound + 1
+            return .raw(range)
+        case .invalid:
+            return nil
+        case .escaped:
+            return string().map { .decoded(Array($0.utf8)) }
+        }
     }
 
     /// A string token checked without building it when it has no escapes (the common case).
     private mutating func skipString() -> Bool {
-        let start = i
-        i += 1
-        var ascii = true
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == UInt8(ascii: "\"") {
-                i += 1
-                // Non-ASCII bytes must still be UTF-8: checked by building the string then only.
-                return ascii || String(validating: bytes[(start + 1)..<(i - 1)], as: UTF8.self) != nil
-            }
-            if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { return false }
-            if b >= 0x80 { ascii = false }
-            i += 1
+        switch scanString() {
+        case .plain(let range, let ascii):
+            i = range.upperBound + 1
+            // Non-ASCII bytes must still be UTF-8: checked by building the string then only.
+            return ascii || text(range, ascii: false) != nil
+        case .invalid:
+            return false
+        case .escaped:
+            return string() != nil
         }
-        i = start
-        return string() != nil
     }
 }

@@ -49,8 +49,17 @@ package struct JSONRPCPeek: Sendable {
             seen |= bit
             switch bit {
             case 1, 2:
-                guard let v = p.value(depth: 1) else { return false }
-                if bit == 1 { self.jsonrpc = v.string } else { self.method = v.string }
+                // A string read as one (no JSONValue around it); any other value is checked and skipped.
+                p.skipWhitespace()
+                let text: String?
+                if p.i < bytes.count, bytes[p.i] == UInt8(ascii: "\"") {
+                    guard let s = p.string() else { return false }
+                    text = s
+                } else {
+                    guard p.skip(depth: 1) else { return false }
+                    text = nil
+                }
+                if bit == 1 { self.jsonrpc = text } else { self.method = text }
                 return true
             case 4:
                 guard let v = p.value(depth: 1) else { return false }
@@ -68,9 +77,15 @@ package struct JSONRPCPeek: Sendable {
                         inner |= 1
                         p.skipWhitespace()
                         let start = p.i
-                        guard let v = p.value(depth: 2) else { return false }
-                        self.name = v.string
-                        self.nameRange = v.string == nil ? nil : start..<p.i
+                        if p.i < bytes.count, bytes[p.i] == UInt8(ascii: "\"") {
+                            guard let s = p.string() else { return false }
+                            self.name = s
+                            self.nameRange = start..<p.i
+                        } else {
+                            guard p.skip(depth: 2) else { return false }
+                            self.name = nil
+                            self.nameRange = nil
+                        }
                         return true
                     } else if key.spells("arguments") {
                         if inner & 2 != 0 { self.ambiguous = true }

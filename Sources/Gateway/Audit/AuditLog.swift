@@ -72,10 +72,12 @@ final class AuditLog: Service, Sendable {
     }
 
     /// Hands a record to the writer: a lock and an append (a full buffer drops it and says so).
-    func record(_ r: AuditRecord) {
+    /// The record is moved in, not copied (a copy retains, and its drop releases, each of its strings).
+    func record(_ r: consuming AuditRecord) {
+        var moving: AuditRecord? = consume r
         let kept = pending.withLock { p -> Bool in
             guard p.count < Self.maxPending else { return false }
-            p.append(r)
+            p.append(moving.take()!)
             return true
         }
         if !kept { dropped.add(1, ordering: .relaxed) }
