@@ -40,6 +40,24 @@ struct UnitAuditStoreTests {
         #expect(kept.count == 50 && kept.first?.requestID == "r100" && kept.last?.requestID == "r51", "the newest 50 within the age")
     }
 
+    /// The writer prunes with every batch, in its transaction: the trail never holds more than
+    /// `maxRecords` after a batch, and what ages out goes with the next one.
+    @Test func eachBatchPrunesWhatTheTrailNoLongerKeeps() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(path: dir + "/audit.sqlite")
+        let now = Date().timeIntervalSince1970
+        for batch in 0..<3 {
+            try store.insert((0..<40).map { Self.record(batch * 40 + $0, time: now - 1000 + Double(batch * 40 + $0)) },
+                             retention: .init(cutoff: now - 2000, maxRecords: 50))
+            let kept = try store.query(AuditQuery(limit: 1000))
+            #expect(kept.count == min(50, (batch + 1) * 40) && kept.first?.requestID == "r\(batch * 40 + 39)", "batch \(batch): \(kept.count)")
+        }
+        #expect(try store.query(AuditQuery(limit: 1000)).last?.requestID == "r70", "the newest 50: r70 to r119")
+        try store.insert([Self.record(120, time: now)], retention: .init(cutoff: now - 1000 + 100, maxRecords: 50))
+        #expect(try store.query(AuditQuery(limit: 1000)).map(\.requestID) == ["r120"] + (100..<120).reversed().map { "r\($0)" }, "r70 to r99 aged out")
+    }
+
     /// A record the writer numbered (no request id of its own) is stored with the process's
     /// prefix and its serial in hex — text made only in the store's arena.
     @Test func writerNumberedRecordsGetThePrefixAndSerial() throws {

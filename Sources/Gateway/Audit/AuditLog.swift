@@ -110,7 +110,16 @@ final class AuditLog: Service, Sendable {
             }
             let lost = dropped.exchange(0, ordering: .relaxed)
             if lost > 0 { logger.warning("audit buffer full: records dropped", metadata: ["count": "\(lost)"]) }
-            guard !batch.isEmpty else { return }
+            let retention = AuditStore.Retention(
+                cutoff: Date().timeIntervalSince1970 - Double(settings.retention.components.seconds), maxRecords: settings.maxRecords)
+            guard !batch.isEmpty else {
+                // Idle: records still age out (each batch prunes as it writes).
+                if ContinuousClock.now - lastPrune > .seconds(60), let store = currentStore {
+                    lastPrune = .now
+                    try? store.prune(olderThan: retention.cutoff, maxRecords: retention.maxRecords)
+                }
+                return
+            }
             for i in batch.indices {
                 serial += 1
                 batch[i].complete(serial: serial)
@@ -118,7 +127,8 @@ final class AuditLog: Service, Sendable {
             reopenIfRemoved()  // one stat per batch (at most ten a second)
             let store = currentStore
             do {
-                try store?.insert(batch, idPrefix: idPrefix)
+                try store?.insert(batch, idPrefix: idPrefix, retention: retention)
+                lastPrune = .now
             } catch {
                 logger.error("audit records could not be written", metadata: ["count": "\(batch.count)", "error": "\(error)"])
             }
@@ -140,11 +150,6 @@ final class AuditLog: Service, Sendable {
                         jsonlFailures = 0
                     }
                 }
-            }
-            if ContinuousClock.now - lastPrune > .seconds(60), let store {
-                lastPrune = .now
-                let cutoff = Date().timeIntervalSince1970 - Double(settings.retention.components.seconds)
-                try? store.prune(olderThan: cutoff, maxRecords: settings.maxRecords)
             }
         }
         // Every interval, what arrived is written at once; at shutdown, the rest.

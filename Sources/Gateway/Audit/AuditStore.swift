@@ -35,8 +35,15 @@ public final class AuditStore: Sendable {
         }
     }
 
+    /// What the trail keeps: records newer than `cutoff` (seconds since 1970), at most `maxRecords`.
+    struct Retention: Sendable {
+        var cutoff: Double
+        var maxRecords: Int
+    }
+
     /// Writes `records`; one whose `requestID` is empty gets `idPrefix` and its `serial` in hex.
-    func insert(_ records: [AuditRecord], idPrefix: String = "") throws {
+    /// With `retention`, the records it no longer keeps are dropped in the same transaction.
+    func insert(_ records: [AuditRecord], idPrefix: String = "", retention: Retention? = nil) throws {
         try pool.write { db in
             // Up to 32 rows per statement, bound through SQLite's own API: GRDB's arguments box
             // each value in an existential and convert it again, which was most of the writer's
@@ -95,6 +102,8 @@ public final class AuditStore: Sendable {
                 }
                 guard code == SQLITE_DONE else { throw fail(code) }
             }
+            // A failed prune (a statement rolled back alone) must not take the batch with it.
+            if let retention { try? Self.prune(db, retention) }
         }
     }
 
@@ -175,16 +184,23 @@ public final class AuditStore: Sendable {
             """
     }
 
-    /// Drops the records before the first one at or after `cutoff` (seconds since 1970; rows are
-    /// in time order, give or take the few milliseconds between two event loops), then the
-    /// oldest beyond `maxRecords`. Reads only the rows it drops and one more.
+    /// Drops the records older than `cutoff` (seconds since 1970), then the oldest beyond `maxRecords`.
     func prune(olderThan cutoff: Double, maxRecords: Int) throws {
-        try pool.write { db in
-            try db.execute(sql: """
-                DELETE FROM audit WHERE id < coalesce((SELECT id FROM audit WHERE time >= ? ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM audit))
-                """, arguments: [cutoff])
-            try db.execute(sql: "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)", arguments: [maxRecords])
-        }
+        try pool.write { db in try Self.prune(db, Retention(cutoff: cutoff, maxRecords: maxRecords)) }
+    }
+
+    /// Rows are appended in id order (give or take the few milliseconds between two event loops)
+    /// and only the oldest are ever dropped, so the ids have no gaps: the newest `maxRecords` are
+    /// those above max(id) − maxRecords, and the records past their age are a prefix. Each
+    /// statement reads only the rows it drops and one more — run with every batch, pruning costs
+    /// what it drops as it goes. (Once a minute, with `OFFSET maxRecords`, it walked up to a
+    /// million rows, then dropped a minute of calls at once: seconds of the writer's CPU and disk,
+    /// landing on whatever the gateway was doing then.)
+    static func prune(_ db: Database, _ retention: Retention) throws {
+        try db.execute(sql: "DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?", arguments: [retention.maxRecords])
+        try db.execute(sql: """
+            DELETE FROM audit WHERE id < coalesce((SELECT id FROM audit WHERE time >= ? ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM audit))
+            """, arguments: [retention.cutoff])
     }
 
     /// Newest first.
