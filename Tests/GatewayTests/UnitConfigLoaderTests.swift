@@ -949,6 +949,17 @@ struct UnitRateLimitTests {
         #expect(abs(r.retryAfter - 3599.5) < 0.001, "\(r)")
     }
 
+    /// A full table forgets only buckets that are full again: a caller over its limit stays
+    /// refused however many other keys arrive.
+    @Test func aFullTableForgetsOnlyBucketsThatAreFullAgain() {
+        let limiter = RateLimiter(capacity: 4)
+        for _ in 0..<3 { _ = limiter.take(Self.limit, key: .init(limit: "busy"), now: 1000) }
+        for i in 0..<10 { _ = limiter.take(Self.limit, key: .init(limit: "k\(i)"), now: 1000 + Double(i) / 2) }
+        // The table filled (it prunes at each new key); the busy bucket, due again at 1020, was kept.
+        if case .success = limiter.take(Self.limit, key: .init(limit: "busy"), now: 1010) { Issue.record("the busy bucket was forgotten") }
+        if case .failure = limiter.take(Self.limit, key: .init(limit: "busy"), now: 1020) { Issue.record("20 s later one more") }
+    }
+
     /// The caller's side of the gateway is always timed (issue 20): nginx-like defaults, no
     /// zero, and the keys are gateway-wide (a per-connection one is an error, not ignored).
     @Test func inboundTimeoutsAndConnectionCap() throws {

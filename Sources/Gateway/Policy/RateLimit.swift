@@ -69,21 +69,26 @@ final class RateLimiter: Sendable {
 
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
+    /// GCRA for one bucket: `tat` is its theoretical arrival time, moved on when the call is admitted.
+    private static func step(_ tat: inout Int64, now: Int64, emission t: Int64, tau: Int64, limit: RateLimit) -> Result<Admitted, Refusal> {
+        let next = max(tat, now) + t
+        let allowAt = next - tau
+        if now < allowAt {
+            return .failure(Refusal(limit: limit.name, retryAfter: Double(allowAt - now) / 1e9, words: limit.words))
+        }
+        tat = next
+        return .success(Admitted(limit: limit.burst, remaining: Int((now - allowAt) / t), reset: Double(next - now) / 1e9))
+    }
+
     /// Takes one call for `key` under `limit` at `now` (seconds, monotonic).
     func take(_ limit: RateLimit, key: Key, now seconds: Double) -> Result<Admitted, Refusal> {
         let now = Int64((seconds * 1e9).rounded())
         let t = limit.emissionNanoseconds
         let tau = Int64(limit.burst) * t
         return tats.withLock { table in
-            let tat = max(table[key] ?? now, now)
-            let next = tat + t
-            let allowAt = next - tau
-            if now < allowAt {
-                return .failure(Refusal(limit: limit.name, retryAfter: Double(allowAt - now) / 1e9, words: limit.words))
-            }
-            if table.count >= capacity { table = table.filter { $0.value > now } }
-            table[key] = next
-            return .success(Admitted(limit: limit.burst, remaining: Int((now - allowAt) / t), reset: Double(next - now) / 1e9))
+            if table.count >= capacity, table[key] == nil { table = table.filter { $0.value > now } }
+            // One hash of the key per call: the bucket is read and written in place.
+            return Self.step(&table[key, default: now], now: now, emission: t, tau: tau, limit: limit)
         }
     }
 }
