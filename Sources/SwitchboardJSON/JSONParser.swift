@@ -97,12 +97,12 @@ struct JSONParser {
         }
     }
 
-    /// What a string token holds, scanned once (at its opening quote).
+    /// What a string token holds, scanned once from its opening quote (the parser does not move).
     enum StringScan {
         /// No escape: the bytes between the quotes are the string (`ascii`: no byte ≥ 0x80, so
-        /// nothing left to check). The parser is past the closing quote.
+        /// nothing left to check).
         case plain(Range<Int>, ascii: Bool)
-        /// An escape at `at` (the parser has not moved).
+        /// An escape at `at`.
         case escaped(at: Int)
         /// A control character, or no closing quote.
         case invalid
@@ -129,6 +129,14 @@ struct JSONParser {
     func text(_ range: Range<Int>, ascii: Bool) -> String? {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
         return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+    }
+
+    /// A value that is read only when it is a string: the string, `.some(nil)` for any other
+    /// value (checked and skipped), nil when the text is not JSON there.
+    mutating func stringIfString(depth: Int) -> String?? {
+        skipWhitespace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "\"") { return string().map { .some($0) } }
+        return skip(depth: depth) ? .some(nil) : nil
     }
 
     /// A string token (at its opening quote).
@@ -310,9 +318,7 @@ extension JSONParser {
     private mutating func keyToken() -> Key? {
         switch scanString() {
         case .plain(let range, let ascii):
-            guard ascii || text(range, ascii: false) != nil else { return nil }
-            i = range.upperBound + 1
-            return .raw(range)
+            return pass(range, ascii: ascii) ? .raw(range) : nil
         case .invalid:
             return nil
         case .escaped:
@@ -324,13 +330,18 @@ extension JSONParser {
     private mutating func skipString() -> Bool {
         switch scanString() {
         case .plain(let range, let ascii):
-            i = range.upperBound + 1
-            // Non-ASCII bytes must still be UTF-8: checked by building the string then only.
-            return ascii || text(range, ascii: false) != nil
+            return pass(range, ascii: ascii)
         case .invalid:
             return false
         case .escaped:
             return string() != nil
         }
+    }
+
+    /// Moves past a ``StringScan/plain(_:ascii:)`` token; whether it is UTF-8 (non-ASCII bytes are
+    /// checked by building the string then only).
+    private mutating func pass(_ range: Range<Int>, ascii: Bool) -> Bool {
+        i = range.upperBound + 1
+        return ascii || text(range, ascii: false) != nil
     }
 }

@@ -49,16 +49,7 @@ package struct JSONRPCPeek: Sendable {
             seen |= bit
             switch bit {
             case 1, 2:
-                // A string read as one (no JSONValue around it); any other value is checked and skipped.
-                p.skipWhitespace()
-                let text: String?
-                if p.i < bytes.count, bytes[p.i] == UInt8(ascii: "\"") {
-                    guard let s = p.string() else { return false }
-                    text = s
-                } else {
-                    guard p.skip(depth: 1) else { return false }
-                    text = nil
-                }
+                guard let text = p.stringIfString(depth: 1) else { return false }
                 if bit == 1 { self.jsonrpc = text } else { self.method = text }
                 return true
             case 4:
@@ -77,15 +68,9 @@ package struct JSONRPCPeek: Sendable {
                         inner |= 1
                         p.skipWhitespace()
                         let start = p.i
-                        if p.i < bytes.count, bytes[p.i] == UInt8(ascii: "\"") {
-                            guard let s = p.string() else { return false }
-                            self.name = s
-                            self.nameRange = start..<p.i
-                        } else {
-                            guard p.skip(depth: 2) else { return false }
-                            self.name = nil
-                            self.nameRange = nil
-                        }
+                        guard let name = p.stringIfString(depth: 2) else { return false }
+                        self.name = name
+                        self.nameRange = name == nil ? nil : start..<p.i
                         return true
                     } else if key.spells("arguments") {
                         if inner & 2 != 0 { self.ambiguous = true }

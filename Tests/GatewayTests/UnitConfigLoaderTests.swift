@@ -958,6 +958,9 @@ struct UnitRateLimitTests {
         // The table filled (it prunes at each new key); the busy bucket, due again at 1020, was kept.
         if case .success = limiter.take(Self.limit, key: .init(limit: "busy"), now: 1010) { Issue.record("the busy bucket was forgotten") }
         if case .failure = limiter.take(Self.limit, key: .init(limit: "busy"), now: 1020) { Issue.record("20 s later one more") }
+        // An hour on, every bucket is full again: the next new key finds the table full and empties it.
+        _ = limiter.take(Self.limit, key: .init(limit: "late"), now: 5000)
+        #expect(limiter.bucketCount == 1, "\(limiter.bucketCount) buckets kept")
     }
 
     /// The caller's side of the gateway is always timed (issue 20): nginx-like defaults, no

@@ -69,6 +69,9 @@ final class RateLimiter: Sendable {
 
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
+    /// Buckets held now (tests: what a full table forgets).
+    var bucketCount: Int { tats.withLock { $0.count } }
+
     /// GCRA for one bucket: `tat` is its theoretical arrival time, moved on when the call is admitted.
     private static func step(_ tat: inout Int64, now: Int64, emission t: Int64, tau: Int64, limit: RateLimit) -> Result<Admitted, Refusal> {
         let next = max(tat, now) + t

@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Logging
 import PluginAPI
-import SwitchboardJSON
 
 /// What a finished call leaves behind, whichever driver ran it: the connection's activity (the
 /// status panel: LIVE, failures, the user's state) and one access-log line.
@@ -72,9 +71,12 @@ struct CallRecorder: Sendable {
     /// and the outcome. Never a token or a body.
     func auditRecord(_ exchange: ProxyExchange, status: Int, error: String?) -> AuditRecord {
         let elapsed = ContinuousClock.now - exchange.started
-        // Each read once: reading a member through the optional copies the whole struct.
-        let facts = exchange.facts
-        let mcp = facts?.mcp, rest = facts?.rest
+        // What the call asked: the steps' facts, else read here by the same rule (an MCP body
+        // peeked in place while its bytes are in this core's cache; a copy for the writer to peek
+        // cost more, all told: the copy, a cross-thread free, and a peek of cold bytes).
+        let facts = exchange.facts ?? CallFacts.read(exchange, claims: [:], body: exchange.auditBody, arguments: false)
+        // Each read once (a member read through a struct copies the struct).
+        let mcp = facts.mcp, rest = facts.rest
         let caller = exchange.caller
         let isREST = exchange.target.prefix == .rest
         let decision: String
@@ -86,30 +88,17 @@ struct CallRecorder: Sendable {
         }
         var record = AuditRecord(
             time: Date().timeIntervalSince1970, requestID: "", sub: caller?.subject, email: caller?.email,
-            connection: exchange.connection.name, kind: isREST ? "rest" : "mcp", mcpMethod: mcp?.method,
-            tool: mcp?.tool, restMethod: rest?.method ?? (isREST ? exchange.method.rawValue : nil),
-            path: rest?.path ?? (isREST ? String(exchange.target.remainder) : nil), decision: decision,
+            connection: exchange.connection.name, kind: isREST ? "rest" : "mcp", mcpMethod: mcp.flatMap { $0.method.isEmpty ? nil : $0.method },
+            tool: mcp?.tool, restMethod: rest?.method, path: rest?.path, decision: decision,
             rule: exchange.refusedBy, status: status, error: error,
             durationMS: Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15, stepUps: exchange.stepUps,
             consentNeeded: error == "interaction_required", via: exchange.driver.rawValue)
         let redacting = exchange.connection.plan.auditArgumentsRedacting
         record.redacting = redacting
         record.argumentsValue = redacting == nil ? nil : mcp?.arguments
-        if !isREST, facts == nil, exchange.method != .post {
-            record.mcpMethod = exchange.method.rawValue  // a GET (the server's stream) or DELETE (the session's end), as CallFacts names it
-        } else if !isREST, facts == nil || (redacting != nil && record.argumentsValue == nil), let body = exchange.auditBody {
-            // No step read the body: its method and tool are peeked here, in place, while its bytes
-            // are still in this core's cache. (A copy for the writer to peek cost more, all told:
-            // the copy, a cross-thread free, and the writer's peek of cold bytes — a fifth of its time.)
-            body.withUnsafeReadableBytes { bytes in
-                guard let peek = JSONRPCPeek(bytes) else { return }
-                if record.mcpMethod == nil || record.mcpMethod == "" { record.mcpMethod = peek.method }
-                if record.tool == nil, record.mcpMethod == "tools/call" { record.tool = peek.name }
-            }
-            // Arguments the connection keeps are parsed by the writer, off the request path.
-            if redacting != nil, record.argumentsValue == nil, record.mcpMethod == "tools/call" {
-                record.body = Array(body.readableBytesView)
-            }
+        // Arguments the connection keeps and no step parsed are parsed by the writer, off the request path.
+        if redacting != nil, record.argumentsValue == nil, mcp?.method == "tools/call", let body = exchange.auditBody {
+            record.body = Array(body.readableBytesView)
         }
         return record
     }

@@ -35,7 +35,7 @@ enum Governance {
         let limited = !exchange.connection.plan.rateLimits.isEmpty
         guard policy != nil || limited else { return .pass(nil) }
         if exchange.target.prefix == .mcp, unreadBody { return .refuse(.unread) }
-        let facts = exchange.facts ?? CallFacts.read(exchange, caller: caller, body: body, arguments: policy?.readsArguments == true)
+        let facts = exchange.facts ?? CallFacts.read(exchange, claims: caller.claims, body: body, arguments: policy?.readsArguments == true)
         exchange.facts = facts
         if let why = facts.malformed { return .refuse(.malformed(why)) }
         var check: PolicyCheck?

@@ -79,8 +79,8 @@ extension CallFacts {
     /// What a call asks, read from the exchange and its kept body: an MCP request's method, tool
     /// and id by ``JSONRPCPeek`` (nothing else of the body is built), its arguments only when
     /// asked (a rule or the audit trail reads them).
-    static func read(_ exchange: ProxyExchange, caller: CallerIdentity, body: ByteBuffer?, arguments: Bool) -> CallFacts {
-        var facts = CallFacts(connection: exchange.connection.name, claims: caller.claims)
+    static func read(_ exchange: ProxyExchange, claims: [String: [String]], body: ByteBuffer?, arguments: Bool) -> CallFacts {
+        var facts = CallFacts(connection: exchange.connection.name, claims: claims)
         guard exchange.target.prefix == .mcp else {
             facts.rest = (exchange.method.rawValue, String(exchange.target.remainder.isEmpty ? "/" : exchange.target.remainder))
             return facts
